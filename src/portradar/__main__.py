@@ -1,0 +1,5 @@
+"""``python -m portradar`` runs the command line."""
+
+from portradar.cli.app import main
+
+main()

@@ -1,0 +1,139 @@
+"""Line-oriented readers: chunking, resumption and line numbering, shared by every text format.
+
+A text reader subclasses :class:`LineReader` and implements :meth:`LineReader.parse_lines`,
+which receives one chunk of the decompressed input as a ``uint8`` numpy array with
+the start and end offset of each line.  The chunk always ends on a line boundary,
+so every chunk is a safe point for the ingest pipeline.
+
+A final line without a newline is read as complete: ``ingest`` reads what it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO, ClassVar
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
+
+
+@numba.njit(cache=True, nogil=True)
+def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - jit
+    """Start and end (exclusive, without ``\\n`` or ``\\r``) of every line in ``buf``.
+
+    A trailing piece without a newline counts as a line.
+    """
+    n = buf.shape[0]
+    count = 0
+    for i in range(n):
+        if buf[i] == 10:
+            count += 1
+    if n > 0 and buf[n - 1] != 10:
+        count += 1
+    starts = np.empty(count, np.int64)
+    ends = np.empty(count, np.int64)
+    k = 0
+    s = 0
+    for i in range(n):
+        if buf[i] == 10:
+            e = i
+            if e > s and buf[e - 1] == 13:
+                e -= 1
+            starts[k] = s
+            ends[k] = e
+            k += 1
+            s = i + 1
+    if k < count:
+        e = n
+        if e > s and buf[e - 1] == 13:
+            e -= 1
+        starts[k] = s
+        ends[k] = e
+    return starts, ends
+
+
+def skip_to(stream: BinaryIO, offset: int) -> None:
+    """Position a stream at ``offset``, seeking when possible, reading otherwise."""
+    if offset <= 0:
+        return
+    try:
+        if stream.seekable():
+            stream.seek(offset)
+            return
+    except (AttributeError, OSError, ValueError):
+        pass
+    remaining = offset
+    while remaining > 0:
+        data = stream.read(min(remaining, 8 << 20))
+        if not data:
+            break
+        remaining -= len(data)
+
+
+class LineReader:
+    """Base class of the text readers: feeds :meth:`parse_lines` whole lines."""
+
+    name: ClassVar[str] = ""
+    unit: ClassVar[str] = "lines"
+
+    @classmethod
+    def sniff(cls, head: bytes) -> float:
+        raise NotImplementedError
+
+    def parse_lines(
+        self,
+        buf: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        first_line: int,
+        options: ReadOptions,
+        stats: ReadStats,
+    ) -> pa.RecordBatch:
+        """Turn the lines ``buf[starts[i]:ends[i]]`` into events.
+
+        ``first_line`` is the 1-based number of the first line, for messages.
+        """
+        raise NotImplementedError
+
+    def read(
+        self,
+        stream: BinaryIO,
+        *,
+        start_offset: int,
+        options: ReadOptions,
+        stats: ReadStats,
+        start_line: int = 1,
+    ) -> Iterator[ReadChunk]:
+        skip_to(stream, start_offset)
+        offset = start_offset
+        line_no = start_line
+        carry = b""
+        chunk = max(1 << 16, options.chunk_bytes)
+        while True:
+            data = stream.read(chunk)
+            eof = not data
+            if eof and not carry:
+                return
+            block = carry + data if carry else data
+            if eof:
+                cut = len(block)
+            else:
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:  # no newline yet: one very long line, keep reading
+                    carry = block
+                    continue
+            carry = block[cut:]
+            body = np.frombuffer(block, dtype=np.uint8, count=cut)
+            starts, ends = line_bounds(body)
+            n_lines = len(starts)
+            stats.records += n_lines
+            batch = self.parse_lines(body, starts, ends, line_no, options, stats)
+            stats.events += batch.num_rows
+            line_no += n_lines
+            offset += cut
+            yield ReadChunk(batch=batch, offset=offset, records=n_lines)
+            if eof:
+                return
