@@ -11,7 +11,7 @@ repeat.
 >>> format_addresses(hi, lo)
 ['192.0.2.1', '2001:db8::1', '192.0.2.1']
 >>> address_key("10.0.0.1")
-(0, 281470849220609)
+(0, 281470849515521)
 """
 
 from __future__ import annotations

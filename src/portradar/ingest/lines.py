@@ -29,8 +29,7 @@ def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no
     n = buf.shape[0]
     count = 0
     for i in range(n):
-        if buf[i] == 10:
-            count += 1
+        count += buf[i] == 10  # branch-free, so the loop vectorises
     if n > 0 and buf[n - 1] != 10:
         count += 1
     starts = np.empty(count, np.int64)

@@ -66,16 +66,22 @@ class ReadStats:
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
 
-    def skip(self, reason: str, line: int | None = None, count: int = 1) -> None:
-        """Count ``count`` skipped records; raise instead when strict."""
+    def skip(self, reason: str, line: int | None = None, count: int = 1,
+             detail: str | None = None) -> None:
+        """Count ``count`` records skipped for ``reason``; raise instead when strict.
+
+        ``detail`` (say, the start of the offending line) goes into the example and
+        the error message only, so counts stay grouped by reason.
+        """
         if count <= 0:
             return
+        message = f"{reason}: {detail}" if detail else reason
         if self.strict:
-            raise FormatError(reason, source=self.source, line=line)
+            raise FormatError(message, source=self.source, line=line)
         self.skipped[reason] += count
         if len(self.examples) < MAX_EXAMPLES:
             where = f"{self.source}:{line}" if line is not None else self.source
-            self.examples.append(f"{where}: {reason}")
+            self.examples.append(f"{where}: {message}")
 
 
 @dataclass
