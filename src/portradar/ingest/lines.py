@@ -133,6 +133,7 @@ class LineReader:
             stats.events += batch.num_rows
             line_no += n_lines
             offset += cut
-            yield ReadChunk(batch=batch, offset=offset, records=n_lines)
+            yield ReadChunk(batch=batch, offset=offset, records=n_lines,
+                            tail=block[max(0, cut - 256):cut])
             if eof:
                 return

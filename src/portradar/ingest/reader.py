@@ -91,6 +91,7 @@ class ReadChunk:
     batch: pa.RecordBatch
     offset: int | None
     records: int
+    tail: bytes | None = None  # the last bytes before ``offset``, to verify a resume
 
 
 @runtime_checkable

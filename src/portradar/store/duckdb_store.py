@@ -1,0 +1,233 @@
+"""The embedded store: one DuckDB file holding events, the ingest ledger and activity.
+
+Guarantees the rest of portradar relies on:
+
+* **Atomic chunks.**  Events, the ledger position and the "activity is dirty" marks
+  are written in one transaction; Ctrl-C or a crash mid-chunk leaves the store as it
+  was before that chunk (DuckDB's write-ahead log does the rest).
+* **Activity never silently stale.**  Per-port aggregates are recomputed from raw
+  events for the days marked dirty, at the end of an ingest and before any view
+  reads them (:meth:`Store.refresh_activity`).
+* **Event time only.**  Retention and every aggregate use the events' own time,
+  never the wall clock, so a replay gives the same answers.
+
+>>> from portradar.events.schema import make_batch
+>>> with Store.open(":memory:") as store:
+...     with store.transaction():
+...         _ = store.append_events(make_batch({"ts": [3_600_000_000], "src_lo": [1],
+...                                         "dst_lo": [2], "proto": [6], "dport": [445]}),
+...                             input_id=1)
+...     _ = store.refresh_activity()
+...     store.con.execute("select sensor, port, records, sources from port_activity_hourly "
+...                       "order by sensor").fetchall()
+[('*', 445, 1, 1), ('default', 445, 1, 1)]
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from portradar.errors import StoreError
+from portradar.events.schema import SCHEMA_VERSION
+
+#: Default store file, in the working directory.
+DEFAULT_DB = "portradar.duckdb"
+
+_EVENT_COLUMNS = (
+    "ts, sensor, src_hi, src_lo, dst_hi, dst_lo, proto, sport, dport, tcp_flags, icmp_type, "
+    "icmp_code, outcome, rule, in_iface, out_iface, packets, bytes, ttl, ip_id, tcp_window, "
+    "tcp_seq, format"
+)
+
+
+def _sql(name: str) -> str:
+    return files("portradar.store").joinpath(name).read_text()
+
+
+class Store:
+    """A DuckDB connection with portradar's schema and write discipline."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str, read_only: bool) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+        self._in_transaction = False
+
+    # -- opening -------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Store:
+        """Open (creating when writable) the store at ``path`` (``:memory:`` for tests)."""
+        text = str(path)
+        if read_only and text != ":memory:" and not Path(text).exists():
+            raise StoreError(f"{text}: no store here yet; run 'portradar ingest' first")
+        try:
+            con = duckdb.connect(text, read_only=read_only and text != ":memory:")
+        except duckdb.IOException as exc:
+            raise StoreError(f"{text}: cannot open the store ({_first_line(exc)})") from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"{text}: not a portradar store ({_first_line(exc)})") from exc
+        store = cls(con, text, read_only)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            if not store.read_only:
+                store._migrate()
+            con.execute(_sql("macros.sql"))
+        except duckdb.Error as exc:
+            con.close()
+            raise StoreError(f"{text}: cannot prepare the store ({_first_line(exc)})") from exc
+        return store
+
+    def _migrate(self) -> None:
+        self.con.execute(_sql("schema.sql"))
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer portradar (schema {row[0]}, "
+                f"this one knows {SCHEMA_VERSION}); upgrade portradar"
+            )
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing, including on KeyboardInterrupt."""
+        if self._in_transaction:
+            yield
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._in_transaction = False
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            raise
+        self._in_transaction = False
+        self.con.execute("COMMIT")
+
+    def append_events(self, batch: pa.RecordBatch | pa.Table, *, input_id: int) -> int:
+        """Insert events and mark their days dirty; returns the number of rows."""
+        if batch.num_rows == 0:
+            return 0
+        self.con.register("_incoming", batch)
+        try:
+            self.con.execute(
+                f"INSERT INTO events SELECT {_EVENT_COLUMNS}, ? FROM _incoming", [input_id]
+            )
+            self.con.execute(
+                """INSERT INTO activity_dirty
+                   SELECT DISTINCT CAST(ts AS DATE), CAST(sensor AS VARCHAR) FROM _incoming"""
+            )
+        finally:
+            self.con.unregister("_incoming")
+        return batch.num_rows
+
+    def refresh_activity(self) -> int:
+        """Recompute hourly and daily port activity for dirty days; returns days refreshed."""
+        if self.read_only:
+            return 0
+        n = self.con.execute("SELECT count(*) FROM activity_dirty").fetchone()[0]  # type: ignore[index]
+        if not n:
+            return 0
+        with self.transaction():
+            self.con.execute(
+                """CREATE OR REPLACE TEMP TABLE _dirty AS
+                   SELECT DISTINCT day, sensor FROM activity_dirty
+                   UNION SELECT DISTINCT day, '*' FROM activity_dirty"""
+            )
+            lo, hi = self.con.execute("SELECT min(day), max(day) FROM _dirty").fetchone()  # type: ignore[misc]
+            self.con.execute(
+                """DELETE FROM port_activity_hourly h USING _dirty d
+                   WHERE CAST(h.bucket AS DATE) = d.day AND h.sensor = d.sensor"""
+            )
+            self.con.execute(
+                """DELETE FROM port_activity_daily a USING _dirty d
+                   WHERE a.bucket = d.day AND a.sensor = d.sensor"""
+            )
+            for table, bucket in (("port_activity_hourly", "date_trunc('hour', e.ts)"),
+                                  ("port_activity_daily", "CAST(e.ts AS DATE)")):
+                # per sensor, then all sensors together ('*'): distinct counts do not add
+                for sensor, join in (("e.sensor", "e.sensor = d.sensor"),
+                                     ("'*'", "d.sensor = '*'")):
+                    self.con.execute(
+                        f"""INSERT INTO {table}
+                            SELECT {bucket}, {sensor}, e.proto,
+                                   activity_port(e.proto, e.dport, e.icmp_type) AS port,
+                                   count(*), sum(e.packets),
+                                   count(DISTINCT (e.src_hi, e.src_lo)),
+                                   count(DISTINCT (e.dst_hi, e.dst_lo))
+                            FROM events e SEMI JOIN _dirty d
+                              ON CAST(e.ts AS DATE) = d.day AND {join}
+                            WHERE e.ts >= CAST(? AS TIMESTAMPTZ)
+                              AND e.ts < CAST(? AS TIMESTAMPTZ) + INTERVAL 1 DAY
+                            GROUP BY ALL""",
+                        [lo, hi],
+                    )
+            self.con.execute("DELETE FROM activity_dirty")
+            self.con.execute("DROP TABLE _dirty")
+        return int(n)
+
+    # -- settings --------------------------------------------------------------------
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value]
+        )
+
+    def apply_retention(self) -> int:
+        """Delete raw events older than ``retention_days`` before the newest event.
+
+        Aggregates of those days are kept.  Returns the number of events deleted.
+        """
+        days = int(self.setting("retention_days", "0") or 0)
+        if days <= 0 or self.read_only:
+            return 0
+        newest = self.con.execute("SELECT max(ts) FROM events").fetchone()[0]  # type: ignore[index]
+        if newest is None:
+            return 0
+        self.refresh_activity()
+        with self.transaction():
+            n = self.con.execute(
+                "SELECT count(*) FROM events WHERE ts < CAST(? AS TIMESTAMPTZ) - to_days(?)",
+                [newest, days],
+            ).fetchone()[0]  # type: ignore[index]
+            if n:
+                self.con.execute(
+                    "DELETE FROM events WHERE ts < CAST(? AS TIMESTAMPTZ) - to_days(?)",
+                    [newest, days],
+                )
+                self.set_setting("events_purged_before", str(newest))
+        return int(n)
+
+    # -- reading ---------------------------------------------------------------------
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run a read query and return an Arrow table."""
+        try:
+            return self.con.execute(sql, params or []).fetch_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: query failed ({_first_line(exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
