@@ -7,70 +7,22 @@ with status 1 (2 for bad usage), never a traceback.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
 from portradar import __version__
-from portradar.errors import PortradarError
-from portradar.store.duckdb_store import DEFAULT_DB, Store
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-err = Console(stderr=True, highlight=False)
-
-
-def output_options(func: F) -> F:
-    """``--json`` / ``--csv`` on a listing command."""
-    func = click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")(func)
-    func = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
-    return func
-
-
-def _fmt(as_json: bool, as_csv: bool) -> str:
-    if as_json and as_csv:
-        raise click.UsageError("choose one of --json and --csv")
-    return "json" if as_json else "csv" if as_csv else "table"
-
-
-def friendly(func: F) -> F:
-    """Turn portradar's errors into one line on stderr and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except PortradarError as exc:
-            err.print(f"[red]portradar:[/red] {exc}")
-            sys.exit(1)
-        except KeyboardInterrupt:
-            err.print("portradar: interrupted; the store keeps everything committed before")
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _open(ctx: click.Context, read_only: bool = False) -> Store:
-    return Store.open(ctx.obj["db"], read_only=read_only)
-
-
-def _parse_when(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise click.BadParameter(f"{text!r} is not an ISO date or time") from exc
-    if value.tzinfo is None:
-        from datetime import UTC
-
-        value = value.replace(tzinfo=UTC)
-    return value
+from portradar.cli.options import (
+    err,
+    friendly,
+    open_store,
+    output_format,
+    output_options,
+    parse_when,
+)
+from portradar.store.duckdb_store import DEFAULT_DB
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -131,15 +83,15 @@ def ingest(ctx: click.Context, inputs: tuple[str, ...], fmt: str | None, sensor:
     from portradar.ingest.registry import get_reader
     from portradar.ingest.syslog_time import zone
 
-    out_fmt = _fmt(as_json, as_csv)
+    out_fmt = output_format(as_json, as_csv)
     if fmt:
         get_reader(fmt)
     if tz:
         zone(tz)
     options = ReadOptions(sensor=sensor, strict=strict, year=year, tz=tz,
-                          boot_time=_parse_when(boot_time), actions=_parse_actions(actions))
+                          boot_time=parse_when(boot_time), actions=_parse_actions(actions))
     progress = IngestProgress(enabled=not quiet and out_fmt == "table")
-    with _open(ctx) as store:
+    with open_store(ctx) as store:
         try:
             results = ingest_inputs(store, inputs, fmt=fmt, options=options, progress=progress)
         finally:
@@ -177,7 +129,7 @@ def formats(as_json: bool, as_csv: bool) -> None:
 
     rows = [{"format": r.name, "unit": r.unit,
              "description": (r.__doc__ or "").strip().splitlines()[0]} for r in all_readers()]
-    render(rows, ["format", "unit", "description"], _fmt(as_json, as_csv))
+    render(rows, ["format", "unit", "description"], output_format(as_json, as_csv))
 
 
 @cli.command()
@@ -188,7 +140,7 @@ def inputs(ctx: click.Context, as_json: bool, as_csv: bool) -> None:
     """List what has been ingested and how far each input has been read."""
     from portradar.cli.render import render
 
-    with _open(ctx, read_only=True) as store:
+    with open_store(ctx, read_only=True) as store:
         rows = store.query(
             """SELECT input_id AS id, last_name AS input, format, records, events, skipped,
                       offset_bytes AS bytes_read, strftime(last_seen, '%Y-%m-%d %H:%M:%S')
@@ -196,7 +148,7 @@ def inputs(ctx: click.Context, as_json: bool, as_csv: bool) -> None:
                FROM inputs ORDER BY input_id"""
         ).to_pylist()
     render(rows, ["id", "input", "format", "records", "events", "skipped", "bytes_read",
-                  "last_read"], _fmt(as_json, as_csv), title="inputs")
+                  "last_read"], output_format(as_json, as_csv), title="inputs")
 
 
 # --- views ---------------------------------------------------------------------------
@@ -221,14 +173,14 @@ def ports(ctx: click.Context, period: str, at: str | None, by: str, proto: str |
 
     when: date | datetime | None = None
     if at:
-        parsed = _parse_when(at)
+        parsed = parse_when(at)
         when = parsed.date() if period == "day" and parsed is not None else parsed
-    with _open(ctx) as store:
+    with open_store(ctx) as store:
         rows = top_ports(store, period=period, at=when, by=by, proto=proto, sensor=sensor,
                          limit=limit)
     title = f"top ports by {by}, {period} {rows[0]['bucket'] if rows else '(no data)'}"
     render(rows, ["rank", "proto", "port", "records", "change_records", "sources",
-                  "change_sources", "targets", "change_targets"], _fmt(as_json, as_csv),
+                  "change_sources", "targets", "change_targets"], output_format(as_json, as_csv),
            title=title, headers={"change_records": "Δ", "change_sources": "Δ",
                                  "change_targets": "Δ"})
 
@@ -250,9 +202,9 @@ def port(ctx: click.Context, port: int, proto: str, period: str, last: int | Non
     from portradar.cli.render import render, sparkline
 
     n = last or (30 if period == "day" else 48)
-    with _open(ctx) as store:
+    with open_store(ctx) as store:
         rows = port_history(store, port, proto=proto, period=period, last=n, sensor=sensor)
-    fmt = _fmt(as_json, as_csv)
+    fmt = output_format(as_json, as_csv)
     if fmt == "table":
         series = [r["sources"] for r in rows]
         Console().print(f"[bold]{proto}/{port}[/bold] sources per {period}: "
@@ -278,11 +230,11 @@ def sources(ctx: click.Context, since: str | None, until: str | None, port_: int
     from portradar.activity.top_sources import top_sources
     from portradar.cli.render import render
 
-    with _open(ctx, read_only=True) as store:
-        rows = top_sources(store, since=_parse_when(since), until=_parse_when(until),
+    with open_store(ctx, read_only=True) as store:
+        rows = top_sources(store, since=parse_when(since), until=parse_when(until),
                            port=port_, proto=proto, sensor=sensor, limit=limit)
     render(rows, ["source", "probes", "ports", "targets", "sensors", "first_seen",
-                  "last_seen"], _fmt(as_json, as_csv), title="top sources")
+                  "last_seen"], output_format(as_json, as_csv), title="top sources")
 
 
 @cli.command()
@@ -294,7 +246,7 @@ def retention(ctx: click.Context, days: int) -> None:
 
     Per-port activity of older days is kept.
     """
-    with _open(ctx) as store:
+    with open_store(ctx) as store:
         store.set_setting("retention_days", str(days))
         removed = store.apply_retention()
     click.echo(f"retention: {days or 'forever'} days; {removed:,} old events removed")
