@@ -252,8 +252,15 @@ def retention(ctx: click.Context, days: int) -> None:
     click.echo(f"retention: {days or 'forever'} days; {removed:,} old events removed")
 
 
-#: Modules that add subcommands, each exposing ``commands`` (a list of click commands).
-#: A feature's commands live beside it; this list is the only place that names them.
+@cli.group()
+def evaluate() -> None:
+    """Score detectors against labelled truth (precision, recall, delay, false alarms)."""
+
+
+#: Modules that add subcommands: each exposes ``commands`` (click commands added to
+#: ``portradar``) and may expose ``evaluate_commands`` (added under ``portradar
+#: evaluate``).  A feature's commands live beside it; this list is the only place
+#: that names them.
 COMMAND_MODULES: tuple[str, ...] = ()
 
 
@@ -261,8 +268,11 @@ def _add_commands() -> None:
     import importlib
 
     for module in COMMAND_MODULES:
-        for command in importlib.import_module(module).commands:
+        loaded = importlib.import_module(module)
+        for command in getattr(loaded, "commands", []):
             cli.add_command(command)
+        for command in getattr(loaded, "evaluate_commands", []):
+            evaluate.add_command(command)
 
 
 _add_commands()

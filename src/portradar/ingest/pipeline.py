@@ -25,9 +25,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+
+import pyarrow as pa
 
 from portradar.errors import FormatError, InputError, PortradarError
 from portradar.ingest.opener import OpenedInput, open_input
@@ -207,6 +209,46 @@ def _finish(store: Store, result: IngestResult, stats: ReadStats, input_id: int 
     except Exception:  # noqa: BLE001 - bookkeeping must never hide the real outcome
         pass
     return result
+
+
+def store_batches(
+    store: Store,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    name: str,
+    identity: bytes,
+    fmt: str = "generated",
+) -> IngestResult:
+    """Store batches that come from no file (the simulator, a collector, a test).
+
+    ``identity`` plays the part of a file's first bytes: storing the same identity
+    again is recognised and skipped, so a seeded simulation written twice is stored
+    once.  Each batch is committed with its ledger position (the batch count).
+    """
+    started = time.perf_counter()
+    result = IngestResult(name=name, status="ingested", format=fmt, unit="events")
+    stats = ReadStats(source=name)
+    found = ledger.find(store, identity)
+    entry = next((e for e in found if e.head_len == len(identity[: ledger.HEAD_BYTES])), None)
+    if entry is not None and entry.offset > 0:
+        result.status = "unchanged"
+        result.resumed_at = entry.records
+        return _finish(store, result, stats, entry.input_id, started)
+    input_id = entry.input_id if entry else None
+    done = 0
+    for batch in batches:
+        with store.transaction():
+            if input_id is None:
+                input_id = ledger.create(store, identity, name, fmt)
+            store.append_events(batch, input_id=input_id)
+            done += 1
+            ledger.advance(store, input_id, name=name, offset=done, records=batch.num_rows,
+                           events=batch.num_rows, skipped=0, tail=None)
+        stats.records += batch.num_rows
+        stats.events += batch.num_rows
+    result.records, result.events = stats.records, stats.events
+    store.refresh_activity()
+    return _finish(store, result, stats, input_id, started)
 
 
 def ingest_inputs(

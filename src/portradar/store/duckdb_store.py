@@ -26,7 +26,7 @@ Guarantees the rest of portradar relies on:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,14 @@ _EVENT_COLUMNS = (
     "icmp_code, outcome, rule, in_iface, out_iface, packets, bytes, ttl, ip_id, tcp_window, "
     "tcp_seq, format"
 )
+
+
+#: Extra per-day computations run inside :meth:`Store.refresh_activity`'s transaction,
+#: after the port activity tables: ``refresher(store, first_day, last_day)`` with the
+#: temp table ``_dirty(day DATE, sensor VARCHAR)`` (sensor ``*`` = all sensors) in scope.
+#: Features that keep their own per-bucket state (sketches, new-source counts) add
+#: themselves here at import time.
+ACTIVITY_REFRESHERS: list[Callable[[Store, Any, Any], None]] = []
 
 
 def _sql(name: str) -> str:
@@ -181,6 +189,8 @@ class Store:
                             GROUP BY ALL""",
                         [lo, hi],
                     )
+            for refresher in ACTIVITY_REFRESHERS:
+                refresher(self, lo, hi)
             self.con.execute("DELETE FROM activity_dirty")
             self.con.execute("DROP TABLE _dirty")
         return int(n)
