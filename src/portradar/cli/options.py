@@ -21,7 +21,7 @@ from portradar.store.duckdb_store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def output_options(func: F) -> F:

@@ -234,7 +234,7 @@ class Store:
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run a read query and return an Arrow table."""
         try:
-            return self.con.execute(sql, params or []).fetch_arrow_table()
+            return self.con.sql(sql, params=params or None).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: query failed ({_first_line(exc)})") from exc
 
