@@ -21,7 +21,7 @@ def port_history(
     store.refresh_activity()
     table = table_for(period)
     step = "INTERVAL 1 HOUR" if period == "hour" else "INTERVAL 1 DAY"
-    cast = "TIMESTAMPTZ" if period == "hour" else "DATE"
+    cast = "TIMESTAMP" if period == "hour" else "DATE"
     end = store.con.execute(
         f"SELECT max(bucket) FROM {table} WHERE sensor = ?", [sensor]
     ).fetchone()[0]  # type: ignore[index]

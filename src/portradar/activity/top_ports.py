@@ -44,7 +44,7 @@ def top_ports(
     if bucket is None:
         return []
     step = "INTERVAL 1 HOUR" if period == "hour" else "INTERVAL 1 DAY"
-    cast = "TIMESTAMPTZ" if period == "hour" else "DATE"
+    cast = "TIMESTAMP" if period == "hour" else "DATE"
     params: list[Any] = [bucket, sensor]
     where = ""
     if proto:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from portradar.activity.periods import proto_number
@@ -51,7 +51,10 @@ def top_sources(
     texts = format_addresses([r[0] for r in rows], [r[1] for r in rows])
     return [
         {"source": t, "probes": r[2], "ports": r[3], "targets": r[4], "sensors": r[5],
-         "first_seen": r[6].isoformat() if r[6] else None,
-         "last_seen": r[7].isoformat() if r[7] else None}
+         "first_seen": _utc(r[6]), "last_seen": _utc(r[7])}
         for t, r in zip(texts, rows, strict=True)
     ]
+
+
+def _utc(value: datetime | None) -> str | None:
+    return value.replace(tzinfo=UTC).isoformat() if value is not None else None

@@ -156,44 +156,83 @@ class Store:
         if not n:
             return 0
         with self.transaction():
+            # A dirty day is recomputed for every sensor: '*' (all sensors) needs them all.
             self.con.execute(
                 """CREATE OR REPLACE TEMP TABLE _dirty AS
-                   SELECT DISTINCT day, sensor FROM activity_dirty
+                   SELECT DISTINCT d.day, e.sensor FROM (SELECT DISTINCT day FROM activity_dirty) d
+                   JOIN (SELECT DISTINCT CAST(ts AS DATE) AS day, sensor FROM events
+                         WHERE CAST(ts AS DATE) IN (SELECT day FROM activity_dirty)) e USING (day)
                    UNION SELECT DISTINCT day, '*' FROM activity_dirty"""
             )
             lo, hi = self.con.execute("SELECT min(day), max(day) FROM _dirty").fetchone()  # type: ignore[misc]
             self.con.execute(
-                """DELETE FROM port_activity_hourly h USING _dirty d
-                   WHERE CAST(h.bucket AS DATE) = d.day AND h.sensor = d.sensor"""
+                """DELETE FROM port_activity_hourly WHERE CAST(bucket AS DATE) IN
+                   (SELECT day FROM _dirty)"""
             )
             self.con.execute(
-                """DELETE FROM port_activity_daily a USING _dirty d
-                   WHERE a.bucket = d.day AND a.sensor = d.sensor"""
+                "DELETE FROM port_activity_daily WHERE bucket IN (SELECT day FROM _dirty)"
             )
-            for table, bucket in (("port_activity_hourly", "date_trunc('hour', e.ts)"),
-                                  ("port_activity_daily", "CAST(e.ts AS DATE)")):
-                # per sensor, then all sensors together ('*'): distinct counts do not add
-                for sensor, join in (("e.sensor", "e.sensor = d.sensor"),
-                                     ("'*'", "d.sensor = '*'")):
-                    self.con.execute(
-                        f"""INSERT INTO {table}
-                            SELECT {bucket}, {sensor}, e.proto,
-                                   activity_port(e.proto, e.dport, e.icmp_type) AS port,
-                                   count(*), sum(e.packets),
-                                   count(DISTINCT (e.src_hi, e.src_lo)),
-                                   count(DISTINCT (e.dst_hi, e.dst_lo))
-                            FROM events e SEMI JOIN _dirty d
-                              ON CAST(e.ts AS DATE) = d.day AND {join}
-                            WHERE e.ts >= CAST(? AS TIMESTAMPTZ)
-                              AND e.ts < CAST(? AS TIMESTAMPTZ) + INTERVAL 1 DAY
-                            GROUP BY ALL""",
-                        [lo, hi],
-                    )
+            self._aggregate_dirty(lo, hi)
             for refresher in ACTIVITY_REFRESHERS:
                 refresher(self, lo, hi)
             self.con.execute("DELETE FROM activity_dirty")
             self.con.execute("DROP TABLE _dirty")
         return int(n)
+
+    def _aggregate_dirty(self, lo: Any, hi: Any) -> None:
+        """Exact per-port records, sources and targets for the dirty days, four ways.
+
+        Distinct counts do not add up across hours or sensors, so each of the four
+        scopes (hour or day, per sensor or all sensors) counts its own distinct
+        addresses.  Counting is done on de-duplicated (bucket, port, address) sets, which
+        is several times faster in DuckDB than ``count(DISTINCT ...)`` per group.
+        """
+        con = self.con
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _ev AS
+               SELECT epoch_us(ts) // 3600000000 AS h, sensor, proto,
+                      activity_port(proto, dport, icmp_type) AS port, packets,
+                      src_hi, src_lo, dst_hi, dst_lo
+               FROM events
+               WHERE ts >= CAST(? AS TIMESTAMP) AND ts < CAST(? AS TIMESTAMP) + INTERVAL 1 DAY
+                 AND CAST(ts AS DATE) IN (SELECT day FROM _dirty)""",
+            [lo, hi],
+        )
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _n AS
+               SELECT h, h // 24 AS d, sensor, proto, port, count(*) AS records,
+                      sum(packets) AS packets FROM _ev GROUP BY ALL"""
+        )
+        for side in ("src", "dst"):
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _{side} AS
+                    SELECT DISTINCT h, h // 24 AS d, sensor, proto, port, {side}_hi AS a_hi,
+                           {side}_lo AS a_lo FROM _ev"""
+            )
+        scopes = (
+            ("port_activity_hourly", "make_timestamp(h * 3600000000)", "h", True),
+            ("port_activity_hourly", "make_timestamp(h * 3600000000)", "h", False),
+            ("port_activity_daily", "CAST(make_timestamp(d * 86400000000) AS DATE)", "d", True),
+            ("port_activity_daily", "CAST(make_timestamp(d * 86400000000) AS DATE)", "d", False),
+        )
+        for table, bucket, unit, per_sensor in scopes:
+            keys = f"{unit}, sensor, proto, port" if per_sensor else f"{unit}, proto, port"
+            sensor = "sensor" if per_sensor else "'*'"
+            distinct = {
+                side: f"""(SELECT {keys}, count(*) AS n FROM
+                              (SELECT DISTINCT {keys}, a_hi, a_lo FROM _{side}) GROUP BY ALL)"""
+                for side in ("src", "dst")
+            }
+            con.execute(
+                f"""INSERT INTO {table}
+                    SELECT {bucket}, {sensor}, proto, port, c.records, c.packets, s.n, t.n
+                    FROM (SELECT {keys}, sum(records) AS records, sum(packets) AS packets
+                          FROM _n GROUP BY ALL) c
+                    JOIN {distinct['src']} s USING ({keys})
+                    JOIN {distinct['dst']} t USING ({keys})"""
+            )
+        for temp in ("_ev", "_n", "_src", "_dst"):
+            con.execute(f"DROP TABLE {temp}")
 
     # -- settings --------------------------------------------------------------------
     def setting(self, key: str, default: str | None = None) -> str | None:
@@ -219,12 +258,12 @@ class Store:
         self.refresh_activity()
         with self.transaction():
             n = self.con.execute(
-                "SELECT count(*) FROM events WHERE ts < CAST(? AS TIMESTAMPTZ) - to_days(?)",
+                "SELECT count(*) FROM events WHERE ts < CAST(? AS TIMESTAMP) - to_days(?)",
                 [newest, days],
             ).fetchone()[0]  # type: ignore[index]
             if n:
                 self.con.execute(
-                    "DELETE FROM events WHERE ts < CAST(? AS TIMESTAMPTZ) - to_days(?)",
+                    "DELETE FROM events WHERE ts < CAST(? AS TIMESTAMP) - to_days(?)",
                     [newest, days],
                 )
                 self.set_setting("events_purged_before", str(newest))

@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS meta (
 
 -- Raw probe events, one row per log line / packet / flow record.
 CREATE TABLE IF NOT EXISTS events (
-    ts         TIMESTAMPTZ NOT NULL,
+    ts         TIMESTAMP NOT NULL,    -- UTC (TIMESTAMPTZ arithmetic is several times slower)
     sensor     VARCHAR NOT NULL,
     src_hi     UBIGINT NOT NULL,
     src_lo     UBIGINT NOT NULL,
@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS activity_dirty (
 --  port: destination port for TCP, UDP, SCTP and
 -- UDP-Lite; ICMP type for ICMP and ICMPv6; -1 for protocols without ports.
 CREATE TABLE IF NOT EXISTS port_activity_hourly (
-    bucket  TIMESTAMPTZ NOT NULL,
+    bucket  TIMESTAMP NOT NULL,        -- UTC, start of the hour
     sensor  VARCHAR NOT NULL,
     proto   UTINYINT NOT NULL,
     port    INTEGER NOT NULL,
