@@ -24,6 +24,7 @@ from portradar.ingest.reader import Reader
 DEFAULT_READERS = (
     "portradar.ingest.iptables",
     "portradar.ingest.pcap",
+    "portradar.ingest.zeek_conn",
 )
 
 _READERS: dict[str, type[Reader]] = {}
