@@ -25,6 +25,8 @@ DEFAULT_READERS = (
     "portradar.ingest.iptables",
     "portradar.ingest.pcap",
     "portradar.ingest.zeek_conn",
+    "portradar.ingest.netflow",
+    "portradar.ingest.nfdump",
 )
 
 _READERS: dict[str, type[Reader]] = {}
