@@ -27,6 +27,9 @@ DEFAULT_READERS = (
     "portradar.ingest.zeek_conn",
     "portradar.ingest.netflow",
     "portradar.ingest.nfdump",
+    "portradar.ingest.cisco_asa",
+    "portradar.ingest.juniper_srx",
+    "portradar.ingest.netscreen",
 )
 
 _READERS: dict[str, type[Reader]] = {}
