@@ -181,6 +181,37 @@ def uints(buf, s, e, maxval, null_tok):  # pragma: no cover - jit
 
 
 @numba.njit(cache=True, parallel=True)
+def hex_uints(buf, s, e, maxval):  # pragma: no cover - jit
+    """Unsigned hexadecimal integers (``1e``, ``0x1e``) up to ``maxval`` (Suricata's flags)."""
+    n = s.shape[0]
+    values = np.zeros(n, np.int64)
+    status = np.zeros(n, np.int8)
+    for i in numba.prange(n):
+        a = s[i]
+        b = e[i]
+        if a < 0 or b <= a:
+            status[i] = MISSING
+            continue
+        if b - a > 2 and buf[a] == 48 and (buf[a + 1] == 120 or buf[a + 1] == 88):
+            a += 2
+        if b - a > 15:
+            status[i] = BAD
+            continue
+        v = 0
+        for q in range(a, b):
+            h = k._hexval(buf[q])
+            if h < 0:
+                v = -1
+                break
+            v = v * 16 + h
+        if v < 0 or v > maxval:
+            status[i] = BAD
+            continue
+        values[i] = v
+    return values, status
+
+
+@numba.njit(cache=True, parallel=True)
 def decimal_us(buf, s, e, null_tok):  # pragma: no cover - jit
     """Seconds as a decimal (``1541350796.901974``) to integer microseconds.
 

@@ -25,6 +25,7 @@ DEFAULT_READERS = (
     "portradar.ingest.iptables",
     "portradar.ingest.pcap",
     "portradar.ingest.zeek_conn",
+    "portradar.ingest.suricata_eve",
     "portradar.ingest.netflow",
     "portradar.ingest.nfdump",
     "portradar.ingest.cisco_asa",
