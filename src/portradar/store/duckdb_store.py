@@ -182,57 +182,71 @@ class Store:
     def _aggregate_dirty(self, lo: Any, hi: Any) -> None:
         """Exact per-port records, sources and targets for the dirty days, four ways.
 
-        Distinct counts do not add up across hours or sensors, so each of the four
-        scopes (hour or day, per sensor or all sensors) counts its own distinct
-        addresses.  Counting is done on de-duplicated (bucket, port, address) sets, which
-        is several times faster in DuckDB than ``count(DISTINCT ...)`` per group.
+        Distinct counts do not add up across hours or sensors, so each scope (hour or
+        day, per sensor or all sensors) counts its own distinct addresses.  The work is
+        one pass over the events per side into the set of distinct (hour, sensor, port,
+        address), then each scope counts from the next finer set.  An address is one
+        UBIGINT key here: ``lo`` for IPv4-mapped and ``::/64`` addresses (exact), a
+        63-bit hash with the top bit set for other IPv6 (a collision needs billions of
+        distinct IPv6 sources).  Measured while writing this: several times faster than
+        ``count(DISTINCT (hi, lo))`` per group.
         """
         con = self.con
+        where = """ts >= CAST(? AS TIMESTAMP) AND ts < CAST(? AS TIMESTAMP) + INTERVAL 1 DAY
+                   AND CAST(ts AS DATE) IN (SELECT day FROM _dirty)"""
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _ev AS
-               SELECT epoch_us(ts) // 3600000000 AS h, sensor, proto,
-                      activity_port(proto, dport, icmp_type) AS port, packets,
-                      src_hi, src_lo, dst_hi, dst_lo
-               FROM events
-               WHERE ts >= CAST(? AS TIMESTAMP) AND ts < CAST(? AS TIMESTAMP) + INTERVAL 1 DAY
-                 AND CAST(ts AS DATE) IN (SELECT day FROM _dirty)""",
+            f"""CREATE OR REPLACE TEMP TABLE _n AS
+                SELECT epoch_us(ts) // 3600000000 AS h, sensor, proto,
+                       activity_port(proto, dport, icmp_type) AS port, count(*) AS records,
+                       sum(packets) AS packets
+                FROM events WHERE {where} GROUP BY ALL""",
             [lo, hi],
         )
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _n AS
-               SELECT h, h // 24 AS d, sensor, proto, port, count(*) AS records,
-                      sum(packets) AS packets FROM _ev GROUP BY ALL"""
-        )
+        counts: dict[tuple[str, bool, str], str] = {}
         for side in ("src", "dst"):
+            key = (f"CASE WHEN {side}_hi = 0 THEN {side}_lo "
+                   f"ELSE hash({side}_hi, {side}_lo) | (1::UBIGINT << 63) END")
             con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE _{side} AS
-                    SELECT DISTINCT h, h // 24 AS d, sensor, proto, port, {side}_hi AS a_hi,
-                           {side}_lo AS a_lo FROM _ev"""
+                f"""CREATE OR REPLACE TEMP TABLE _{side}_hs AS
+                    SELECT DISTINCT epoch_us(ts) // 3600000000 AS h, sensor, proto,
+                           activity_port(proto, dport, icmp_type) AS port, {key} AS k
+                    FROM events WHERE {where}""",
+                [lo, hi],
             )
-        scopes = (
-            ("port_activity_hourly", "make_timestamp(h * 3600000000)", "h", True),
-            ("port_activity_hourly", "make_timestamp(h * 3600000000)", "h", False),
-            ("port_activity_daily", "CAST(make_timestamp(d * 86400000000) AS DATE)", "d", True),
-            ("port_activity_daily", "CAST(make_timestamp(d * 86400000000) AS DATE)", "d", False),
-        )
-        for table, bucket, unit, per_sensor in scopes:
-            keys = f"{unit}, sensor, proto, port" if per_sensor else f"{unit}, proto, port"
-            sensor = "sensor" if per_sensor else "'*'"
-            distinct = {
-                side: f"""(SELECT {keys}, count(*) AS n FROM
-                              (SELECT DISTINCT {keys}, a_hi, a_lo FROM _{side}) GROUP BY ALL)"""
-                for side in ("src", "dst")
-            }
             con.execute(
-                f"""INSERT INTO {table}
-                    SELECT {bucket}, {sensor}, proto, port, c.records, c.packets, s.n, t.n
-                    FROM (SELECT {keys}, sum(records) AS records, sum(packets) AS packets
-                          FROM _n GROUP BY ALL) c
-                    JOIN {distinct['src']} s USING ({keys})
-                    JOIN {distinct['dst']} t USING ({keys})"""
+                f"""CREATE OR REPLACE TEMP TABLE _{side}_ds AS
+                    SELECT DISTINCT h // 24 AS d, sensor, proto, port, k FROM _{side}_hs"""
             )
-        for temp in ("_ev", "_n", "_src", "_dst"):
-            con.execute(f"DROP TABLE {temp}")
+            for unit, per_sensor, source in (("h", True, f"_{side}_hs"),
+                                             ("d", True, f"_{side}_ds"),
+                                             ("h", False, f"_{side}_hs"),
+                                             ("d", False, f"_{side}_ds")):
+                keys = f"{unit}, sensor, proto, port" if per_sensor else f"{unit}, proto, port"
+                name = f"_{side}_count_{unit}{'s' if per_sensor else 'a'}"
+                rows = source if per_sensor else f"(SELECT DISTINCT {keys}, k FROM {source})"
+                con.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
+                                SELECT {keys}, count(*) AS n FROM {rows} GROUP BY ALL""")
+                counts[(side, per_sensor, unit)] = name
+        bucket = {"h": "make_timestamp(h * 3600000000)",
+                  "d": "CAST(make_timestamp(d * 86400000000) AS DATE)"}
+        for table, unit in (("port_activity_hourly", "h"), ("port_activity_daily", "d")):
+            for per_sensor in (True, False):
+                keys = f"{unit}, sensor, proto, port" if per_sensor else f"{unit}, proto, port"
+                grain = "h" if unit == "h" else "h // 24"
+                group = (f"{grain} AS {unit}, sensor, proto, port" if per_sensor
+                         else f"{grain} AS {unit}, proto, port")
+                con.execute(
+                    f"""INSERT INTO {table}
+                        SELECT {bucket[unit]}, {"sensor" if per_sensor else "'*'"}, proto, port,
+                               c.records, c.packets, s.n, t.n
+                        FROM (SELECT {group}, sum(records) AS records, sum(packets) AS packets
+                              FROM _n GROUP BY ALL) c
+                        JOIN {counts[("src", per_sensor, unit)]} s USING ({keys})
+                        JOIN {counts[("dst", per_sensor, unit)]} t USING ({keys})"""
+                )
+        temps = ["_n"] + [f"_{side}_{x}" for side in ("src", "dst") for x in ("hs", "ds")]
+        for temp in temps + list(counts.values()):
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
 
     # -- settings --------------------------------------------------------------------
     def setting(self, key: str, default: str | None = None) -> str | None:
