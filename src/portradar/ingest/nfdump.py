@@ -153,18 +153,31 @@ class NfdumpReader:
 
     def _parse(self, out: IO[bytes], options: ReadOptions, stats: ReadStats,
                already: int) -> Iterator[ReadChunk]:
-        reader = pacsv.open_csv(
-            out,
-            read_options=pacsv.ReadOptions(column_names=list(COLUMNS), block_size=BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in COLUMNS}),
-        )
+        bad_rows: list[tuple[int, str]] = []
+
+        def invalid(row: pacsv.InvalidRow) -> str:
+            bad_rows.append((row.number or 0, row.text))
+            return "skip"
+
+        try:
+            reader = pacsv.open_csv(
+                out,
+                read_options=pacsv.ReadOptions(column_names=list(COLUMNS),
+                                               block_size=BLOCK_BYTES),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in COLUMNS}),
+            )
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV" in str(exc):
+                return  # no flows (or nfdump failed: the exit status says)
+            raise InputError(f"{stats.source}: nfdump's output is not CSV ({exc})") from exc
         line = 0
         for batch in reader:
             n = batch.num_rows
             first = line
             line += n
+            self._report_bad_rows(bad_rows, stats)
             if line <= already:
                 continue
             if first < already:
@@ -173,6 +186,18 @@ class NfdumpReader:
             events = self.parse_batch(batch, options, stats, first_line=first + 1)
             stats.events += events.num_rows
             yield ReadChunk(batch=events, offset=None, records=batch.num_rows)
+        self._report_bad_rows(bad_rows, stats)
+
+    @staticmethod
+    def _report_bad_rows(bad_rows: list[tuple[int, str]], stats: ReadStats) -> None:
+        """Count the lines pyarrow could not split into the columns (counted again when a
+        resumed read passes them a second time: nfdump prints none in practice)."""
+        if not bad_rows:
+            return
+        stats.records += len(bad_rows)
+        stats.skip(BAD_LINE, line=bad_rows[0][0] or None, count=len(bad_rows),
+                   detail=repr(bad_rows[0][1][:100]))
+        bad_rows.clear()
 
     def parse_batch(self, raw: pa.RecordBatch, options: ReadOptions, stats: ReadStats,
                     first_line: int = 1) -> pa.RecordBatch:
