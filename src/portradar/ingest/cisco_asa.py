@@ -70,6 +70,7 @@ from portradar.ingest.polars_lines import (
     outcome_from_words,
     proto_number,
     tcp_flag_bits,
+    unspecified_like,
 )
 from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
@@ -171,12 +172,6 @@ TRANSLATION_IDS = frozenset({"305009", "305010", "305011", "305012"})
 _COLUMNS = ("proto", "src", "sport", "dst", "dport", "in_if", "out_if", "rule", "flags",
             "itype", "icode", "hits", "bytes", "act", "dir", "a1", "p1", "i1", "a2", "p2",
             "i2", "why", "gtype")
-
-
-def unspecified_like(address: pl.Expr) -> pl.Expr:
-    """The unspecified address of the family of ``address`` (``::`` for IPv6)."""
-    return pl.when(address.str.contains(":", literal=True)).then(pl.lit("::")) \
-        .otherwise(pl.lit("0.0.0.0"))
 
 
 @register_reader

@@ -44,13 +44,13 @@ same way for every format:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import ClassVar
 
 import numba
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from portradar.events.addresses import address_key
 from portradar.events.schema import PROTO_NUMBERS, TCP_FLAG_BITS, Outcome, make_batch
@@ -66,9 +66,11 @@ __all__ = [
     "address_pairs",
     "line_strings",
     "outcome_from_words",
+    "per_distinct",
     "proto_number",
     "sniff_fraction",
     "tcp_flag_bits",
+    "unspecified_like",
     "with_time",
 ]
 
@@ -219,6 +221,30 @@ def address_pairs(texts: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     hi[~ok] = 0
     lo[~ok] = 0
     return hi, lo, ok
+
+
+def per_distinct(values: pl.Series, fn: Callable[[str | None], int]) -> np.ndarray:
+    """``fn`` of every value, called once per distinct value (and once for null).
+
+    >>> per_distinct(pl.Series(["a", "bb", "a", None]), lambda v: len(v or "")).tolist()
+    [1, 2, 1, 0]
+    """
+    encoded = values.to_arrow().cast(pa.string()).dictionary_encode()
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    words = encoded.dictionary.to_pylist()
+    table = np.array([fn(w) for w in words] + [fn(None)], np.int64)
+    index = encoded.indices.fill_null(len(words)).to_numpy(zero_copy_only=False)
+    return table[np.asarray(index, np.int64)]
+
+
+def unspecified_like(address: pl.Expr) -> pl.Expr:
+    """The unspecified address of the family of ``address`` (``::`` for IPv6, else 0.0.0.0).
+
+    Stands for a destination the log does not name (traffic to the firewall itself).
+    """
+    return pl.when(address.str.contains(":", literal=True)).then(pl.lit("::")) \
+        .otherwise(pl.lit("0.0.0.0"))
 
 
 def proto_number(text: pl.Expr) -> pl.Expr:
@@ -423,8 +449,3 @@ def _report(reason: np.ndarray, lines: pl.Series, rows: np.ndarray, first_line: 
 def first_present(*exprs: pl.Expr) -> pl.Expr:
     """The first non-null, non-empty value of ``exprs`` (Polars ``coalesce`` that skips "")."""
     return pl.coalesce([pl.when(e.cast(pl.String) == "").then(None).otherwise(e) for e in exprs])
-
-
-def arrow_strings(values: pa.Array) -> pa.Array:
-    """Cast to plain strings (used by readers that build columns from Arrow)."""
-    return pc.cast(values, pa.string())

@@ -31,6 +31,10 @@ DEFAULT_READERS = (
     "portradar.ingest.cisco_asa",
     "portradar.ingest.juniper_srx",
     "portradar.ingest.netscreen",
+    "portradar.ingest.mikrotik",
+    "portradar.ingest.palo_alto",
+    "portradar.ingest.fortigate",
+    "portradar.ingest.cef",
 )
 
 _READERS: dict[str, type[Reader]] = {}

@@ -1,0 +1,190 @@
+"""Reader of Palo Alto Networks PAN-OS TRAFFIC and THREAT logs (syslog, CSV payload).
+
+PAN-OS sends each log as one CSV record after a syslog header.  The field order is
+fixed per log type (PAN-OS Administrator's Guide, *Syslog Field Descriptions*,
+"Traffic Log Fields" and "Threat Log Fields"; later releases only append fields).
+The fields read, by position (0-based):
+
+==  ==================  ==  =============================================
+ 1  Receive Time        22  Session ID
+ 2  Serial Number       23  Repeat Count
+ 3  Type                24  Source Port
+ 4  Subtype             25  Destination Port
+ 6  Generated Time      29  Protocol
+ 7  Source Address      30  Action
+ 8  Destination Address
+11  Rule Name           TRAFFIC: 31 Bytes, 34 Packets, 45 Packets Received,
+18  Inbound Interface            46 Session End Reason
+19  Outbound Interface  THREAT:  32 Threat ID (name and id), 34 Severity
+==  ==================  ==  =============================================
+
+Fields may be double-quoted (with ``""`` for a quote) and then contain commas; the
+record is split by a regex that honours that.
+
+Mapping: ``in_iface``/``out_iface`` are the inbound and outbound interfaces; ``rule`` is
+the security rule for TRAFFIC and the threat name (``SSH User Authentication Brute Force
+Attempt(40015)``) for THREAT.  TRAFFIC keeps ``bytes`` and ``packets``; THREAT's repeat
+count is its ``packets`` (PAN-OS folds repeated identical threats into one log).
+The event time is the Generated Time when it carries a UTC offset (Strata Logging
+Service writes ISO 8601), else the syslog header's when that does (the firewall's own
+clock, to the second), else the Generated Time, local time of ``--tz``.
+
+Outcome from action and subtype: ``deny``, ``drop``, ``drop-icmp``, ``drop-all-packets``,
+``block-*``, ``sinkhole`` (and the ``deny``/``drop`` subtypes) blocked; ``reset-client``,
+``reset-server``, ``reset-both`` rejected; ``allow`` accepted for a ``start`` log and for
+THREAT (``alert`` too: the session passed), and for an ``end`` log established, or
+unanswered when the server sent no packet (Packets Received 0), or rejected when the
+server's only packet was a reset (``tcp-rst-from-server``).
+
+Skipped: other log types (SYSTEM, CONFIG, HIP-MATCH, URL ... each named in the reason)
+and lines that are not PAN-OS CSV.
+
+>>> line = (b"<14>Jul  6 08:11:40 PA-VM 1,2023/07/06 08:11:40,0123,TRAFFIC,drop,2561,"
+...         b"2023/07/06 08:11:40,198.51.100.7,192.0.2.10,0.0.0.0,0.0.0.0,deny-all,,,"
+...         b"not-applicable,vsys1,untrust,trust,ethernet1/1,,fwd,2023/07/06 08:11:40,0,1,"
+...         b"4444,445,0,0,0x0,tcp,deny,60,60,0,1,2023/07/06 08:11:40,0,any,0,1,0x0,"
+...         b"Netherlands,10.0.0.0-10.255.255.255,0,1,0,policy-deny\\n")
+>>> row = PaloAltoReader().parse_bytes(line, ReadOptions(tz="UTC")).to_pylist()[0]
+>>> row["ts"].isoformat(), row["sensor"], row["dport"], row["outcome"], row["rule"]
+('2023-07-06T08:11:40+00:00', 'PA-VM', 445, 'blocked', 'deny-all')
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import polars as pl
+
+from portradar.events.schema import Outcome
+from portradar.ingest.polars_lines import (
+    PolarsLineReader,
+    first_present,
+    outcome_from_words,
+    proto_number,
+)
+from portradar.ingest.reader import ReadOptions
+from portradar.ingest.registry import register_reader
+from portradar.ingest.syslog_header import with_header, with_time
+
+#: One CSV field: quoted (``""`` inside) or bare.
+_F = r'(?:"(?:[^"]|"")*"|[^,"]*)'
+
+#: Where the CSV record starts: FUTURE_USE, Receive Time, Serial Number, Type.
+TAG = (r"^(?P<head>.*?)(?:^|[\s,])(?:[^,\s]*,)?(?P<recv>\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}"
+       r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z),"
+       r"(?P<serial>[^,]*),(?P<type>[A-Z][A-Z-]*),(?P<csv>.*)$")
+
+_COMMON_NAMES = {0: "subtype", 2: "generated", 3: "src", 4: "dst", 7: "rule", 14: "in_if",
+                 15: "out_if", 19: "repeat", 20: "sport", 21: "dport", 25: "proto",
+                 26: "action"}
+_TRAFFIC_NAMES = {0: "bytes", 3: "packets", 14: "precv", 15: "end_reason"}
+_THREAT_NAMES = {1: "threat", 3: "severity"}
+
+
+def _fields(names: dict[int, str], count: int, required: int | None = None) -> str:
+    """A regex of ``count`` comma-separated fields, capturing those in ``names``.
+
+    Fields after the first ``required`` ones may be missing (older releases log fewer).
+    """
+    parts = [f"(?P<{names[i]}>{_F})" if i in names else _F for i in range(count)]
+    required = count if required is None else required
+    optional = ""
+    for part in reversed(parts[required:]):
+        optional = f"(?:,{part}{optional})?"
+    return "^" + ",".join(parts[:required]) + optional
+
+
+#: Fields 4-30 (subtype .. action), counted from the subtype.
+COMMON = _fields(_COMMON_NAMES, 27) + r"(?:,(?P<tail>.*))?$"
+#: Fields 31-46 of TRAFFIC, counted from Bytes.
+TRAFFIC_TAIL = _fields(_TRAFFIC_NAMES, 16, required=4)
+#: Fields 31-34 of THREAT, counted from the Miscellaneous field.
+THREAT_TAIL = _fields(_THREAT_NAMES, 4, required=2)
+
+_READ_TYPES = ("TRAFFIC", "THREAT")
+
+
+def unquote(text: pl.Expr) -> pl.Expr:
+    """A CSV field's value: surrounding quotes removed, ``""`` made ``"``, empty is null."""
+    quoted = text.str.starts_with('"') & text.str.ends_with('"') & (text.str.len_chars() >= 2)
+    value = pl.when(quoted).then(text.str.slice(1, text.str.len_chars() - 2)
+                                 .str.replace_all('""', '"', literal=True)).otherwise(text)
+    return first_present(value)
+
+
+@register_reader
+class PaloAltoReader(PolarsLineReader):
+    """Palo Alto Networks PAN-OS TRAFFIC and THREAT logs (syslog CSV)."""
+
+    name: ClassVar[str] = "palo_alto"
+    sniff_pattern: ClassVar[re.Pattern[bytes]] = re.compile(
+        rb"(?:^|[\s,])(?:\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}|\d{4}-\d{2}-\d{2}T[\d:.]+Z),[^,]*,"
+        rb"(?:TRAFFIC|THREAT|SYSTEM|CONFIG"
+        rb"|HIP-MATCH|CORRELATION|USERID|AUTHENTICATION|GLOBALPROTECT|DECRYPTION|TUNNEL"
+        rb"|GTP|SCTP|IPTAG|URL|WILDFIRE|DATA),")
+
+    def parse_frame(self, lines: pl.Series, options: ReadOptions) -> pl.DataFrame:
+        frame = lines.to_frame().with_columns(
+            t=pl.col("line").str.extract_groups(TAG)).unnest("t")
+        frame = with_header(frame, "head")
+        frame = frame.with_columns(c=pl.col("csv").str.extract_groups(COMMON)).unnest("c")
+        kind = pl.col("type")
+        frame = frame.with_columns(
+            tr=pl.when(kind == "TRAFFIC").then(pl.col("tail").str.extract_groups(TRAFFIC_TAIL)),
+            th=pl.when(kind == "THREAT").then(pl.col("tail").str.extract_groups(THREAT_TAIL)),
+        ).unnest("tr", "th")
+        names = (*_COMMON_NAMES.values(), *_TRAFFIC_NAMES.values(), *_THREAT_NAMES.values())
+        frame = frame.with_columns([unquote(pl.col(n)).alias(n) for n in names])
+        offset = r"(?:Z|[+-]\d{2}:?\d{2})$"
+        generated = pl.coalesce("generated", "recv")
+        frame = frame.with_columns(
+            ts_src=pl.when(generated.str.contains(offset)).then(generated)
+            .when(pl.col("ts_text").str.contains(offset)).then(pl.col("ts_text"))
+            .otherwise(generated))
+        frame = with_time(frame, "ts_src")
+        return _events(frame)
+
+
+def _events(frame: pl.DataFrame) -> pl.DataFrame:
+    i64 = pl.Int64
+
+    def num(col: str) -> pl.Expr:
+        return pl.col(col).cast(i64, strict=False)
+
+    kind = pl.col("type")
+    traffic = kind == "TRAFFIC"
+    subtype = pl.col("subtype").fill_null("").str.to_lowercase()
+    action = pl.col("action").fill_null("").str.to_lowercase()
+    end_reason = pl.col("end_reason").fill_null("")
+    proto = proto_number(pl.col("proto"))
+    icmp = proto.is_in([1, 58])
+    outcome = (
+        pl.when(subtype.is_in(["deny", "drop"])).then(int(Outcome.BLOCKED))
+        .when(action.is_in(["allow", "alert"]) & traffic & (subtype == "end")).then(
+            pl.when(num("precv") == 0).then(int(Outcome.UNANSWERED))
+            .when((end_reason == "tcp-rst-from-server") & (num("precv") <= 1))
+            .then(int(Outcome.REJECTED))
+            .otherwise(int(Outcome.ESTABLISHED)))
+        .when(action.is_in(["allow", "alert"])).then(int(Outcome.ACCEPTED))
+        .otherwise(outcome_from_words(action))
+    )
+    reason = (
+        pl.when(kind.is_null()).then(pl.lit("not a PAN-OS log record"))
+        .when(~kind.is_in(list(_READ_TYPES))).then(pl.format("PAN-OS {} log is not read", kind))
+        .when(pl.col("action").is_null()).then(pl.format("PAN-OS {} record too short", kind))
+    )
+    packets = pl.when(traffic).then(num("packets")).otherwise(num("repeat"))
+    return frame.with_columns(
+        reason=reason,
+        host=first_present(pl.col("host"), pl.col("serial")),
+        proto=proto,
+        sport=pl.when(icmp).then(None).otherwise(num("sport")),
+        dport=pl.when(icmp).then(None).otherwise(num("dport")),
+        outcome=outcome,
+        rule=pl.when(traffic).then(pl.col("rule")).otherwise(pl.col("threat")),
+        in_iface=pl.col("in_if"),
+        out_iface=pl.col("out_if"),
+        bytes=pl.when(traffic).then(num("bytes")),
+        packets=pl.when(packets > 0).then(packets),
+    )
