@@ -35,15 +35,15 @@ def top_sources(
         where.append("proto = ?")
         params.append(proto_number(proto))
     if sensor is not None:
-        where.append("sensor = ?")
+        where.append("sensor_id = (SELECT id FROM names WHERE kind = 'sensor' AND text = ?)")
         params.append(sensor)
     params.append(limit)
     rows = store.con.execute(
         f"""SELECT src_hi, src_lo, count(*) AS probes,
                    count(DISTINCT (proto, activity_port(proto, dport, icmp_type))) AS ports,
                    count(DISTINCT (dst_hi, dst_lo)) AS targets,
-                   count(DISTINCT sensor) AS sensors, min(ts), max(ts)
-            FROM events WHERE {' AND '.join(where)}
+                   count(DISTINCT sensor_id) AS sensors, min(ts), max(ts)
+            FROM event_rows WHERE {' AND '.join(where)}
             GROUP BY src_hi, src_lo
             ORDER BY probes DESC, ports DESC, src_hi, src_lo LIMIT ?""",
         params,

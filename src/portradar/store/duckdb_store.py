@@ -33,23 +33,26 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from portradar.errors import StoreError
-from portradar.events.schema import SCHEMA_VERSION
+from portradar.events.schema import SCHEMA_VERSION, Outcome
 
 #: Default store file, in the working directory.
 DEFAULT_DB = "portradar.duckdb"
 
-_EVENT_COLUMNS = (
-    "ts, sensor, src_hi, src_lo, dst_hi, dst_lo, proto, sport, dport, tcp_flags, icmp_type, "
-    "icmp_code, outcome, rule, in_iface, out_iface, packets, bytes, ttl, ip_id, tcp_window, "
-    "tcp_seq, format"
+#: Event-schema columns stored as they are; the dictionary columns become ids.
+_PLAIN_COLUMNS = (
+    "ts", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "sport", "dport", "tcp_flags",
+    "icmp_type", "icmp_code", "packets", "bytes", "ttl", "ip_id", "tcp_window", "tcp_seq",
 )
+_NAMED_COLUMNS = (("sensor", "sensor"), ("rule", "rule"), ("in_iface", "iface"),
+                  ("out_iface", "iface"))
 
 
 #: Extra per-day computations run inside :meth:`Store.refresh_activity`'s transaction,
 #: after the port activity tables: ``refresher(store, first_day, last_day)`` with the
-#: temp table ``_dirty(day DATE, sensor VARCHAR)`` (sensor ``*`` = all sensors) in scope.
+#: temp table ``_dirty(day DATE)`` in scope (every sensor of a dirty day is recomputed).
 #: Features that keep their own per-bucket state (sketches, new-source counts) add
 #: themselves here at import time.
 ACTIVITY_REFRESHERS: list[Callable[[Store, Any, Any], None]] = []
@@ -94,6 +97,9 @@ class Store:
 
     def _migrate(self) -> None:
         self.con.execute(_sql("schema.sql"))
+        if not self.con.execute("SELECT count(*) FROM outcomes").fetchone()[0]:  # type: ignore[index]
+            self.con.executemany("INSERT INTO outcomes VALUES (?, ?)",
+                                 [(int(o), o.label) for o in Outcome])
         row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
@@ -131,18 +137,50 @@ class Store:
         self._in_transaction = False
         self.con.execute("COMMIT")
 
+    def name_ids(self, kind: str, texts: list[str | None]) -> list[int | None]:
+        """Ids of names of one kind (sensor, rule, iface), creating the missing ones."""
+        wanted = sorted({t for t in texts if t is not None})
+        known: dict[str, int] = {}
+        if wanted:
+            known = dict(self.con.execute(
+                "SELECT text, id FROM names WHERE kind = ? AND list_contains(?, text)",
+                [kind, wanted]).fetchall())
+            missing = [t for t in wanted if t not in known]
+            if missing:
+                (top,) = self.con.execute(
+                    "SELECT coalesce(max(id), 0) FROM names WHERE kind = ?", [kind]).fetchone()  # type: ignore[misc]
+                new = {t: top + 1 + i for i, t in enumerate(missing)}
+                self.con.executemany("INSERT INTO names VALUES (?, ?, ?)",
+                                     [(kind, i, t) for t, i in new.items()])
+                known.update(new)
+        return [known[t] if t is not None else None for t in texts]
+
     def append_events(self, batch: pa.RecordBatch | pa.Table, *, input_id: int) -> int:
         """Insert events and mark their days dirty; returns the number of rows."""
         if batch.num_rows == 0:
             return 0
-        self.con.register("_incoming", batch)
+        if isinstance(batch, pa.Table):
+            batch = batch.combine_chunks().to_batches()[0]
+        columns = {name: batch.column(name) for name in _PLAIN_COLUMNS}
+        for name, kind in _NAMED_COLUMNS:
+            arr = batch.column(name)
+            ids = self.name_ids(kind, arr.dictionary.to_pylist())
+            columns[f"{name}_id"] = pc.take(pa.array(ids, pa.int32()), arr.indices)
+        outcome = batch.column("outcome")
+        codes = [int(Outcome[label.upper()]) for label in outcome.dictionary.to_pylist()]
+        columns["outcome"] = pc.take(pa.array(codes, pa.uint8()), outcome.indices)
+        self.con.register("_incoming", pa.table(columns))
         try:
             self.con.execute(
-                f"INSERT INTO events SELECT {_EVENT_COLUMNS}, ? FROM _incoming", [input_id]
+                """INSERT INTO event_rows
+                   SELECT ts, sensor_id, src_hi, src_lo, dst_hi, dst_lo, proto, sport, dport,
+                          tcp_flags, icmp_type, icmp_code, outcome, rule_id, in_iface_id,
+                          out_iface_id, packets, bytes, ttl, ip_id, tcp_window, tcp_seq, ?
+                   FROM _incoming""",
+                [input_id],
             )
             self.con.execute(
-                """INSERT INTO activity_dirty
-                   SELECT DISTINCT CAST(ts AS DATE), CAST(sensor AS VARCHAR) FROM _incoming"""
+                "INSERT INTO activity_dirty SELECT DISTINCT CAST(ts AS DATE) FROM _incoming"
             )
         finally:
             self.con.unregister("_incoming")
@@ -158,11 +196,7 @@ class Store:
         with self.transaction():
             # A dirty day is recomputed for every sensor: '*' (all sensors) needs them all.
             self.con.execute(
-                """CREATE OR REPLACE TEMP TABLE _dirty AS
-                   SELECT DISTINCT d.day, e.sensor FROM (SELECT DISTINCT day FROM activity_dirty) d
-                   JOIN (SELECT DISTINCT CAST(ts AS DATE) AS day, sensor FROM events
-                         WHERE CAST(ts AS DATE) IN (SELECT day FROM activity_dirty)) e USING (day)
-                   UNION SELECT DISTINCT day, '*' FROM activity_dirty"""
+                "CREATE OR REPLACE TEMP TABLE _dirty AS SELECT DISTINCT day FROM activity_dirty"
             )
             lo, hi = self.con.execute("SELECT min(day), max(day) FROM _dirty").fetchone()  # type: ignore[misc]
             self.con.execute(
@@ -196,10 +230,10 @@ class Store:
                    AND CAST(ts AS DATE) IN (SELECT day FROM _dirty)"""
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _n AS
-                SELECT epoch_us(ts) // 3600000000 AS h, sensor, proto,
+                SELECT epoch_us(ts) // 3600000000 AS h, sensor_id AS sensor, proto,
                        activity_port(proto, dport, icmp_type) AS port, count(*) AS records,
                        sum(packets) AS packets
-                FROM events WHERE {where} GROUP BY ALL""",
+                FROM event_rows WHERE {where} GROUP BY ALL""",
             [lo, hi],
         )
         counts: dict[tuple[str, bool, str], str] = {}
@@ -208,9 +242,9 @@ class Store:
                    f"ELSE hash({side}_hi, {side}_lo) | (1::UBIGINT << 63) END")
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE _{side}_hs AS
-                    SELECT DISTINCT epoch_us(ts) // 3600000000 AS h, sensor, proto,
+                    SELECT DISTINCT epoch_us(ts) // 3600000000 AS h, sensor_id AS sensor, proto,
                            activity_port(proto, dport, icmp_type) AS port, {key} AS k
-                    FROM events WHERE {where}""",
+                    FROM event_rows WHERE {where}""",
                 [lo, hi],
             )
             con.execute(
@@ -235,14 +269,18 @@ class Store:
                 grain = "h" if unit == "h" else "h // 24"
                 group = (f"{grain} AS {unit}, sensor, proto, port" if per_sensor
                          else f"{grain} AS {unit}, proto, port")
+                name = "nm.text" if per_sensor else "'*'"
+                named = ("JOIN names nm ON nm.kind = 'sensor' AND nm.id = c.sensor"
+                         if per_sensor else "")
                 con.execute(
                     f"""INSERT INTO {table}
-                        SELECT {bucket[unit]}, {"sensor" if per_sensor else "'*'"}, proto, port,
+                        SELECT {bucket[unit]}, {name}, c.proto, c.port,
                                c.records, c.packets, s.n, t.n
                         FROM (SELECT {group}, sum(records) AS records, sum(packets) AS packets
                               FROM _n GROUP BY ALL) c
                         JOIN {counts[("src", per_sensor, unit)]} s USING ({keys})
-                        JOIN {counts[("dst", per_sensor, unit)]} t USING ({keys})"""
+                        JOIN {counts[("dst", per_sensor, unit)]} t USING ({keys})
+                        {named}"""
                 )
         temps = ["_n"] + [f"_{side}_{x}" for side in ("src", "dst") for x in ("hs", "ds")]
         for temp in temps + list(counts.values()):
@@ -266,18 +304,18 @@ class Store:
         days = int(self.setting("retention_days", "0") or 0)
         if days <= 0 or self.read_only:
             return 0
-        newest = self.con.execute("SELECT max(ts) FROM events").fetchone()[0]  # type: ignore[index]
+        newest = self.con.execute("SELECT max(ts) FROM event_rows").fetchone()[0]  # type: ignore[index]
         if newest is None:
             return 0
         self.refresh_activity()
         with self.transaction():
             n = self.con.execute(
-                "SELECT count(*) FROM events WHERE ts < CAST(? AS TIMESTAMP) - to_days(?)",
+                "SELECT count(*) FROM event_rows WHERE ts < CAST(? AS TIMESTAMP) - to_days(?)",
                 [newest, days],
             ).fetchone()[0]  # type: ignore[index]
             if n:
                 self.con.execute(
-                    "DELETE FROM events WHERE ts < CAST(? AS TIMESTAMP) - to_days(?)",
+                    "DELETE FROM event_rows WHERE ts < CAST(? AS TIMESTAMP) - to_days(?)",
                     [newest, days],
                 )
                 self.set_setting("events_purged_before", str(newest))
