@@ -95,6 +95,9 @@ LIMITS = {
 #: Lines longer than this in a snippet shown to the user are cut.
 SNIPPET_CHARS = 100
 
+#: Characters a blank line consists of (ASCII whitespace; blank lines are not records).
+BLANK = " \t\r\n\x0b\x0c"
+
 #: How many lines of the sniff window are looked at.
 SNIFF_LINES = 50
 
@@ -194,15 +197,16 @@ def address_pairs(texts: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     d_hi = np.zeros(m, np.uint64)
     d_lo = np.zeros(m, np.uint64)
     d_ok = np.zeros(m, bool)
+    if m == 0:
+        return hi, lo, ok
     quads = words.str.extract_groups(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
-    octets = [quads.struct.field(str(i)).cast(pl.UInt64, strict=False).to_numpy()
+    octets = [quads.struct.field(str(i)).cast(pl.Int64, strict=False).fill_null(-1).to_numpy()
               for i in range(1, 5)]
-    v4 = np.all([~np.isnan(o.astype(np.float64)) & (np.nan_to_num(o) <= 255)
-                 for o in octets], axis=0)
+    v4 = np.all([(o >= 0) & (o <= 255) for o in octets], axis=0)
     if v4.any():
         value = np.zeros(m, np.uint64)
         for o in octets:
-            value = (value << np.uint64(8)) | np.nan_to_num(o).astype(np.uint64)
+            value = (value << np.uint64(8)) | np.where(o > 0, o, 0).astype(np.uint64)
         d_lo[v4] = np.uint64(0xFFFF_0000_0000) | value[v4]
         d_ok[v4] = True
     for i in np.flatnonzero(~v4):
@@ -337,7 +341,7 @@ class PolarsLineReader(LineReader):
         if self._years is None:
             self._years = YearState(year=options.year)
         lines = pl.Series("line", line_strings(buf, starts, ends))
-        nonblank = lines.str.strip_chars().str.len_bytes() > 0
+        nonblank = lines.str.strip_chars(BLANK).str.len_bytes() > 0
         rows = np.flatnonzero(nonblank.to_numpy())
         lines = lines.filter(nonblank)
         frame = self.parse_frame(lines, options) if len(lines) else pl.DataFrame()
