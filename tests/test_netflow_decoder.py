@@ -421,6 +421,29 @@ def test_outcome_rule():
     assert got == [4, 0, 0, 5, 0, 0, 0, 0]
 
 
+def v5_flows(flows: list[tuple[str, str, int, int, int, int]], uptime: int = 100_000) -> bytes:
+    """One v5 packet of TCP flows ``(src, dst, sport, dport, flags, first_ms)``."""
+    out = struct.pack("!HHIIIIBBH", 5, len(flows), uptime, 1_700_000_000, 0, 0, 0, 0, 0)
+    for src, dst, sport, dport, flags, first in flows:
+        out += socket.inet_aton(src) + socket.inet_aton(dst) + bytes(8)
+        out += struct.pack("!IIIIHHBBBBHHBBH", 1, 40, first, first, sport, dport, 0, flags, 6,
+                           0, 0, 0, 0, 0, 0)
+    return out
+
+
+def test_reverse_flows_tell_rejected_and_accepted_probes_apart():
+    a, b = "198.51.100.7", "192.0.2.10"
+    packet = v5_flows([
+        (a, b, 40000, 23, 0x02, 50_000), (b, a, 23, 40000, 0x14, 50_001),  # closed: RST
+        (a, b, 40001, 22, 0x06, 50_000), (b, a, 22, 40001, 0x12, 50_001),  # open: SYN-ACK
+        (a, b, 40002, 25, 0x02, 50_000),  # no reply at all
+        (a, b, 40003, 80, 0x02, 10_000), (b, a, 80, 40003, 0x14, 90_000),  # reply 80 s late
+    ])
+    rows = _decode(packet)[0].to_pylist()
+    assert [r["outcome"] for r in rows] == [
+        "rejected", "unknown", "accepted", "unknown", "unanswered", "unanswered", "unknown"]
+
+
 # --- generated traffic: vectorised decoding at volume -------------------------------------
 
 def v5_packets(n_packets: int, seed: int = 7) -> tuple[list[bytes], np.ndarray]:

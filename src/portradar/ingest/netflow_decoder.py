@@ -392,14 +392,16 @@ def _ntp_to_us(value: np.ndarray) -> np.ndarray:
 
 
 def outcome_for_flags(proto: np.ndarray, flags: np.ndarray | None) -> np.ndarray:
-    """The outcome of each flow from its protocol and OR of TCP flags (rule: module doc).
+    """The outcome of each flow judged alone, from its protocol and OR of TCP flags.
 
     * TCP with SYN and without ACK or RST → unanswered: the sender never acknowledged a
-      SYN-ACK in this record, so no handshake completed for this probe (drop and RST
-      cannot be told apart from one direction; both are failures to a scan detector).
-    * TCP with SYN, ACK and PSH or FIN → established: handshake and data or close.
-    * everything else → unknown (SYN+RST is also a half-open scan that *found* an open
-      port; SYN+ACK alone is a responder's SYN-ACK, perhaps reset by a scanner).
+      SYN-ACK in this record, so no handshake completed for this probe (a silent drop
+      and a RST cannot be told apart from one direction; :func:`reply_outcomes` tells
+      them apart when the reverse flow is at hand);
+    * TCP with SYN, ACK and PSH or FIN → established: handshake, then data or a close;
+    * everything else → unknown (SYN+RST is the half-open scan of an *open* port, or an
+      aborted connect; SYN+ACK alone is a responder's SYN-ACK, perhaps reset by a
+      scanner).
 
     >>> outcome_for_flags(np.array([6, 6, 6, 6, 17]), np.array([0x02, 0x1b, 0x06, 0x12, 0]))
     array([4, 5, 0, 0, 0], dtype=int32)
@@ -414,6 +416,75 @@ def outcome_for_flags(proto: np.ndarray, flags: np.ndarray | None) -> np.ndarray
     data_or_fin = (flags & 0x09) != 0
     out[tcp & syn & ~ack & ~rst] = int(Outcome.UNANSWERED)
     out[tcp & syn & ack & data_or_fin] = int(Outcome.ESTABLISHED)
+    return out
+
+
+#: How long after a probe flow starts its reply flow may start: Linux retries an
+#: unanswered SYN 6 times (``tcp_syn_retries``) after 1, 2, 4, 8, 16 and 32 s, so a
+#: reply to any of the SYNs of one flow record starts within 63 s.
+REPLY_WINDOW_US = 63_000_000
+#: A reply may appear to start this much *before* its probe: flow starts are rounded to
+#: milliseconds, v9 times go through sysUptime, and one record may hold SYN retries.
+REPLY_SKEW_US = 1_000_000
+
+
+def reply_outcomes(outcome: np.ndarray, ts: np.ndarray, src_hi: np.ndarray,
+                   src_lo: np.ndarray, dst_hi: np.ndarray, dst_lo: np.ndarray,
+                   sport: np.ndarray, dport: np.ndarray, proto: np.ndarray,
+                   flags: np.ndarray) -> np.ndarray:
+    """Refine the outcome of TCP probes whose reverse flow is in the same batch.
+
+    NetFlow records are one-way, but an exporter that sees both directions (softflowd,
+    a router on a symmetric path) exports the reply as its own record.  A probe is a
+    TCP flow with SYN and without ACK; its reply is the flow with the reversed 5-tuple
+    starting within :data:`REPLY_WINDOW_US`:
+
+    * reply with SYN+ACK → accepted (the target answered; a half-open scan's SYN+RST
+      probe is the usual case);
+    * reply with RST (and no SYN) → rejected (the port is closed);
+    * no reply in the batch → the single-flow outcome stands.
+
+    ``flags`` is -1 where unknown.  The join runs in Polars over the probes and replies
+    only, so it costs nothing on batches without TCP handshakes.
+
+    >>> z = np.zeros(3, np.uint64)
+    >>> a, b = np.full(3, 0xFFFF_0A00_0001, np.uint64), np.full(3, 0xFFFF_0A00_0002, np.uint64)
+    >>> src_lo, dst_lo = np.array([a[0], b[0], a[0]]), np.array([b[0], a[0], b[0]])
+    >>> reply_outcomes(np.array([4, 0, 4]), np.array([0, 1000, 0]), z, src_lo, z, dst_lo,
+    ...                np.array([40000, 22, 40001]), np.array([22, 40000, 22]),
+    ...                np.full(3, 6), np.array([0x02, 0x14, 0x02])).tolist()
+    [2, 0, 4]
+    """
+    tcp = (proto == 6) & (flags >= 0)
+    syn = (flags & 0x02) != 0
+    ack = (flags & 0x10) != 0
+    rst = (flags & 0x04) != 0
+    probe = np.flatnonzero(tcp & syn & ~ack)
+    reply = np.flatnonzero(tcp & ((syn & ack) | (rst & ~syn)))
+    if not len(probe) or not len(reply):
+        return outcome
+    import polars as pl  # only when there is something to pair
+
+    keys = ["a_hi", "a_lo", "b_hi", "b_lo", "a_port", "b_port"]
+    probes = pl.DataFrame({
+        "a_hi": src_hi[probe], "a_lo": src_lo[probe], "b_hi": dst_hi[probe],
+        "b_lo": dst_lo[probe], "a_port": sport[probe], "b_port": dport[probe],
+        "ts": ts[probe], "i": probe})
+    replies = pl.DataFrame({
+        "a_hi": dst_hi[reply], "a_lo": dst_lo[reply], "b_hi": src_hi[reply],
+        "b_lo": src_lo[reply], "a_port": dport[reply], "b_port": sport[reply],
+        "ts_reply": ts[reply], "accepted": syn[reply]})
+    paired = (
+        probes.join(replies, on=keys, how="inner")
+        .filter((pl.col("ts_reply") >= pl.col("ts") - REPLY_SKEW_US)
+                & (pl.col("ts_reply") <= pl.col("ts") + REPLY_WINDOW_US))
+        .group_by("i").agg(pl.col("accepted").any())
+    )
+    if paired.height == 0:
+        return outcome
+    out = outcome.copy()
+    out[paired["i"].to_numpy()] = np.where(paired["accepted"].to_numpy(),
+                                           int(Outcome.ACCEPTED), int(Outcome.REJECTED))
     return out
 
 
@@ -850,7 +921,10 @@ class NetflowDecoder:
                 pa.array(cols["exporter"], pa.int32()), pa.array(self._exporters, pa.string()))
         proto = cols["proto"]
         flags = cols["tcp_flags"]
-        outcome = outcome_for_flags(proto, np.where(flags < 0, 0, flags))
+        outcome = reply_outcomes(
+            outcome_for_flags(proto, np.where(flags < 0, 0, flags)), cols["ts"],
+            cols["src_hi"], cols["src_lo"], cols["dst_hi"], cols["dst_lo"], cols["sport"],
+            cols["dport"], proto, flags.astype(np.int64))
         return make_batch({
             "ts": cols["ts"],
             "sensor": sensor,

@@ -14,8 +14,10 @@ removal, and its ``ts`` column has whole seconds, where ``%tsr`` has millisecond
 with pyarrow's streaming reader, one batch at a time, with columns converted per batch
 (addresses, flags and protocol names once per distinct value).
 
-Each flow record is one event, with the outcome rule of the NetFlow decoder
-(:func:`~portradar.ingest.netflow_decoder.outcome_for_flags`).  The sensor is
+Each flow record is one event, with the outcome rules of the NetFlow decoder
+(:func:`~portradar.ingest.netflow_decoder.outcome_for_flags`, then
+:func:`~portradar.ingest.netflow_decoder.reply_outcomes` within each batch of
+:data:`BLOCK_BYTES` of nfdump's output).  The sensor is
 ``--sensor``, else the exporter's address nfcapd stored (``%ra``), else ``default``
 (nfpcapd, which builds flows from a capture, stores none).
 
@@ -47,7 +49,7 @@ import pyarrow.csv as pacsv
 from portradar.errors import InputError
 from portradar.events.addresses import address_key
 from portradar.events.schema import PROTO_NUMBERS, empty_batch, make_batch
-from portradar.ingest.netflow_decoder import PORT_PROTOCOLS, outcome_for_flags
+from portradar.ingest.netflow_decoder import PORT_PROTOCOLS, outcome_for_flags, reply_outcomes
 from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 
@@ -233,18 +235,23 @@ class NfdumpReader:
         else:
             sensor = pc.if_else(pc.is_in(exporters, pa.array(NO_EXPORTER)), "default", exporters)
         packets = _ints(col["packets"])[keep]
+        ts = _np_float(ts_ms)[keep].astype(np.int64) * 1000
+        sport, dport = _ints(col["sport"])[keep], _ints(col["dport"])[keep]
+        outcome = reply_outcomes(
+            outcome_for_flags(proto_k, np.where(flags < 0, 0, flags)), ts, src_hi[keep],
+            src_lo[keep], dst_hi[keep], dst_lo[keep], sport, dport, proto_k, flags)
         return make_batch({
-            "ts": (_np_float(ts_ms)[keep].astype(np.int64) * 1000),
+            "ts": ts,
             "sensor": sensor,
             "src_hi": src_hi[keep], "src_lo": src_lo[keep],
             "dst_hi": dst_hi[keep], "dst_lo": dst_lo[keep],
             "proto": proto_k,
-            "sport": _masked(_ints(col["sport"])[keep], has_ports, pa.uint16()),
-            "dport": _masked(_ints(col["dport"])[keep], has_ports, pa.uint16()),
+            "sport": _masked(sport, has_ports, pa.uint16()),
+            "dport": _masked(dport, has_ports, pa.uint16()),
             "tcp_flags": _masked(flags, flags >= 0, pa.uint8()),
             "icmp_type": _masked(_ints(col["icmp_type"])[keep], icmp, pa.uint8()),
             "icmp_code": _masked(_ints(col["icmp_code"])[keep], icmp, pa.uint8()),
-            "outcome": outcome_for_flags(proto_k, np.where(flags < 0, 0, flags)),
+            "outcome": outcome,
             "in_iface": _interfaces(_ints(col["in_if"])[keep]),
             "out_iface": _interfaces(_ints(col["out_if"])[keep]),
             "packets": np.clip(np.where(packets < 0, 1, packets), 0, 0xFFFF_FFFF)
