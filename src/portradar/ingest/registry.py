@@ -26,6 +26,7 @@ DEFAULT_READERS = (
     "portradar.ingest.pcap",
     "portradar.ingest.zeek_conn",
     "portradar.ingest.suricata_eve",
+    "portradar.ingest.pf_filterlog",
     "portradar.ingest.netflow",
     "portradar.ingest.nfdump",
     "portradar.ingest.cisco_asa",
