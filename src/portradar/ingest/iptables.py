@@ -86,18 +86,10 @@ def outcome_for_prefix(prefix: str | None, actions: dict[str, str] | None = None
 
 def _strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.DictionaryArray:
     """Dictionary-encoded strings of the given spans; empty spans become nulls."""
-    offsets, data = k.gather_spans(buf, starts, ends)
-    n = len(starts)
-    binary = pa.Array.from_buffers(
-        pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
-    encoded = binary.dictionary_encode()
-    words = [b.decode("utf-8", "replace") for b in encoded.dictionary.to_pylist()]
-    indices = encoded.indices.cast(pa.int32())
-    if "" in words:
-        empty = words.index("")
-        mask = pc.equal(indices, empty)
-        indices = pc.if_else(mask, pa.scalar(None, pa.int32()), indices)
+    codes, first = k.encode_spans(buf, starts, ends)
+    words = [bytes(buf[starts[i]:ends[i]]).decode("utf-8", "replace") for i in first]
+    missing = codes < 0
+    indices = pa.array(codes, mask=missing if missing.any() else None)
     return pa.DictionaryArray.from_arrays(indices, pa.array(words, pa.string()))
 
 

@@ -835,7 +835,7 @@ def _bracket_ts_uptime_only(buf, p, e, row, out):  # pragma: no cover - jit
     return q + 1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, nogil=True)
 def parse_lines(buf, starts, ends):  # pragma: no cover - jit
     """Parse every line; return the ``int64`` field matrix and the ``uint64`` address matrix.
 
@@ -850,7 +850,7 @@ def parse_lines(buf, starts, ends):  # pragma: no cover - jit
     return out, addr
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def gather_spans(buf, starts, ends):  # pragma: no cover - jit
     """Copy the byte spans into one buffer with Arrow-style int32 offsets (-1 span: empty)."""
     n = starts.shape[0]
@@ -869,3 +869,52 @@ def gather_spans(buf, starts, ends):  # pragma: no cover - jit
                 data[k] = buf[j]
                 k += 1
     return offsets, data
+
+
+@numba.njit(cache=True, nogil=True)
+def encode_spans(buf, starts, ends):  # pragma: no cover - jit
+    """Dictionary-encode byte spans without copying them.
+
+    Returns ``codes`` (int32, -1 for an absent or empty span) and, for each code, the
+    row of its first occurrence.  An open-addressing table keyed by the FNV-1a hash
+    of the bytes, with a byte comparison on every hash match.
+    """
+    n = starts.shape[0]
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    slots = np.full(size, -1, np.int32)
+    codes = np.full(n, -1, np.int32)
+    first = np.empty(n, np.int64)
+    ncodes = 0
+    for i in range(n):
+        s = starts[i]
+        e = ends[i]
+        if s < 0 or e <= s:
+            continue
+        h = np.uint64(14695981039346656037)
+        for j in range(s, e):
+            h = (h ^ np.uint64(buf[j])) * np.uint64(1099511628211)
+        slot = np.int64(h & np.uint64(mask))
+        while True:
+            c = slots[slot]
+            if c < 0:
+                slots[slot] = ncodes
+                first[ncodes] = i
+                codes[i] = ncodes
+                ncodes += 1
+                break
+            r = first[c]
+            rs = starts[r]
+            if ends[r] - rs == e - s:
+                same = True
+                for j in range(e - s):
+                    if buf[rs + j] != buf[s + j]:
+                        same = False
+                        break
+                if same:
+                    codes[i] = c
+                    break
+            slot = (slot + 1) & mask
+    return codes, first[:ncodes]

@@ -54,6 +54,18 @@ def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no
     return starts, ends
 
 
+def _fill(stream: BinaryIO, view: memoryview) -> int:
+    """Read until ``view`` is full or the stream ends; returns the bytes read."""
+    done = 0
+    size = len(view)
+    while done < size:
+        n = stream.readinto(view[done:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        done += n
+    return done
+
+
 def skip_to(stream: BinaryIO, offset: int) -> None:
     """Position a stream at ``offset``, seeking when possible, reading otherwise."""
     if offset <= 0:
@@ -109,23 +121,26 @@ class LineReader:
         skip_to(stream, start_offset)
         offset = start_offset
         line_no = start_line
-        carry = b""
         chunk = max(1 << 16, options.chunk_bytes)
+        # one buffer, reused: nothing a chunk yields refers to it
+        buf = bytearray(chunk * 2)
+        held = 0  # bytes of an unfinished line kept at the front of buf
         while True:
-            data = stream.read(chunk)
-            eof = not data
-            if eof and not carry:
+            if len(buf) - held < chunk:
+                buf.extend(bytes(len(buf)))  # a line longer than a chunk: grow
+            got = _fill(stream, memoryview(buf)[held:held + chunk])
+            eof = got == 0
+            total = held + got
+            if eof and held == 0:
                 return
-            block = carry + data if carry else data
             if eof:
-                cut = len(block)
+                cut = total
             else:
-                cut = block.rfind(b"\n") + 1
+                cut = buf.rfind(b"\n", 0, total) + 1
                 if cut == 0:  # no newline yet: one very long line, keep reading
-                    carry = block
+                    held = total
                     continue
-            carry = block[cut:]
-            body = np.frombuffer(block, dtype=np.uint8, count=cut)
+            body = np.frombuffer(buf, dtype=np.uint8, count=cut)
             starts, ends = line_bounds(body)
             n_lines = len(starts)
             stats.records += n_lines
@@ -133,7 +148,10 @@ class LineReader:
             stats.events += batch.num_rows
             line_no += n_lines
             offset += cut
-            yield ReadChunk(batch=batch, offset=offset, records=n_lines,
-                            tail=block[max(0, cut - 256):cut])
+            tail = bytes(buf[max(0, cut - 256):cut])
+            del body
+            held = total - cut
+            buf[:held] = buf[cut:total]
+            yield ReadChunk(batch=batch, offset=offset, records=n_lines, tail=tail)
             if eof:
                 return

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,12 +52,6 @@ def days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     doy = (153 * mp + 2) // 5 + np.asarray(d, np.int64) - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     return era * 146097 + doe - 719468
-
-
-def days_in_month(y: np.ndarray, m: np.ndarray) -> np.ndarray:
-    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-    table = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
-    return table[np.clip(m, 0, 12)] + ((m == 2) & leap)
 
 
 def local_zone_name() -> str:
@@ -107,6 +102,70 @@ class YearState:
     boot_us: int | None = None  # raw dmesg boot time, UTC microseconds
 
 
+@numba.njit(cache=True, nogil=True)
+def _days(y, m, d):  # pragma: no cover - jit
+    y = y - (1 if m <= 2 else 0)
+    era = y // 400
+    yoe = y - era * 400
+    mp = m - 3 if m > 2 else m + 9
+    doy = (153 * mp + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+@numba.njit(cache=True, nogil=True)
+def _month_days(y, m):  # pragma: no cover - jit
+    if m == 2:
+        leap = (y % 4 == 0 and y % 100 != 0) or y % 400 == 0
+        return 29 if leap else 28
+    if m == 4 or m == 6 or m == 9 or m == 11:
+        return 30
+    return 31
+
+
+@numba.njit(cache=True, nogil=True)
+def _epochs(fields, ref_year, ref_local_us, explicit, year, last_month):  # pragma: no cover
+    """Microseconds for every row: UTC for zoned kinds, wall clock for local ones."""
+    n = fields.shape[0]
+    ts = np.zeros(n, np.int64)
+    bad = np.zeros(n, np.bool_)
+    local = np.zeros(n, np.bool_)
+    for i in range(n):
+        kind = fields[i, k.TK]
+        if kind == k.TS_NONE:
+            bad[i] = True
+            continue
+        if kind == k.TS_UPTIME:
+            continue
+        mo = fields[i, k.MO]
+        d = fields[i, k.DY]
+        y = fields[i, k.YR]
+        if mo < 1 or mo > 12 or d < 1:
+            bad[i] = True
+            continue
+        if kind == k.TS_NO_YEAR:
+            if explicit:
+                if last_month and mo < last_month - 6:
+                    year += 1
+                last_month = mo
+                y = year
+            else:
+                y = ref_year
+                guess = _days(y, mo, min(d, 28)) * US_PER_DAY + fields[i, k.SOD]
+                if guess > ref_local_us + YEAR_SLACK_US:
+                    y -= 1
+        if d > _month_days(y, mo):
+            bad[i] = True
+            continue
+        base = _days(y, mo, d) * US_PER_DAY + fields[i, k.SOD]
+        if kind == k.TS_ABSOLUTE:
+            ts[i] = base - fields[i, k.TZ] * 1_000_000
+        else:
+            ts[i] = base
+            local[i] = True
+    return ts, bad, local, year, last_month
+
+
 def resolve(
     fields: np.ndarray,
     *,
@@ -116,45 +175,16 @@ def resolve(
     boot_time: datetime | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """UTC microseconds for every row of the kernel's field matrix, and a mask of bad ones."""
-    kind = fields[:, k.TK]
-    year = fields[:, k.YR].copy()
-    month = fields[:, k.MO]
-    day = fields[:, k.DY]
-    sod = fields[:, k.SOD]
-    n = len(kind)
-    ts = np.zeros(n, np.int64)
-    bad = np.zeros(n, bool)
-
-    no_year = kind == k.TS_NO_YEAR
-    if no_year.any():
-        idx = np.flatnonzero(no_year)
-        mo = month[idx]
-        if state.year is not None:
-            prev = np.concatenate(([state.last_month or mo[0]], mo[:-1]))
-            rolls = np.cumsum(mo < prev - 6)
-            years = state.year + rolls
-            state.year = int(years[-1])
-            state.last_month = int(mo[-1])
-        else:
-            ref_local = reference.astimezone(tz).replace(tzinfo=None)
-            ref_us = int((ref_local - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
-            years = np.full(len(idx), ref_local.year, np.int64)
-            guess = days_from_civil(years, mo, np.minimum(day[idx], 28)) * US_PER_DAY + sod[idx]
-            years = np.where(guess > ref_us + YEAR_SLACK_US, years - 1, years)
-        year[idx] = years
-
-    dated = (kind == k.TS_NO_YEAR) | (kind == k.TS_LOCAL) | (kind == k.TS_ABSOLUTE)
-    if dated.any():
-        ok_date = (month >= 1) & (month <= 12) & (day >= 1) & (day <= days_in_month(year, month))
-        bad |= dated & ~ok_date
-        base = days_from_civil(year, np.clip(month, 1, 12), np.clip(day, 1, 31)) * US_PER_DAY + sod
-        absolute = kind == k.TS_ABSOLUTE
-        ts[absolute] = base[absolute] - fields[absolute, k.TZ] * 1_000_000
-        local = dated & ~absolute
-        if local.any():
-            ts[local] = local_to_utc(base[local], tz)
-
-    uptime = kind == k.TS_UPTIME
+    ref_local = reference.astimezone(tz).replace(tzinfo=None)
+    ref_us = int((ref_local - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
+    explicit = state.year is not None
+    ts, bad, local, year, last_month = _epochs(
+        fields, ref_local.year, ref_us, explicit, state.year or 0, state.last_month)
+    if explicit:
+        state.year, state.last_month = int(year), int(last_month)
+    if local.any():
+        ts[local] = local_to_utc(ts[local], tz)
+    uptime = fields[:, k.TK] == k.TS_UPTIME
     if uptime.any():
         up = fields[uptime, k.UP]
         if state.boot_us is None:
@@ -163,7 +193,6 @@ def resolve(
             else:
                 state.boot_us = int(reference.timestamp() * 1_000_000) - int(up.max())
         ts[uptime] = state.boot_us + up
-    bad |= kind == k.TS_NONE
     return ts, bad
 
 
