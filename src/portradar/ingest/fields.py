@@ -313,6 +313,45 @@ def iso_times(buf, s, e):  # pragma: no cover - jit
 
 
 @numba.njit(cache=True, parallel=True)
+def date_and_time(buf, ds, de, ts, te):  # pragma: no cover - jit
+    """A ``YYYY-MM-DD`` span and a ``HH:MM:SS[.f]`` span into a local-time matrix.
+
+    The matrix is the one :func:`iso_times` returns, with kind ``TS_LOCAL`` (the
+    Windows firewall log writes its date and time as two fields, in local time).
+    """
+    n = ds.shape[0]
+    out = np.zeros((n, TIME_COLUMNS), np.int64)
+    status = np.zeros(n, np.int8)
+    for i in numba.prange(n):
+        out[i, k.ST] = k.OK
+        out[i, k.TK] = k.TS_NONE
+        if ds[i] < 0 or de[i] <= ds[i] or ts[i] < 0 or te[i] <= ts[i]:
+            status[i] = MISSING
+            continue
+        b = de[i]
+        y, q = k._digits(buf, ds[i], b, 4)
+        good = y >= 0 and q - ds[i] == 4 and q < b and buf[q] == 45
+        if good:
+            mo, q = k._digits(buf, q + 1, b, 2)
+            good = mo >= 1 and mo <= 12 and q < b and buf[q] == 45
+            if good:
+                d, q = k._digits(buf, q + 1, b, 2)
+                good = d >= 1 and d <= 31 and q == b
+                if good:
+                    r = k._hms(buf, ts[i], te[i], i, out)
+                    good = r == te[i] and out[i, k.ST] == k.OK
+                    out[i, k.YR] = y
+                    out[i, k.MO] = mo
+                    out[i, k.DY] = d
+        if good:
+            out[i, k.TK] = k.TS_LOCAL
+        else:
+            status[i] = BAD
+            out[i, k.TK] = k.TS_NONE
+    return out, status
+
+
+@numba.njit(cache=True, parallel=True)
 def bits(buf, s, e, table):  # pragma: no cover - jit
     """OR of ``table[byte]`` over each span (TCP flag letters); -1 in the table is invalid."""
     n = s.shape[0]

@@ -27,6 +27,7 @@ DEFAULT_READERS = (
     "portradar.ingest.zeek_conn",
     "portradar.ingest.suricata_eve",
     "portradar.ingest.pf_filterlog",
+    "portradar.ingest.windows_firewall",
     "portradar.ingest.netflow",
     "portradar.ingest.nfdump",
     "portradar.ingest.cisco_asa",
