@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -33,7 +35,7 @@ import pyarrow as pa
 
 from portradar.errors import FormatError, InputError, PortradarError
 from portradar.ingest.opener import OpenedInput, open_input
-from portradar.ingest.reader import ReadOptions, ReadStats
+from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import get_reader
 from portradar.ingest.sniff import sniff_format
 from portradar.store import ledger
@@ -143,6 +145,60 @@ def ingest_input(
     return _finish(store, result, stats, input_id, started)
 
 
+class _Prefetch:
+    """Run a reader one chunk ahead in a thread, so parsing overlaps the store's writes.
+
+    The numba kernels and DuckDB both release the GIL, so on two cores the next chunk
+    is parsed while the previous one is inserted.  Exceptions (a FormatError in strict
+    mode, an InputError) are re-raised in the consumer, in order.
+    """
+
+    _DONE = object()
+
+    def __init__(self, chunks: Iterator[ReadChunk], depth: int = 1) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, args=(chunks,), daemon=True,
+                                        name="portradar-reader")
+        self._thread.start()
+
+    def _pump(self, chunks: Iterator[ReadChunk]) -> None:
+        try:
+            for chunk in chunks:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._put(self._DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._put(exc)
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[ReadChunk]:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is self._DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            self._stop.set()
+            self._thread.join(timeout=5)
+
+
 def _run(store: Store, reader: object, opened: OpenedInput, head: bytes, options: ReadOptions,
          stats: ReadStats, result: IngestResult, start_offset: int, input_id: int | None,
          progress: ProgressFn | None) -> int | None:
@@ -153,10 +209,11 @@ def _run(store: Store, reader: object, opened: OpenedInput, head: bytes, options
     committed_skips = 0
     records_done = 0
     try:
-        for chunk in reader.read(  # type: ignore[attr-defined]
+        chunks = reader.read(  # type: ignore[attr-defined]
             opened.stream, start_offset=start_offset, options=options, stats=stats,
             start_line=result.resumed_at + 1,
-        ):
+        )
+        for chunk in _Prefetch(chunks):
             if not in_txn:
                 con.execute("BEGIN TRANSACTION")
                 in_txn = True
