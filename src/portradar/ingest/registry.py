@@ -28,6 +28,7 @@ DEFAULT_READERS = (
     "portradar.ingest.suricata_eve",
     "portradar.ingest.pf_filterlog",
     "portradar.ingest.windows_firewall",
+    "portradar.ingest.dshield",
     "portradar.ingest.netflow",
     "portradar.ingest.nfdump",
     "portradar.ingest.cisco_asa",
