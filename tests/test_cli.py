@@ -73,7 +73,7 @@ def test_garbage_empty_and_unknown_inputs_fail_cleanly(env):
 
 
 def test_truncated_pcap_is_a_clear_error_or_a_counted_skip(env):
-    run, _, tmp = env
+    _, _, tmp = env
     pcap = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")
     record = bytes.fromhex("00000000000000003c0000003c000000")  # claims 60 bytes, has 10
     (tmp / "cut.pcap").write_bytes(pcap + record + b"\x00" * 10)

@@ -5,6 +5,12 @@ store and the ingest entry point.  Everything else is reached through the
 ``portradar`` command or the submodules named in ``docs/architecture.md``.
 """
 
+import os
+
+# numba's OpenMP worker threads would otherwise spin between parallel chunks and take
+# the core that the store's inserts run on (the ingest pipeline overlaps the two).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from portradar.errors import (
     FormatError,
     InputError,

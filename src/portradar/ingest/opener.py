@@ -12,6 +12,7 @@ so a rotated ``kern.log.1`` that happens to be compressed is read all the same.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
@@ -56,10 +57,8 @@ class OpenedInput:
         return data[:SNIFF_BYTES]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.stream.close()
-        except OSError:
-            pass
 
 
 class _Peekable(io.BufferedReader):

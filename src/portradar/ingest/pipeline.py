@@ -22,6 +22,7 @@ store exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -174,7 +175,7 @@ class _Prefetch:
                 if self._stop.is_set():
                     return
             self._put(self._DONE)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        except BaseException as exc:
             self._put(exc)
 
     def _put(self, item: object) -> None:
@@ -255,7 +256,8 @@ def _finish(store: Store, result: IngestResult, stats: ReadStats, input_id: int 
     result.examples = list(stats.examples)
     if result.status == "failed" and result.message is None:
         result.message = "failed"
-    try:
+    # bookkeeping must never hide the real outcome of the ingest
+    with contextlib.suppress(Exception):
         store.con.execute(
             """INSERT INTO ingest_runs VALUES (nextval('run_ids'), ?, ?, ?, ?, ?, ?, ?, ?, ?,
                                                ?, ?, ?, ?)""",
@@ -263,8 +265,6 @@ def _finish(store: Store, result: IngestResult, stats: ReadStats, input_id: int 
              result.records, result.events, result.skipped_total, json.dumps(result.skipped),
              json.dumps(result.examples), result.resumed_at, result.status, result.message],
         )
-    except Exception:  # noqa: BLE001 - bookkeeping must never hide the real outcome
-        pass
     return result
 
 

@@ -8,8 +8,8 @@ reader reports.
 * ``name`` is the registry name (``iptables``, ``pcap``) and the module's name.
 * ``sniff(head)`` says how sure the reader is (0 to 1) that a stream starting with
   ``head`` is its format; the format sniffer picks the most confident reader.
-* ``read(stream, start_offset=..., start_line=...)`` yields :class:`ReadChunk` objects.  A chunk whose
-  ``offset`` is set is a *safe point*: every byte before ``offset`` has been turned
+* ``read(stream, start_offset=..., start_line=...)`` yields :class:`ReadChunk` objects.
+  A chunk whose ``offset`` is set is a *safe point*: every byte before ``offset`` has been turned
   into events in this or an earlier chunk, so the pipeline may commit and a later
   run may resume there.  A reader that must see the whole input to decide an event
   (the pcap reader pairs probes with replies) simply sets ``offset`` only on its last

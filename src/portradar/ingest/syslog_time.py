@@ -80,7 +80,9 @@ def zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InputError(f"unknown time zone {text!r}; use an IANA name like Europe/Berlin") from exc
+        raise InputError(
+            f"unknown time zone {text!r}; use an IANA name like Europe/Berlin"
+        ) from exc
 
 
 def local_to_utc(naive_us: np.ndarray, tz: ZoneInfo) -> np.ndarray:
