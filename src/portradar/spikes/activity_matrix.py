@@ -1,0 +1,217 @@
+"""Per-port activity as matrices: one row per (sensor, protocol, port), one column per bucket.
+
+Every spike detector reads this shape, whether it comes from the store's
+``port_activity_hourly`` / ``port_activity_daily`` tables (:func:`from_store`) or
+straight from the simulator, so the code scored in ``portradar evaluate spikes`` is the
+code that runs on real data.  Columns are zero-filled buckets (no row in the store means
+nothing was seen), rows are whatever the store or simulator has.
+
+Row ``sensor`` is an index into :attr:`ActivityMatrix.sensors`, or ``-1`` for all
+sensors together (the store's ``'*'``: distinct counts over every sensor, which do not
+add up from the per-sensor rows).
+
+>>> m = ActivityMatrix.empty("day", datetime(2005, 6, 1, tzinfo=UTC), 3,
+...                          proto=[6], port=[445])
+>>> m.sources.shape, m.bucket_label(2), m.first_weekday
+((1, 3), '2005-06-03', 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from portradar.errors import PortradarError
+
+#: Seconds per bucket of each period.
+PERIOD_SECONDS = {"hour": 3600, "day": 86400}
+
+
+@dataclass
+class ActivityMatrix:
+    """Counts per row and bucket; ``new_sources`` and ``targets`` may be absent."""
+
+    period: str
+    start: datetime
+    proto: np.ndarray
+    port: np.ndarray
+    sensor: np.ndarray
+    sources: np.ndarray
+    records: np.ndarray
+    new_sources: np.ndarray | None = None
+    targets: np.ndarray | None = None
+    sensors: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def empty(cls, period: str, start: datetime, buckets: int, *, proto: Any, port: Any,
+              sensor: Any = None, sensors: tuple[str, ...] = (),
+              dtype: Any = np.int32) -> ActivityMatrix:
+        proto = np.asarray(proto, np.uint8)
+        n = len(proto)
+        sensor_arr = np.full(n, -1, np.int32) if sensor is None else np.asarray(sensor,
+                                                                               np.int32)
+        return cls(period=period, start=start, proto=proto, port=np.asarray(port, np.int32),
+                   sensor=sensor_arr, sources=np.zeros((n, buckets), dtype),
+                   records=np.zeros((n, buckets), dtype),
+                   new_sources=np.zeros((n, buckets), dtype),
+                   targets=np.zeros((n, buckets), dtype), sensors=sensors)
+
+    # -- shape and time ------------------------------------------------------------
+    @property
+    def n_rows(self) -> int:
+        return int(self.sources.shape[0])
+
+    @property
+    def n_buckets(self) -> int:
+        return int(self.sources.shape[1])
+
+    @property
+    def bucket_seconds(self) -> int:
+        return PERIOD_SECONDS[self.period]
+
+    @property
+    def buckets_per_day(self) -> int:
+        return 86400 // self.bucket_seconds
+
+    @property
+    def first_weekday(self) -> int:
+        """Weekday of bucket 0 (Monday = 0)."""
+        return self.start.weekday()
+
+    def bucket_time(self, index: int) -> datetime:
+        return self.start + timedelta(seconds=self.bucket_seconds * int(index))
+
+    def bucket_label(self, index: int | None) -> str | None:
+        """ISO date (daily) or ``YYYY-MM-DD HH:00`` (hourly) of a bucket."""
+        if index is None or index < 0:
+            return None
+        when = self.bucket_time(index)
+        return when.date().isoformat() if self.period == "day" else when.strftime(
+            "%Y-%m-%d %H:00")
+
+    def bucket_index(self, when: datetime | date) -> int:
+        if not isinstance(when, datetime):
+            when = datetime(when.year, when.month, when.day, tzinfo=UTC)
+        return int((when - self.start).total_seconds() // self.bucket_seconds)
+
+    def sensor_name(self, row: int) -> str:
+        code = int(self.sensor[row])
+        return "*" if code < 0 else self.sensors[code]
+
+    # -- selection -----------------------------------------------------------------
+    def take(self, rows: np.ndarray) -> ActivityMatrix:
+        """The given rows only (same buckets)."""
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[rows]
+        return replace(self, proto=self.proto[rows], port=self.port[rows],
+                       sensor=self.sensor[rows], sources=self.sources[rows],
+                       records=self.records[rows], new_sources=pick(self.new_sources),
+                       targets=pick(self.targets))
+
+    def rows_of(self, proto: int, port: int) -> np.ndarray:
+        return np.flatnonzero((self.proto == proto) & (self.port == port))
+
+    def row_keys(self) -> np.ndarray:
+        """``proto * 65536 + port`` per row (-1 ports map below zero, never collide)."""
+        return self.proto.astype(np.int64) * 65536 + self.port.astype(np.int64)
+
+
+def from_store(store: Any, *, period: str = "day", scope: str = "all",
+               proto: int | None = None, port: int | None = None,
+               since: datetime | date | None = None,
+               until: datetime | date | None = None) -> ActivityMatrix:
+    """Read per-port activity from the store into a matrix.
+
+    ``scope`` is ``"all"`` (the ``'*'`` rows), ``"sensors"`` (one row per sensor and
+    port) or a sensor name.  New sources come from
+    :mod:`portradar.activity.new_sources` when it has them.
+    """
+    from portradar.activity import new_sources as ns
+
+    if period not in PERIOD_SECONDS:
+        raise PortradarError(f"unknown period {period!r} (use day or hour)")
+    store.refresh_activity()
+    if not store.read_only:
+        ns.sync(store)
+    table = "port_activity_hourly" if period == "hour" else "port_activity_daily"
+    where = []
+    params: list[Any] = []
+    if scope == "all":
+        where.append("a.sensor = '*'")
+    elif scope == "sensors":
+        where.append("a.sensor <> '*'")
+    else:
+        where.append("a.sensor = ?")
+        params.append(scope)
+    if proto is not None:
+        where.append("a.proto = ?")
+        params.append(int(proto))
+    if port is not None:
+        where.append("a.port = ?")
+        params.append(int(port))
+    if since is not None:
+        where.append("a.bucket >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("a.bucket < ?")
+        params.append(until)
+    has_new = ns.table_exists(store, period)
+    new_col = "coalesce(n.new_sources, 0)" if has_new else "0"
+    join = (f"LEFT JOIN {ns.table_name(period)} n USING (bucket, sensor, proto, port)"
+            if has_new else "")
+    sql = f"""SELECT epoch(a.bucket)::BIGINT AS t, a.sensor, a.proto, a.port, a.records,
+                     a.sources, a.targets, {new_col} AS new_sources
+              FROM {table} a {join}
+              WHERE {' AND '.join(where)}"""
+    tbl = store.query(sql, params)
+    start_row = store.query(f"SELECT min(epoch(bucket))::BIGINT, max(epoch(bucket))::BIGINT "
+                            f"FROM {table}").to_pylist()[0]
+    step = PERIOD_SECONDS[period]
+    values = list(start_row.values())
+    lo, hi = values[0], values[1]
+    if since is not None and lo is not None:
+        lo = max(lo, int(_as_datetime(since).timestamp()))
+    if until is not None and hi is not None:
+        hi = min(hi, int(_as_datetime(until).timestamp()) - step)
+    if lo is None or hi is None or hi < lo:
+        start = _as_datetime(since) if since is not None else datetime(1970, 1, 1, tzinfo=UTC)
+        return ActivityMatrix.empty(period, start, 0, proto=[], port=[])
+    start = datetime.fromtimestamp(lo, tz=UTC)
+    n_buckets = (hi - lo) // step + 1
+    t = tbl.column("t").to_numpy()
+    sensor_names = tbl.column("sensor").to_pylist()
+    names = sorted({s for s in sensor_names if s != "*"})
+    code_of = {s: i for i, s in enumerate(names)}
+    code_of["*"] = -1
+    sensor_codes = np.array([code_of[s] for s in sensor_names], np.int64)
+    protos = tbl.column("proto").to_numpy().astype(np.int64)
+    ports = tbl.column("port").to_numpy().astype(np.int64)
+    key = (sensor_codes + 1) * (256 * 131072) + protos * 131072 + (ports + 1)
+    keys, row = np.unique(key, return_inverse=True)
+    col = (t - lo) // step
+    n_rows = len(keys)
+    shape = (n_rows, int(n_buckets))
+
+    def scatter(name: str) -> np.ndarray:
+        out = np.zeros(shape, np.int64)
+        out[row, col] = tbl.column(name).to_numpy()
+        return out
+
+    return ActivityMatrix(
+        period=period, start=start,
+        proto=((keys // 131072) % 256).astype(np.uint8),
+        port=((keys % 131072) - 1).astype(np.int32),
+        sensor=(keys // (256 * 131072) - 1).astype(np.int32),
+        sources=scatter("sources"), records=scatter("records"),
+        new_sources=scatter("new_sources") if has_new else None,
+        targets=scatter("targets"), sensors=tuple(names),
+    )
+
+
+def _as_datetime(when: datetime | date) -> datetime:
+    if isinstance(when, datetime):
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return datetime(when.year, when.month, when.day, tzinfo=UTC)
