@@ -255,8 +255,14 @@ class TemplateCache:
         return found
 
     def learn(self, session: Session, template: Template) -> None:
+        """Keep ``template``; a re-sent identical template keeps the object already held
+        (exporters refresh templates every few packets, and records of one template
+        object are decoded together)."""
         key = (session, template.template_id)
-        self._templates[key] = template
+        held = self._templates.get(key)
+        if held is None or held.fields != template.fields or (
+                held.is_options != template.is_options):
+            self._templates[key] = template
         self._templates.move_to_end(key)
         while len(self._templates) > self.max_templates:
             self._templates.popitem(last=False)
@@ -1047,13 +1053,13 @@ def _interface(values: np.ndarray) -> np.ndarray:
 
 
 def _interface_names(values: np.ndarray) -> pa.Array:
-    """ifIndex numbers as dictionary strings; one string per distinct index."""
-    if (values < 0).all():
+    """ifIndex numbers (-1: none) as dictionary strings, formatted by Arrow per distinct."""
+    missing = values < 0
+    if missing.all():
         return pa.nulls(len(values), pa.dictionary(pa.int32(), pa.string()))
-    uniq, inverse = np.unique(values, return_inverse=True)
-    words = [str(int(u)) if u >= 0 else "" for u in uniq]
-    indices = pa.array(inverse.astype(np.int32), mask=values < 0)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(words, pa.string()))
+    encoded = pa.array(values, mask=missing if missing.any() else None).dictionary_encode()
+    return pa.DictionaryArray.from_arrays(encoded.indices.cast(pa.int32()),
+                                          encoded.dictionary.cast(pa.string()))
 
 
 def _nullable(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
