@@ -144,6 +144,7 @@ class LineReader:
             starts, ends = line_bounds(body)
             n_lines = len(starts)
             stats.records += n_lines
+            skipped_before = stats.skipped_total
             batch = self.parse_lines(body, starts, ends, line_no, options, stats)
             stats.events += batch.num_rows
             line_no += n_lines
@@ -152,6 +153,7 @@ class LineReader:
             del body
             held = total - cut
             buf[:held] = buf[cut:total]
-            yield ReadChunk(batch=batch, offset=offset, records=n_lines, tail=tail)
+            yield ReadChunk(batch=batch, offset=offset, records=n_lines, tail=tail,
+                            skipped=stats.skipped_total - skipped_before)
             if eof:
                 return

@@ -206,8 +206,7 @@ def _run(store: Store, reader: object, opened: OpenedInput, head: bytes, options
     """Read and commit; returns the ledger id of the input (None if nothing was stored)."""
     con = store.con
     in_txn = False
-    pending_records = pending_events = 0
-    committed_skips = 0
+    pending_records = pending_events = pending_skips = 0
     records_done = 0
     try:
         chunks = reader.read(  # type: ignore[attr-defined]
@@ -223,15 +222,15 @@ def _run(store: Store, reader: object, opened: OpenedInput, head: bytes, options
             store.append_events(chunk.batch, input_id=input_id)
             pending_records += chunk.records
             pending_events += chunk.batch.num_rows
+            pending_skips += chunk.skipped
             records_done += chunk.records
             if chunk.offset is not None:
                 ledger.advance(
                     store, input_id, name=result.name, offset=chunk.offset,
                     records=pending_records, events=pending_events,
-                    skipped=stats.skipped_total - committed_skips, tail=chunk.tail,
+                    skipped=pending_skips, tail=chunk.tail,
                 )
-                pending_records = pending_events = 0
-                committed_skips = stats.skipped_total
+                pending_records = pending_events = pending_skips = 0
                 if not options.strict:
                     con.execute("COMMIT")
                     in_txn = False

@@ -92,6 +92,7 @@ class ReadChunk:
     offset: int | None
     records: int
     tail: bytes | None = None  # the last bytes before ``offset``, to verify a resume
+    skipped: int = 0  # records of this chunk counted as skipped
 
 
 @runtime_checkable
