@@ -374,6 +374,37 @@ def bits(buf, s, e, table):  # pragma: no cover - jit
     return values, status
 
 
+@numba.njit(cache=True)
+def join_lines(buf, s, e):  # pragma: no cover - jit
+    """The spans copied back to back, each followed by a newline (a CSV block)."""
+    n = s.shape[0]
+    total = 0
+    for i in range(n):
+        total += e[i] - s[i] + 1
+    out = np.empty(total, np.uint8)
+    k_ = 0
+    for i in range(n):
+        for j in range(s[i], e[i]):
+            out[k_] = buf[j]
+            k_ += 1
+        out[k_] = 10
+        k_ += 1
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def count_byte(buf, s, e, byte):  # pragma: no cover - jit
+    """How often ``byte`` occurs in each span (quotes, to find unbalanced CSV lines)."""
+    n = s.shape[0]
+    counts = np.zeros(n, np.int64)
+    for i in numba.prange(n):
+        c = 0
+        for j in range(s[i], e[i]):
+            c += buf[j] == byte
+        counts[i] = c
+    return counts
+
+
 def bit_table(letters: dict[str, int]) -> np.ndarray:
     """A 256-entry table for :func:`bits`: the given letters, everything else invalid."""
     table = np.full(256, -1, np.int64)

@@ -29,6 +29,7 @@ DEFAULT_READERS = (
     "portradar.ingest.pf_filterlog",
     "portradar.ingest.windows_firewall",
     "portradar.ingest.dshield",
+    "portradar.ingest.generic_table",
     "portradar.ingest.netflow",
     "portradar.ingest.nfdump",
     "portradar.ingest.cisco_asa",
