@@ -92,7 +92,8 @@ BLANK, HEADER, NOT_CONN, FEW_FIELDS, BAD_TS, BAD_SRC, BAD_DST = 1, 2, 3, 4, 5, 6
 BAD_PROTO, BAD_PORT, BAD_COUNT, BAD_DIRECTIVE, NO_TRANSPORT = 8, 9, 10, 11, 12
 NOT_UTF8, NOT_JSON, NOT_OBJECT = 13, 14, 15
 REASONS = {
-    NOT_CONN: "not a conn.log record (#fields lacks id.orig_h, id.resp_h or proto)",
+    NOT_CONN: "not a conn.log record (#fields lacks id.orig_h, id.resp_h or proto, or a "
+              "header-less line without a conn_state)",
     FEW_FIELDS: "fewer fields than #fields names",
     BAD_TS: "ts missing or not epoch seconds / ISO 8601",
     BAD_SRC: "id.orig_h missing or not an IP address",
@@ -143,7 +144,11 @@ _HEADERLESS = _headerless_layouts()
 
 _SNIFF_TSV = re.compile(
     rb"^\d{9,11}(?:\.\d+)?\t\S+\t[0-9A-Fa-f.:]+\t\d+\t[0-9A-Fa-f.:]+\t\d+\t"
-    rb"(?:tcp|udp|icmp|unknown_transport)\t")
+    rb"(?:tcp|udp|icmp|unknown_transport)(?:\t[^\t]*){4}\t"
+    rb"(?:S0|S1|SF|REJ|S2|S3|RSTO|RSTR|RSTOS0|RSTRH|SH|SHR|OTH)\t")
+#: ``conn_state`` text that is none of Zeek's states (outcome unknown; in a headerless
+#: line it means the line is from another log, such as dns.log).
+UNRECOGNISED = 99
 
 
 @dataclass
@@ -302,6 +307,7 @@ class ZeekConnReader(LineReader):
             slots, by_nf = f.one_layout([names.index(n) if n in names else -1 for n in WANTED])
         else:
             slots, by_nf = _HEADERLESS
+            out.headerless[rows] = True
         s, e, _, layout = f.select_fields(buf, starts[rows], ends[rows], h.separator, slots,
                                           by_nf, len(WANTED), f.token(h.unset.decode("latin-1")),
                                           f.token(h.empty.decode("latin-1")))
@@ -349,6 +355,7 @@ class _Columns:
     def __init__(self, n: int) -> None:
         self.n = n
         self.parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
+        self.headerless = np.zeros(n, bool)
         self.values: dict[str, object] = {}
 
     def set_text(self, name: str, rows: np.ndarray, buf: np.ndarray, s: np.ndarray,
@@ -428,10 +435,13 @@ class _Columns:
         with_ = np.array([int(o[1]) for o in _RESET_OUTCOME.values()])
         idx = np.where(reset, -state - 1, 0)
         outcome = np.where(reset, np.where(payload, with_[idx], without[idx]), state)
+        foreign = state == UNRECOGNISED
+        outcome = np.where(foreign, int(Outcome.UNKNOWN), outcome)
 
         def bad(mask: np.ndarray, code: int) -> None:
             status[(status == 0) & mask] = code
 
+        bad(self.headerless & foreign, NOT_CONN)
         bad(ts_st != f.OK, BAD_TS)
         bad(src_st != f.OK, BAD_SRC)
         bad(dst_st != f.OK, BAD_DST)
@@ -476,4 +486,4 @@ def _state_code(state: str) -> int:
     """Outcome of a state, or ``-(i + 1)`` for the i-th payload-dependent reset state."""
     if state in _RESET_OUTCOME:
         return -(list(_RESET_OUTCOME).index(state) + 1)
-    return int(_STATE_OUTCOME.get(state, Outcome.UNKNOWN))
+    return int(_STATE_OUTCOME.get(state, UNRECOGNISED))
