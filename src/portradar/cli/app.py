@@ -261,7 +261,7 @@ def evaluate() -> None:
 #: ``portradar``) and may expose ``evaluate_commands`` (added under ``portradar
 #: evaluate``).  A feature's commands live beside it; this list is the only place
 #: that names them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("portradar.cli.scanners_cmd",)
 
 
 def _add_commands() -> None:

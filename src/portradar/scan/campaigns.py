@@ -1,0 +1,140 @@
+"""Campaigns: many sources probing alike in the same period, grouped with their members.
+
+One botnet, one research project or one rented block scanning together shows up as
+many sources, each perhaps too quiet to flag alone.  Three rules group them, from the
+per-source profiles the detection keeps for every source (``scan_profiles``), in this
+order (a source joins the first campaign it qualifies for):
+
+1. **network** - at least ``min_members`` sources of the same /24 (IPv4) or /48 (IPv6),
+   first seen the same day, probing exactly the same port set (protocol and port keys).
+   This is the distributed scan: a block splitting the work so that each address stays
+   under every per-source threshold.  Members need not be flagged on their own; those
+   that were not get a verdict with detector ``campaign``.  /24 and /48 are the usual
+   units of address allocation and of the smallest BGP announcements (RIPE-399 /
+   common filtering practice), so one operator rarely spans less.
+2. **port-set** - at least ``min_members`` *flagged* sources with the same port set and
+   the same tool fingerprint whose activity chains in time (each starts within ``gap``
+   of the group's latest end).  To keep the background of a single popular port (445
+   every day) from fusing into one endless "campaign", the port set must hold at least
+   2 port keys or the tool must be known (a Mirai fleet on 23 and 2323, masscan on 6379).
+3. **target-set** - at least ``min_members`` flagged sources that probed exactly the
+   same set of at least ``min_targets`` (10) addresses, chained in time the same way:
+   a shared target list.
+
+Defaults: ``min_members`` = 3 (two sources alike can be chance; three is the smallest
+"group" that is not a pair), ``gap`` = 24 hours (the reporting day, as for slow scans),
+``min_targets`` = 10.  Loopback, unspecified and backscatter sources never join.
+
+All of it is SQL over the store (:meth:`Campaigns.run`), so it sees every source,
+including those of earlier runs, and is recomputed whole after each detection.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from portradar.scan.fingerprint import TOOLS
+from portradar.scan.scan_shape import SHAPES
+from portradar.scan.scan_type import TYPES
+
+
+def _case(column: str, names: tuple[str, ...]) -> str:
+    whens = " ".join(f"WHEN {i} THEN '{n}'" for i, n in enumerate(names))
+    return f"(CASE {column} {whens} ELSE '' END)"
+
+
+class Campaigns:
+    """Groups sources into campaigns (rules and defaults in the module docstring)."""
+
+    def __init__(self, min_members: int = 3, gap: float = 86400.0,
+                 min_targets: int = 10) -> None:
+        if min_members < 2:
+            raise ValueError("a campaign needs at least 2 members")
+        self.min_members = min_members
+        self.gap = gap
+        self.min_targets = min_targets
+
+    def run(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Recompute ``campaigns`` and ``campaign_members`` from ``scan_profiles``.
+
+        Returns the number of campaigns.  Runs inside the caller's transaction.
+        """
+        gap_us = int(self.gap * 1_000_000)
+        m = int(self.min_members)
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _cand AS
+               SELECT p.*, coalesce(s.status IN ('scanner', 'benign'), FALSE) AS is_flagged
+               FROM scan_profiles p
+               LEFT JOIN scanners s
+                 ON s.src_hi = p.src_hi AND s.src_lo = p.src_lo AND s.prefix = 128
+               WHERE coalesce(s.status, 'scanner') NOT IN
+                     ('loopback', 'unspecified', 'backscatter')"""
+        )
+        # rule 1: same /24 or /48, same day, same port set
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _camp AS
+                SELECT src_hi, src_lo, 1 AS rule_no,
+                       CASE WHEN src_hi = 0 THEN 'v4:' || CAST(src_lo >> 8 AS VARCHAR)
+                            ELSE 'v6:' || CAST(src_hi >> 16 AS VARCHAR) END
+                       || ':' || CAST(port_sig AS VARCHAR) || ':'
+                       || CAST(CAST(first_seen AS DATE) AS VARCHAR) AS grp
+                FROM _cand
+                QUALIFY count(*) OVER (PARTITION BY grp) >= {m}"""
+        )
+        # rules 2 and 3: flagged sources chained in time on a shared signature
+        for rule_no, sig, extra in (
+            (2, "CAST(port_sig AS VARCHAR) || ':' || CAST(tool AS VARCHAR)",
+             "(port_keys >= 2 OR tool <> 0)"),
+            (3, "CAST(target_sig AS VARCHAR)", f"targets >= {int(self.min_targets)}"),
+        ):
+            con.execute(
+                f"""INSERT INTO _camp
+                    SELECT src_hi, src_lo, rule_no, grp FROM (
+                    SELECT src_hi, src_lo, {rule_no} AS rule_no,
+                           sig || ':' || CAST(sum(new_group) OVER (PARTITION BY sig
+                                ORDER BY first_seen, src_hi, src_lo
+                                ROWS UNBOUNDED PRECEDING) AS VARCHAR) AS grp
+                    FROM (
+                        SELECT c.*, {sig} AS sig,
+                               CASE WHEN epoch_us(first_seen) > max(epoch_us(last_seen))
+                                    OVER (PARTITION BY {sig} ORDER BY first_seen, src_hi, src_lo
+                                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                                    + {gap_us} THEN 1 ELSE 0 END AS new_group
+                        FROM _cand c
+                        WHERE is_flagged AND {extra}
+                          AND NOT EXISTS (SELECT 1 FROM _camp x
+                                          WHERE x.src_hi = c.src_hi AND x.src_lo = c.src_lo)))
+                    QUALIFY count(*) OVER (PARTITION BY grp) >= {m}"""
+            )
+        con.execute("DELETE FROM campaign_members")
+        con.execute("DELETE FROM campaigns")
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _camp_ids AS
+               SELECT rule_no, grp, row_number() OVER (ORDER BY min(p.first_seen), rule_no, grp)
+                      AS campaign_id
+               FROM _camp c JOIN scan_profiles p USING (src_hi, src_lo)
+               GROUP BY rule_no, grp"""
+        )
+        con.execute(
+            """INSERT INTO campaign_members
+               SELECT i.campaign_id, c.src_hi, c.src_lo
+               FROM _camp c JOIN _camp_ids i USING (rule_no, grp)"""
+        )
+        rules = ("(CASE i.rule_no WHEN 1 THEN 'network' WHEN 2 THEN 'port-set' "
+                 "ELSE 'target-set' END)")
+        con.execute(
+            f"""INSERT INTO campaigns
+                SELECT i.campaign_id, {rules}, count(*), min(p.first_seen), max(p.last_seen),
+                       sum(p.probes), max(p.port_keys), max(p.targets),
+                       {_case('mode(p.tool)', TOOLS)}, {_case('mode(p.kind)', SHAPES)},
+                       {_case('mode(p.type)', TYPES)},
+                       NULL,
+                       '', ''
+                FROM _camp c JOIN _camp_ids i USING (rule_no, grp)
+                JOIN scan_profiles p USING (src_hi, src_lo)
+                GROUP BY i.campaign_id, i.rule_no"""
+        )
+        n = con.execute("SELECT count(*) FROM campaigns").fetchone()
+        for table in ("_cand", "_camp", "_camp_ids"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        return int(n[0]) if n else 0

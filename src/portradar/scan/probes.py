@@ -1,0 +1,355 @@
+"""Probes: the columnar frame every scan detector reads, and what kind of packet each is.
+
+A *probe* is an event a source sent to learn something about a target: a SYN, a FIN, a
+UDP datagram, an echo request, a packet of some IP protocol.  Not every event is one:
+
+* packets to a multicast or broadcast address (IGMP, IPv6 neighbour discovery to
+  ``ff02::``, DHCP) have no single target that could answer; they are dropped here;
+* ICMPv6 neighbour / router discovery and MLD (types 130-137, 143) and ICMP router
+  messages (9, 10) are link housekeeping, never probes;
+* TCP packets with ACK plus PSH or FIN (data and teardown of a conversation, the "late"
+  packets a firewall logs as INVALID) are not probes either;
+* *reply-like* packets - SYN-ACK, RST, RST-ACK, echo replies and ICMP errors - answer
+  something.  When the store holds the request they answer (a packet capture, a flow
+  log), they are replies and are left out (:mod:`portradar.scan.replies` finds them);
+  when it does not, they are *unsolicited* and feed the backscatter detector
+  (:mod:`portradar.scan.backscatter`), never the scanner detectors.
+
+The frame holds numpy columns, one row per event, with the source as a *key*: the
+address itself, or for the IPv6 ``/64`` aggregation the prefix (``lo`` zeroed).  Each
+source key also gets one sortable 64-bit ``skey`` (the low half for IPv4-mapped
+addresses, a mixing hash with the top bit set for IPv6), so grouping by source is one
+integer sort.  :meth:`Probes.grouped` sorts once by (source, time) and every detector
+reuses it.
+
+``port`` is the *port key* a fan-out counts: the destination port for TCP, UDP, SCTP
+and UDP-Lite, ``0x10000 + type`` for ICMP and ICMPv6, ``0x20000 + protocol`` for any
+other IP protocol (so an ``nmap -sO`` protocol scan has as many keys as protocols).
+
+>>> import numpy as np
+>>> cls = packet_class(np.array([6, 6, 6, 6, 17, 1, 58, 47]),
+...                    np.array([0x02, 0x12, 0x29, 0x18, -1, -1, -1, -1]),
+...                    np.array([-1, -1, -1, -1, -1, 8, 135, -1]))
+>>> [CLASS_NAMES[c] for c in cls]
+['syn', 'synack', 'xmas', 'stale', 'udp', 'echo', 'housekeeping', 'ip-proto']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from portradar.events.schema import Outcome
+
+# --- packet classes --------------------------------------------------------------------
+
+NOT_PROBE, SYN, NULL, FIN, XMAS, ACK, TCP_OTHER = 0, 1, 2, 3, 4, 5, 6
+UDP, ECHO, SCTP, IP_PROTO = 7, 8, 9, 10
+SYNACK, RST, ICMP_REPLY = 11, 12, 13
+STALE, HOUSEKEEPING = 14, 15
+N_CLASSES = 16
+CLASS_NAMES = ("none", "syn", "null", "fin", "xmas", "ack", "tcp-other", "udp", "echo",
+               "sctp", "ip-proto", "synack", "rst", "icmp-reply", "stale", "housekeeping")
+#: Classes that are probes (the scanner detectors' input).
+PROBE_CLASSES = (SYN, NULL, FIN, XMAS, ACK, TCP_OTHER, UDP, ECHO, SCTP, IP_PROTO)
+#: Classes that answer something: replies when the request is stored, else backscatter.
+REPLY_CLASSES = (SYNACK, RST, ICMP_REPLY)
+
+_FIN, _SYN, _RST, _PSH, _ACK, _URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+#: ICMP (v4) types that are requests a scanner sends: echo, timestamp, information,
+#: address mask (RFC 792, RFC 950).
+ICMP4_REQUESTS = (8, 13, 15, 17)
+#: ICMP (v4) types that answer: echo reply, unreachable, source quench, redirect, time
+#: exceeded, parameter problem, timestamp / information / mask replies.
+ICMP4_REPLIES = (0, 3, 4, 5, 11, 12, 14, 16, 18)
+ICMP6_REQUESTS = (128,)
+ICMP6_REPLIES = (1, 2, 3, 4, 129)  # errors (RFC 4443) and echo reply
+
+
+@numba.vectorize(["int8(int64, int64, int64)"], nopython=True, cache=True)
+def packet_class(proto: int, flags: int, icmp_type: int) -> int:  # pragma: no cover - jit
+    """Class of one packet from its protocol, TCP flags (-1: unknown) and ICMP type."""
+    if proto == 6:
+        if flags < 0:
+            return TCP_OTHER
+        f = flags & 0x3F  # ECE and CWR (ECN) do not change what a packet is for
+        if f & _RST:
+            return RST
+        if f & _SYN:
+            return SYNACK if f & _ACK else SYN
+        if f & _ACK:
+            if f & (_PSH | _FIN):
+                return STALE
+            return ACK if f == _ACK else TCP_OTHER
+        if f == 0:
+            return NULL
+        if f == _FIN:
+            return FIN
+        if f == (_FIN | _PSH | _URG):
+            return XMAS
+        return TCP_OTHER
+    if proto == 17 or proto == 136:
+        return UDP
+    if proto == 132:
+        return SCTP
+    if proto == 1:
+        if icmp_type == 8 or icmp_type == 13 or icmp_type == 15 or icmp_type == 17:
+            return ECHO
+        if icmp_type in (0, 3, 4, 5, 11, 12, 14, 16, 18):
+            return ICMP_REPLY
+        if icmp_type < 0:
+            return ECHO
+        return HOUSEKEEPING
+    if proto == 58:
+        if icmp_type == 128:
+            return ECHO
+        if icmp_type in (1, 2, 3, 4, 129):
+            return ICMP_REPLY
+        return HOUSEKEEPING
+    return IP_PROTO
+
+
+@numba.vectorize(["int32(int64, int64, int64)"], nopython=True, cache=True)
+def port_key(proto: int, dport: int, icmp_type: int) -> int:  # pragma: no cover - jit
+    """The port key of a probe (see the module docstring); -1 for a missing port."""
+    if proto == 6 or proto == 17 or proto == 132 or proto == 136:
+        return dport
+    if proto == 1 or proto == 58:
+        return 0x10000 + max(icmp_type, 0)
+    return 0x20000 + proto
+
+
+@numba.vectorize(["uint64(uint64)"], nopython=True, cache=True)
+def mix64(x: int) -> int:  # pragma: no cover - jit
+    """SplitMix64 finaliser (Steele, Lea, Flood 2014): a cheap, well-mixed 64-bit hash."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def address_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """One uint64 per address: ``lo`` when ``hi`` is 0 (IPv4-mapped, ``::/64``), else a
+    63-bit hash with the top bit set (distinct IPv6 addresses collide with probability
+    about n²/2⁶⁴)."""
+    hi = np.asarray(hi, np.uint64)
+    lo = np.asarray(lo, np.uint64)
+    if not (hi != 0).any():
+        return lo.copy()
+    hashed = mix64(hi ^ mix64(lo)) | np.uint64(1 << 63)
+    return np.where(hi == 0, lo, hashed)
+
+
+def is_multicast(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Multicast (224.0.0.0/4, ff00::/8) or limited broadcast (255.255.255.255)."""
+    hi = np.asarray(hi, np.uint64)
+    lo = np.asarray(lo, np.uint64)
+    v4 = (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
+    a = lo & np.uint64(0xFFFF_FFFF)
+    v4_multi = v4 & (((a >> np.uint64(28)) == np.uint64(0xE)) | (a == np.uint64(0xFFFF_FFFF)))
+    v6_multi = ~v4 & ((hi >> np.uint64(56)) == np.uint64(0xFF))
+    return v4_multi | v6_multi
+
+
+def is_ipv4(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    hi = np.asarray(hi, np.uint64)
+    lo = np.asarray(lo, np.uint64)
+    return (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
+
+
+# --- the frame ---------------------------------------------------------------------------
+
+
+@dataclass
+class Probes:
+    """Columns of events seen from their source, all of the same length.
+
+    Build with :meth:`from_events` (an event batch) or :meth:`from_columns`; missing
+    optional columns are filled with -1 (unknown).  ``cls`` is :func:`packet_class`.
+    """
+
+    key_hi: np.ndarray
+    key_lo: np.ndarray
+    ts: np.ndarray  # int64, microseconds since the epoch, UTC
+    dst_hi: np.ndarray
+    dst_lo: np.ndarray
+    proto: np.ndarray  # int16
+    port: np.ndarray  # int32, the port key
+    flags: np.ndarray  # int16, -1 unknown
+    cls: np.ndarray  # int8, packet class
+    outcome: np.ndarray  # int8, Outcome
+    packets: np.ndarray  # int64
+    ttl: np.ndarray  # int16, -1 unknown
+    ip_id: np.ndarray  # int32, -1 unknown
+    window: np.ndarray  # int32, -1 unknown
+    seq: np.ndarray  # int64, -1 unknown
+    sport: np.ndarray  # int32, -1 unknown
+    sensor: np.ndarray  # int32 code
+    skey: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    dkey: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    _grouped: tuple[Probes, np.ndarray] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.skey.shape[0] != self.ts.shape[0]:
+            self.skey = address_key(self.key_hi, self.key_lo)
+        if self.dkey.shape[0] != self.ts.shape[0]:
+            self.dkey = address_key(self.dst_hi, self.dst_lo)
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def from_columns(cls, columns: dict[str, Any], *, prefix64: bool = False) -> Probes:
+        """From numpy-able columns named as in the event schema (``ts`` in µs).
+
+        ``outcome`` may be codes or labels; ``icmp_type`` and ``dport`` give the port key.
+        With ``prefix64`` IPv6 sources become their /64 (``key_lo`` zeroed).
+        """
+        n = len(columns["ts"])
+
+        def col(name: str, dtype: Any, default: int = -1) -> np.ndarray:
+            value = columns.get(name)
+            if value is None:
+                return np.full(n, default, dtype)
+            return _filled(value, dtype, default)
+
+        src_hi = col("src_hi", np.uint64, 0)
+        src_lo = col("src_lo", np.uint64, 0)
+        proto = col("proto", np.int16, 0)
+        flags = col("tcp_flags", np.int16)
+        icmp_type = col("icmp_type", np.int16)
+        dport = col("dport", np.int32)
+        outcome = columns.get("outcome")
+        out = np.zeros(n, np.int8) if outcome is None else _outcome_codes(outcome)
+        key_lo = src_lo
+        if prefix64:
+            v6 = ~is_ipv4(src_hi, src_lo)
+            key_lo = np.where(v6, np.uint64(0), src_lo)
+        sensor = columns.get("sensor")
+        return cls(
+            key_hi=src_hi, key_lo=key_lo,
+            ts=col("ts", np.int64, 0),
+            dst_hi=col("dst_hi", np.uint64, 0), dst_lo=col("dst_lo", np.uint64, 0),
+            proto=proto,
+            port=port_key(proto.astype(np.int64), dport.astype(np.int64),
+                          icmp_type.astype(np.int64)),
+            flags=flags,
+            cls=packet_class(proto.astype(np.int64), flags.astype(np.int64),
+                             icmp_type.astype(np.int64)),
+            outcome=out,
+            packets=col("packets", np.int64, 1),
+            ttl=col("ttl", np.int16), ip_id=col("ip_id", np.int32),
+            window=col("tcp_window", np.int32), seq=col("tcp_seq", np.int64),
+            sport=col("sport", np.int32),
+            sensor=np.zeros(n, np.int32) if sensor is None else _codes(sensor),
+        )
+
+    @classmethod
+    def from_events(cls, batch: pa.RecordBatch | pa.Table, *, prefix64: bool = False) -> Probes:
+        """From an event batch (:data:`portradar.events.schema.EVENT_SCHEMA`)."""
+        columns: dict[str, Any] = {}
+        for name in batch.schema.names:
+            arr = batch.column(name)
+            if name == "ts":
+                arr = pc.cast(arr, pa.timestamp("us")).cast(pa.int64())
+            columns[name] = arr
+        return cls.from_columns(columns, prefix64=prefix64)
+
+    # -- selection ------------------------------------------------------------------
+    def take(self, index: np.ndarray) -> Probes:
+        """The rows at ``index`` (an integer array or a boolean mask)."""
+        values = {f.name: getattr(self, f.name)[index] for f in fields(self)
+                  if f.name != "_grouped"}
+        return Probes(**values)
+
+    def probes_only(self) -> Probes:
+        """Rows that are probes (drops replies-to-be, housekeeping, multicast targets)."""
+        mask = np.isin(self.cls, PROBE_CLASSES) & ~is_multicast(self.dst_hi, self.dst_lo)
+        return self if mask.all() else self.take(mask)
+
+    def grouped(self) -> tuple[Probes, np.ndarray]:
+        """The frame sorted by (source, time) and the start of each source's rows.
+
+        ``starts`` has one more entry than there are sources (the end).  Computed once
+        and cached: every detector fed the same frame shares the sort.
+        """
+        if self._grouped is None:
+            if len(self) and (np.diff(self.ts) >= 0).all():
+                order = np.argsort(self.skey, kind="stable")
+            else:
+                order = np.lexsort((self.ts, self.skey))
+            if len(self) and (order == np.arange(len(self))).all():
+                ordered = self
+            else:
+                ordered = self.take(order)
+            skey = ordered.skey
+            cut = np.flatnonzero(skey[1:] != skey[:-1]) + 1 if len(skey) else np.empty(0, int)
+            starts = np.concatenate([[0], cut, [len(skey)]]).astype(np.int64)
+            if not len(skey):
+                starts = np.zeros(1, np.int64)
+            ordered._grouped = (ordered, starts)
+            self._grouped = (ordered, starts)
+        return self._grouped
+
+    def source_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(key_hi, key_lo, skey) of each source, in :meth:`grouped` order."""
+        ordered, starts = self.grouped()
+        first = starts[:-1]
+        return ordered.key_hi[first], ordered.key_lo[first], ordered.skey[first]
+
+    def failed(self) -> np.ndarray:
+        """Probes that did not visibly succeed (anything but accepted / established)."""
+        return (self.outcome != Outcome.ACCEPTED) & (self.outcome != Outcome.ESTABLISHED)
+
+
+def _filled(value: Any, dtype: Any, default: int) -> np.ndarray:
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    if isinstance(value, pa.DictionaryArray):
+        value = value.dictionary_decode()
+    if isinstance(value, pa.Array):
+        if value.null_count:
+            value = pc.fill_null(value, pa.scalar(default, value.type)
+                                 if pa.types.is_integer(value.type) else default)
+        return value.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+    arr = np.asarray(value)
+    if arr.dtype == object:
+        arr = np.array([default if v is None else v for v in arr])
+    return arr.astype(dtype, copy=False)
+
+
+def _outcome_codes(values: Any) -> np.ndarray:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.DictionaryArray):
+        names = values.dictionary.to_pylist()
+        table = np.array([int(Outcome[str(n).upper()]) for n in names] + [0], np.int8)
+        idx = pc.fill_null(values.indices, len(names)).to_numpy()
+        return table[idx]
+    if isinstance(values, pa.Array):
+        values = values.to_numpy(zero_copy_only=False)
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int8)
+    uniq, inverse = np.unique(arr.astype(str), return_inverse=True)
+    table = np.array([int(Outcome[u.upper()]) for u in uniq], np.int8)
+    return table[inverse]
+
+
+def _codes(values: Any) -> np.ndarray:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.DictionaryArray):
+        return pc.fill_null(values.indices, -1).to_numpy().astype(np.int32)
+    if isinstance(values, pa.Array):
+        values = values.to_numpy(zero_copy_only=False)
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int32)
+    _, inverse = np.unique(arr.astype(str), return_inverse=True)
+    return inverse.astype(np.int32)

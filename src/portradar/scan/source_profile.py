@@ -1,0 +1,242 @@
+"""Per-source summary of probes: what a verdict is explained with.
+
+For every source of a :class:`~portradar.scan.probes.Probes` frame, one pass of a
+compiled kernel over the (source, time)-sorted rows gives: first and last time, probes
+and packets, distinct hosts, port keys, (host, port) pairs, IP protocols, sensors and
+TTLs, answered / established / rejected probes, probes per packet class, probes per
+tool mark (:mod:`portradar.scan.fingerprint`), the SYN-probe signs that separate a
+connect scan from a SYN scan (:mod:`portradar.scan.scan_type`), and two order-free
+signatures the campaign grouping uses: the XOR of a hash of each distinct
+(protocol, port key) (the *port set*) and of each distinct destination (the *target
+set*).  Distinct values are counted by sorting each source's values in a reused
+buffer; a source with one probe (most of them, in background radiation) takes a
+shortcut.
+
+>>> import numpy as np
+>>> from portradar.scan.probes import Probes
+>>> p = Probes.from_columns({"ts": [0, 1, 2, 3], "src_lo": [1, 1, 1, 2], "dst_lo": [5, 5, 6, 5],
+...                         "proto": [6, 6, 6, 17], "dport": [22, 23, 22, 53],
+...                         "outcome": [1, 3, 1, 1]})
+>>> prof = profile(p)
+>>> prof["probes"].tolist(), prof["hosts"].tolist(), prof["ports"].tolist(), prof["pairs"].tolist()
+([3, 1], [2, 1], [2, 1], [3, 1])
+>>> prof["answered"].tolist()
+[1, 0]
+>>> port_lists(p, np.array([0]))[0].tolist()
+[22, 23]
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from portradar.scan.fingerprint import MARK_BITS, probe_marks
+from portradar.scan.probes import N_CLASSES, Probes, mix64
+
+_MARKS = np.array(list(MARK_BITS.values()), np.int64)
+_PORTED = (6, 17, 132, 136)
+
+
+def profile(probes: Probes) -> dict[str, np.ndarray]:
+    """Summary columns, one row per source in :meth:`Probes.grouped` order."""
+    ordered, starts = probes.grouped()
+    n_src = len(starts) - 1
+    key_hi, key_lo, skey = probes.source_keys()
+    proto = ordered.proto.astype(np.uint64)
+    pkey = ordered.port.astype(np.int64).astype(np.uint64) | (proto << np.uint64(32))
+    pair = mix64(ordered.dkey ^ mix64(pkey + np.uint64(1)))
+    marks = probe_marks(ordered)
+    out_i = np.zeros((n_src, 19), np.int64)
+    out_cls = np.zeros((n_src, N_CLASSES), np.int64)
+    out_marks = np.zeros((n_src, len(_MARKS)), np.int64)
+    out_sig = np.zeros((n_src, 2), np.uint64)
+    if n_src:
+        _profile(starts, ordered.ts, ordered.dkey, pkey, pair, ordered.proto.astype(np.int64),
+                 ordered.cls.astype(np.int64), ordered.outcome.astype(np.int64),
+                 ordered.packets, ordered.ttl.astype(np.int64),
+                 ordered.sport.astype(np.int64), ordered.window.astype(np.int64), marks,
+                 _MARKS, ordered.sensor.astype(np.int64), out_i, out_cls, out_marks, out_sig)
+    names = ("probes", "packets", "first_ts", "last_ts", "hosts", "port_keys", "pairs",
+             "protocols", "sensors", "ttls", "answered", "established", "rejected",
+             "syn_sports", "syn_big_window", "ports", "max_ttl", "min_ttl", "syn_ephemeral")
+    out = {name: out_i[:, i] for i, name in enumerate(names)}
+    out.update(key_hi=key_hi, key_lo=key_lo, skey=skey, classes=out_cls, marks=out_marks,
+               port_sig=out_sig[:, 0], target_sig=out_sig[:, 1])
+    return out
+
+
+def port_lists(probes: Probes, sources: np.ndarray) -> list[np.ndarray]:
+    """Distinct TCP/UDP/SCTP destination ports of the given sources (grouped order)."""
+    ordered, starts = probes.grouped()
+    ported = np.isin(ordered.proto, _PORTED)
+    out = []
+    for g in sources:  # one numpy call per selected (flagged) source
+        s, e = starts[g], starts[g + 1]
+        sel = ported[s:e]
+        out.append(np.unique(ordered.port[s:e][sel]))
+    return out
+
+
+def probes_until(probes: Probes, sources: np.ndarray, when: np.ndarray) -> np.ndarray:
+    """How many probes each given source had sent up to and including time ``when``."""
+    ordered, starts = probes.grouped()
+    return _count_until(starts, ordered.ts, np.asarray(sources, np.int64),
+                        np.asarray(when, np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_until(starts, ts, sources, when):  # pragma: no cover - jit
+    out = np.zeros(sources.shape[0], np.int64)
+    for q in range(sources.shape[0]):
+        g = sources[q]
+        s = starts[g]
+        e = starts[g + 1]
+        out[q] = np.searchsorted(ts[s:e], when[q], side="right")
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _distinct(buf, m):  # pragma: no cover - jit
+    if m <= 1:
+        return m
+    b = buf[:m]
+    b.sort()
+    c = 1
+    for i in range(1, m):
+        if b[i] != b[i - 1]:
+            c += 1
+    return c
+
+
+@numba.njit(cache=True, nogil=True)
+def _xor_distinct(buf, m):  # pragma: no cover - jit
+    """XOR of the hashes of the distinct values of the sorted ``buf[:m]``."""
+    x = np.uint64(0)
+    for i in range(m):
+        if i == 0 or buf[i] != buf[i - 1]:
+            v = buf[i]
+            v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            x ^= v ^ (v >> np.uint64(31))
+    return x
+
+
+@numba.njit(cache=True, nogil=True)
+def _profile(starts, ts, dkey, pkey, pair, proto, cls, outcome, packets, ttl, sport,
+             window, marks, mark_bits, sensor, out_i, out_cls, out_marks,
+             out_sig):  # pragma: no cover - jit
+    longest = 1
+    for g in range(starts.shape[0] - 1):
+        longest = max(longest, starts[g + 1] - starts[g])
+    bu = np.empty(longest, np.uint64)
+    bi = np.empty(longest, np.int64)
+    accepted = 3
+    established = 5
+    rejected = 2
+    for g in range(starts.shape[0] - 1):
+        s = starts[g]
+        e = starts[g + 1]
+        m = e - s
+        o = out_i[g]
+        o[0] = m
+        o[2] = ts[s]
+        o[3] = ts[e - 1]
+        npk = 0
+        answered = 0
+        est = 0
+        rej = 0
+        nsyn = 0
+        big = 0
+        nported = 0
+        ephemeral = 0
+        max_ttl = -1
+        min_ttl = 1 << 30
+        for i in range(s, e):
+            npk += packets[i]
+            out_cls[g, cls[i]] += 1
+            oc = outcome[i]
+            if oc in (accepted, established):
+                answered += 1
+            if oc == established:
+                est += 1
+            if oc == rejected:
+                rej += 1
+            for b in range(mark_bits.shape[0]):
+                if marks[i] & mark_bits[b]:
+                    out_marks[g, b] += 1
+            if cls[i] == 1:  # SYN
+                nsyn += 1
+                if window[i] > 4096:
+                    big += 1
+                if sport[i] >= 32768:
+                    ephemeral += 1
+            p = proto[i]
+            if p == 6 or p == 17 or p == 132 or p == 136:
+                nported += 1
+            t = ttl[i]
+            if t >= 0:
+                max_ttl = max(max_ttl, t)
+                min_ttl = min(min_ttl, t)
+        o[1] = npk
+        o[10] = answered
+        o[11] = est
+        o[12] = rej
+        o[14] = big
+        o[16] = max_ttl
+        o[17] = min_ttl if max_ttl >= 0 else -1
+        o[18] = ephemeral
+        if m == 1:
+            o[4] = 1
+            o[5] = 1
+            o[6] = 1
+            o[7] = 1
+            o[8] = 1
+            o[9] = 1 if ttl[s] >= 0 else 0
+            o[13] = 1 if nsyn else 0
+            o[15] = 1 if nported else 0
+            v = pkey[s]
+            v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            out_sig[g, 0] = v ^ (v >> np.uint64(31))
+            v = dkey[s]
+            v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            out_sig[g, 1] = v ^ (v >> np.uint64(31))
+            continue
+        for i in range(m):
+            bu[i] = dkey[s + i]
+        o[4] = _distinct(bu, m)
+        out_sig[g, 1] = _xor_distinct(bu, m)
+        for i in range(m):
+            bu[i] = pkey[s + i]
+        o[5] = _distinct(bu, m)
+        out_sig[g, 0] = _xor_distinct(bu, m)
+        for i in range(m):
+            bu[i] = pair[s + i]
+        o[6] = _distinct(bu, m)
+        for i in range(m):
+            bi[i] = proto[s + i]
+        o[7] = _distinct(bi, m)
+        for i in range(m):
+            bi[i] = sensor[s + i]
+        o[8] = _distinct(bi, m)
+        k = 0
+        for i in range(m):
+            if ttl[s + i] >= 0:
+                bi[k] = ttl[s + i]
+                k += 1
+        o[9] = _distinct(bi, k)
+        k = 0
+        for i in range(m):
+            if cls[s + i] == 1:
+                bi[k] = sport[s + i]
+                k += 1
+        o[13] = _distinct(bi, k)
+        k = 0
+        for i in range(m):
+            p = proto[s + i]
+            if p == 6 or p == 17 or p == 132 or p == 136:
+                bi[k] = pkey[s + i] & np.uint64(0xFFFFFFFF)
+                k += 1
+        o[15] = _distinct(bi, k)
