@@ -18,7 +18,8 @@ bucket, in event time:
    score's mean is below it, so S drifts back to 0.
    **Onset** is the bucket after S last stood at 0 (the CUSUM change-point estimate).
 4. **End.**  The spike is over ("activity returned to normal") at the first of
-   ``quiet_buckets`` consecutive buckets that score below the reference.  A rise that
+   ``quiet_buckets`` consecutive buckets back inside the baseline's band (scores
+   below ``onset_score``, p > 0.05).  A rise that
    lasts ``max_spike_buckets`` becomes the new normal: the spike is closed and the
    baseline restarted from the latest buckets.
 5. **Kind** (see :data:`KINDS`): ``one-source`` when records rose but sources never
@@ -136,7 +137,11 @@ class SpikeParams:
     def for_period(cls, period: str, **overrides: Any) -> SpikeParams:
         """Defaults for ``day`` or ``hour`` buckets."""
         if period == "hour":
-            base = cls(min_excess_sources=4.0, min_excess_records=500.0, quiet_buckets=12,
+            # hours of one day share that day's ups and downs, which a CUSUM that assumes
+            # independent buckets would add up: demand more per hour (p <= 0.03) and more
+            # in total (set on the demo simulation, seed 1)
+            base = cls(reference=1.5, threshold=5.0, min_excess_sources=4.0,
+                       min_excess_records=500.0, quiet_buckets=12,
                        max_spike_buckets=21 * 24, burst_buckets=36, growth_min_buckets=36)
         else:
             base = cls()
@@ -352,7 +357,7 @@ def _run_row(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool, wd0:
                 epf[cur, _F_MAXR] = max(epf[cur, _F_MAXR], s_r)
                 if dense:
                     d_ep[t] = cur + 1
-            if score < ref:
+            if score < sp[_ONSET]:  # inside the band again (p > 0.05)
                 quiet += 1
             else:
                 quiet = 0
@@ -438,6 +443,7 @@ class Spike:
     sensors: tuple[str, ...] = ()
     sensor_share: float | None = None
     scope: str = "all"
+    n_sensors: int = 0
 
     def as_row(self, matrix: ActivityMatrix) -> dict[str, Any]:
         """A listing row with readable times (what ``portradar spikes`` prints)."""
@@ -447,7 +453,7 @@ class Spike:
         doubling = None
         if self.doubling_buckets is not None:
             doubling = round(self.doubling_buckets * hours, 1)
-        n_sensors = len(matrix.sensors)
+        n_sensors = self.n_sensors or len(matrix.sensors)
         return {
             "proto": proto_name(self.proto), "port": self.port,
             "score": round(self.score, 1), "kind": self.kind,
@@ -573,6 +579,8 @@ class SpikeDetector:
         if by_sensor is None or by_sensor.n_rows == 0 or not by_sensor.sensors:
             return spikes
         n_sensors = len(by_sensor.sensors)
+        for s in spikes:
+            s.n_sensors = n_sensors
         sp = self.params
         keys = by_sensor.row_keys()
         # sensors' share of each spike: their own baselines, over the spike's buckets
@@ -616,6 +624,7 @@ class SpikeDetector:
                 prev.sensor_share = len(prev.sensors) / n_sensors
                 continue
             s.sensor_share = len(s.sensors) / n_sensors
+            s.n_sensors = n_sensors
             merged.append(s)
         return sorted(spikes + merged, key=lambda s: (s.alarm, s.proto, s.port))
 

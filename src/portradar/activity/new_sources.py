@@ -1,0 +1,163 @@
+"""New sources: per port, protocol, sensor and bucket, the sources not seen on that port
+in the previous :data:`LOOKBACK_DAYS` days.
+
+A botnet sweep or a worm brings sources a port has never seen; a loud regular scanner
+does not.  The spike detector uses the share of new sources among a rise's excess to
+tell "many new sources at once" from a rise of known sources.
+
+Computed exactly from the raw events, hourly and daily, for every sensor and for all
+sensors together (``'*'``: new to the whole deployment), into
+``port_new_sources_hourly`` / ``port_new_sources_daily`` (only non-zero rows).  The
+refresher is registered in :data:`portradar.store.duckdb_store.ACTIVITY_REFRESHERS`;
+a day's new sources depend on the days before it, so the refresher recomputes the
+dirty days and the :data:`LOOKBACK_DAYS` days after them that have activity.
+:func:`sync` catches up days whose activity changed while this module was not loaded
+(it keeps the daily totals it was computed from).  Days whose raw events were removed
+by retention keep the counts they had.
+
+>>> from portradar.store import Store
+>>> from portradar.events.schema import make_batch
+>>> DAY = 86_400_000_000
+>>> with Store.open(":memory:") as store:
+...     with store.transaction():
+...         _ = store.append_events(make_batch({"ts": [0, DAY, DAY, 40 * DAY],
+...             "src_lo": [1, 1, 2, 1], "dst_lo": [9] * 4, "proto": [6] * 4,
+...             "dport": [445] * 4}), input_id=1)
+...     _ = store.refresh_activity()
+...     store.con.execute("SELECT CAST(bucket AS VARCHAR), new_sources FROM "
+...                       "port_new_sources_daily WHERE sensor = '*' ORDER BY 1").fetchall()
+[('1970-01-01', 1), ('1970-01-02', 1), ('1970-02-10', 1)]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portradar.store.duckdb_store import ACTIVITY_REFRESHERS, Store
+
+#: A source is new on a port if not seen there in this many days (DShield's 30-day window).
+LOOKBACK_DAYS = 30
+
+_TABLES = {"hour": "port_new_sources_hourly", "day": "port_new_sources_daily"}
+_BOOK = "port_new_sources_days"
+
+
+def table_name(period: str) -> str:
+    return _TABLES[period]
+
+
+def table_exists(store: Store, period: str) -> bool:
+    rows = store.con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [_TABLES[period]]
+    ).fetchall()
+    return bool(rows and rows[0][0])
+
+
+def ensure_tables(store: Store) -> None:
+    for period, name in _TABLES.items():
+        kind = "TIMESTAMP" if period == "hour" else "DATE"
+        store.con.execute(
+            f"""CREATE TABLE IF NOT EXISTS {name} (
+                    bucket {kind} NOT NULL, sensor VARCHAR NOT NULL, proto UTINYINT NOT NULL,
+                    port INTEGER NOT NULL, new_sources UBIGINT NOT NULL)""")
+    store.con.execute(f"CREATE TABLE IF NOT EXISTS {_BOOK} (day DATE PRIMARY KEY, "
+                      "records UBIGINT, rows UBIGINT)")
+
+
+#: One UBIGINT per source address, as the store's activity refresh keys them.
+_SOURCE_KEY = "CASE WHEN src_hi = 0 THEN src_lo ELSE hash(src_hi, src_lo) | (1::UBIGINT << 63) END"
+
+
+def _compute(store: Store, days: list[Any]) -> None:
+    """Recompute the given days (every sensor and '*')."""
+    if not days:
+        return
+    con = store.con
+    ensure_tables(store)
+    n = LOOKBACK_DAYS
+    con.execute("CREATE OR REPLACE TEMP TABLE _ns_days AS "
+                "SELECT CAST(unnest(?::DATE[]) - DATE '1970-01-01' AS BIGINT) AS d", [days])
+    lo, hi = min(days), max(days)
+    # distinct (hour, sensor, port, source) from the lookback before the first day on
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _ns_seen AS
+            SELECT DISTINCT epoch_us(ts) // 3600000000 AS h, sensor_id AS sensor, proto,
+                   activity_port(proto, dport, icmp_type) AS port, {_SOURCE_KEY} AS k
+            FROM event_rows
+            WHERE ts >= CAST(? AS TIMESTAMP) - INTERVAL {n} DAY
+              AND ts < CAST(? AS TIMESTAMP) + INTERVAL 1 DAY""", [lo, hi])
+    con.execute(f"DELETE FROM {_TABLES['hour']} WHERE CAST(bucket AS DATE) IN "
+                "(SELECT DATE '1970-01-01' + CAST(d AS INTEGER) FROM _ns_days)")
+    con.execute(f"DELETE FROM {_TABLES['day']} WHERE bucket IN "
+                "(SELECT DATE '1970-01-01' + CAST(d AS INTEGER) FROM _ns_days)")
+    for per_sensor in (True, False):
+        part = "sensor, " if per_sensor else ""
+        source = "_ns_seen" if per_sensor else "(SELECT DISTINCT h, proto, port, k FROM _ns_seen)"
+        name = "nm.text" if per_sensor else "'*'"
+        named = ("JOIN names nm ON nm.kind = 'sensor' AND nm.id = c.sensor" if per_sensor
+                 else "")
+        for table, unit, span, bucket in (
+            (_TABLES["hour"], "h", 24 * n, "make_timestamp(c.u * 3600000000)"),
+            (_TABLES["day"], "h // 24", n, "DATE '1970-01-01' + CAST(c.u AS INTEGER)"),
+        ):
+            day_of = "u // 24" if unit == "h" else "u"
+            con.execute(
+                f"""INSERT INTO {table}
+                    SELECT {bucket}, {name}, c.proto, c.port, c.new_sources FROM (
+                        SELECT u, {part} proto, port, count(*) AS new_sources FROM (
+                            SELECT u, {part} proto, port,
+                                   lag(u) OVER (PARTITION BY {part} proto, port, k
+                                                ORDER BY u) AS prev
+                            FROM (SELECT DISTINCT {unit} AS u, {part} proto, port, k
+                                  FROM {source}))
+                        WHERE (prev IS NULL OR prev < u - {span})
+                          AND {day_of} IN (SELECT d FROM _ns_days)
+                        GROUP BY ALL) c {named}""")
+    con.execute(f"DELETE FROM {_BOOK} WHERE day IN "
+                "(SELECT DATE '1970-01-01' + CAST(d AS INTEGER) FROM _ns_days)")
+    con.execute(
+        f"""INSERT INTO {_BOOK}
+            SELECT bucket, sum(records), count(*) FROM port_activity_daily
+            WHERE sensor = '*' AND bucket IN
+                  (SELECT DATE '1970-01-01' + CAST(d AS INTEGER) FROM _ns_days)
+            GROUP BY bucket""")
+    con.execute("DROP TABLE _ns_seen")
+
+
+def _with_followers(store: Store, days: list[Any]) -> list[Any]:
+    """Days with raw events from the first given day to LOOKBACK_DAYS after the last."""
+    if not days:
+        return []
+    rows = store.con.execute(
+        f"""SELECT DISTINCT CAST(ts AS DATE) AS d FROM event_rows
+            WHERE ts >= CAST(? AS TIMESTAMP)
+              AND ts < CAST(? AS TIMESTAMP) + INTERVAL {LOOKBACK_DAYS + 1} DAY
+            ORDER BY 1""", [min(days), max(days)]).fetchall()
+    return sorted(r[0] for r in rows)  # days without raw events keep their counts
+
+
+def refresh(store: Store, first_day: Any, last_day: Any) -> None:
+    """ACTIVITY_REFRESHERS hook: recompute the dirty days and the days after them."""
+    days = [r[0] for r in store.con.execute("SELECT DISTINCT day FROM _dirty").fetchall()]
+    _compute(store, _with_followers(store, days))
+
+
+def sync(store: Store) -> int:
+    """Compute days whose activity changed since their new sources were computed."""
+    if store.read_only:
+        return 0
+    ensure_tables(store)
+    stale = [r[0] for r in store.con.execute(
+        f"""SELECT a.bucket FROM (SELECT bucket, sum(records) AS records, count(*) AS rows
+                                  FROM port_activity_daily WHERE sensor = '*' GROUP BY bucket) a
+            LEFT JOIN {_BOOK} b ON a.bucket = b.day
+            WHERE b.day IS NULL OR b.records <> a.records OR b.rows <> a.rows""").fetchall()]
+    days = _with_followers(store, stale)
+    if days:
+        with store.transaction():
+            _compute(store, days)
+    return len(days)
+
+
+if refresh not in ACTIVITY_REFRESHERS:
+    ACTIVITY_REFRESHERS.append(refresh)
