@@ -198,19 +198,29 @@ def ports(ctx: click.Context, period: str, at: str | None, by: str, proto: str |
 def port(ctx: click.Context, port: int, proto: str, period: str, last: int | None,
          sensor: str, as_json: bool, as_csv: bool) -> None:
     """One port's history: records, distinct sources and targets per day or hour."""
+    from portradar.activity.periods import proto_number
     from portradar.activity.port_history import port_history
     from portradar.cli.render import render, sparkline
+    from portradar.spikes.port_view import port_band
 
     n = last or (30 if period == "day" else 48)
     with open_store(ctx) as store:
         rows = port_history(store, port, proto=proto, period=period, last=n, sensor=sensor)
+        band = port_band(store, port, proto=proto_number(proto), period=period,
+                         sensor=sensor) if rows else {}
+    for row in rows:
+        row.update(band.get(row["bucket"], {"baseline_low": None, "baseline_high": None,
+                                             "spike": None}))
     fmt = output_format(as_json, as_csv)
     if fmt == "table":
         series = [r["sources"] for r in rows]
         Console().print(f"[bold]{proto}/{port}[/bold] sources per {period}: "
                         f"{sparkline(series)}  (max {max(series, default=0):,})")
-    render(rows, ["bucket", "records", "sources", "targets"], fmt,
-           title=f"{proto}/{port} by {period}")
+        for row in rows:
+            row["spike"] = f"▲ {row['spike']}" if row["spike"] else ""
+    render(rows, ["bucket", "records", "sources", "targets", "baseline_low", "baseline_high",
+                  "spike"], fmt, title=f"{proto}/{port} by {period}",
+           headers={"baseline_low": "baseline low", "baseline_high": "high"})
 
 
 @cli.command()
@@ -261,7 +271,7 @@ def evaluate() -> None:
 #: ``portradar``) and may expose ``evaluate_commands`` (added under ``portradar
 #: evaluate``).  A feature's commands live beside it; this list is the only place
 #: that names them.
-COMMAND_MODULES: tuple[str, ...] = ("portradar.cli.scanners_cmd",)
+COMMAND_MODULES: tuple[str, ...] = ("portradar.cli.spikes_cmd", "portradar.cli.scanners_cmd")
 
 
 def _add_commands() -> None:
