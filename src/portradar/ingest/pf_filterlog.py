@@ -307,10 +307,15 @@ class PfFilterlogReader(LineReader):
                  flags: np.ndarray, itype: np.ndarray, icode: np.ndarray, action: np.ndarray,
                  direction: np.ndarray, strings: dict[str, pa.Array]) -> None:
         """Parse the pf tcpdump lines ``rows`` with Polars and merge them in."""
+        valid = f.utf8_valid(buf, out[rows, k.BS], out[rows, k.BE])
+        status[rows[~valid]] = BAD_TCPDUMP
+        rows = rows[valid]
+        if not len(rows):
+            return
         offsets, data = ik.gather_spans(buf, out[rows, k.BS], out[rows, k.BE])
-        text = pa.Array.from_buffers(pa.binary(), len(rows),
+        text = pa.Array.from_buffers(pa.string(), len(rows),
                                      [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-        frame = tcpdump_frame(pl.Series("line", text).cast(pl.String, strict=False))
+        frame = tcpdump_frame(pl.Series("line", text))
         good = frame["ok"].to_numpy()
         status[rows[~good]] = BAD_TCPDUMP
         src_hi, src_lo, src_st = f.addresses(*f.string_spans(frame["src"].to_arrow()))
