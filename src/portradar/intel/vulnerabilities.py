@@ -136,6 +136,19 @@ def _schema_sql() -> str:
     return "\n".join(parts)
 
 
+def run(store: Store, sql: str, params: Any = None) -> pa.Table:
+    """Run a read query and return Arrow.
+
+    ``execute`` (not the relation API of :meth:`Store.query`) so that a result some
+    other code left open on the connection (a ``fetchone()``) never blocks it.
+    """
+    try:
+        store.con.execute("SELECT 1").fetchall()
+        return store.con.sql(sql, params=params or None).to_arrow_table()
+    except duckdb.Error as exc:
+        raise StoreError(f"{store.path}: query failed ({str(exc).splitlines()[0]})") from exc
+
+
 def _literal(text: str) -> str:
     """A SQL string literal (rules are data: quotes are doubled, never trusted)."""
     return "'" + text.replace("'", "''") + "'"
@@ -358,7 +371,7 @@ class KnowledgeBase:
           AND (v.patched > $lo OR h.exploit_published > $lo OR k.kev_added > $lo
                OR h.mass_attack > $lo)
         ORDER BY v.patched DESC NULLS LAST, m.cve"""
-        rows = self.store.query(sql, {"port": port, "proto": p, "as_of": as_of,  # type: ignore[arg-type]
+        rows = run(self.store, sql, {"port": port, "proto": p, "as_of": as_of,  # type: ignore[arg-type]
                                       "lo": lo}).to_pylist()
         if as_of == date(9999, 12, 31):
             for r in rows:
@@ -371,7 +384,7 @@ class KnowledgeBase:
         from portradar.activity.periods import proto_number
 
         as_of = as_of or date(9999, 12, 31)
-        return self.store.query(
+        return run(self.store,
             """SELECT event, cve, bulletin, patched, exploit_published, scanning, mass_attack,
                       notes, sources, verification
                FROM intel_history WHERE port = ? AND proto = ?
