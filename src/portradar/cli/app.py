@@ -271,7 +271,8 @@ def evaluate() -> None:
 #: ``portradar``) and may expose ``evaluate_commands`` (added under ``portradar
 #: evaluate``).  A feature's commands live beside it; this list is the only place
 #: that names them.
-COMMAND_MODULES: tuple[str, ...] = ("portradar.cli.spikes_cmd", "portradar.cli.scanners_cmd")
+COMMAND_MODULES: tuple[str, ...] = ("portradar.cli.spikes_cmd", "portradar.cli.scanners_cmd",
+                                    "portradar.cli.intel_cmd")
 
 
 def _add_commands() -> None:
