@@ -47,6 +47,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
 from portradar.ingest.polars_lines import (
@@ -58,11 +59,19 @@ from portradar.ingest.polars_lines import (
 )
 from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
-from portradar.ingest.syslog_header import with_header, with_time
+from portradar.ingest.syslog_header import TIME_COLUMNS, with_header, with_time
+from portradar.ingest.text_fields import (
+    KeyValueStyle,
+    delimited_spans,
+    key_values,
+    relative,
+    string_buffers,
+    strings,
+)
 
-TAG = (r"^(?P<head>.*?)(?:CEF: ?|^)(?P<version>\d+)\|" + "\\|".join(
-    f"(?P<{n}>(?:[^|\\\\]|\\\\.)*)" for n in ("vendor", "product", "dversion", "signature",
-                                           "event_name", "severity")) + r"\|(?P<ext>.*)$")
+#: Where the record starts (the text before it is syslog framing); UniFi also writes
+#: ``CEF: 0|`` and a bare ``0|`` at the start of the line.
+TAG = r"CEF: ?\d+\||^\d+\|"
 
 #: Extension keys read → column name; the first of several spellings found wins.
 KEYS = {
@@ -89,11 +98,9 @@ KEYS = {
 }
 
 
-def extension_value(ext: pl.Expr, key: str) -> pl.Expr:
-    """Value of ``key=`` in a CEF extension: up to the next `` key=``, unescaped."""
-    raw = ext.str.extract(rf"(?:^|\s){re.escape(key)}=(.*?)(?:\s+[\w.\[\]-]+=|$)", 1)
-    value = raw.str.strip_chars().str.replace_all(r"\\([=\\])", "$1")
-    return first_present(value)
+def unescape(text: pl.Expr) -> pl.Expr:
+    """A CEF value with ``\\=``, ``\\|`` and ``\\\\`` unescaped; empty is null."""
+    return first_present(text.str.strip_chars().str.replace_all(r"\\([=|\\])", "$1"))
 
 
 @register_reader
@@ -105,13 +112,19 @@ class CefReader(PolarsLineReader):
         rb"(?:CEF: ?|^)\d+(?:\|(?:[^|\\]|\\.)*){6}\|")
 
     def parse_frame(self, lines: pl.Series, options: ReadOptions) -> pl.DataFrame:
-        frame = lines.to_frame().with_columns(
-            t=pl.col("line").str.extract_groups(TAG)).unnest("t")
-        frame = with_header(frame, "head").rename({"ts_text": "syslog_ts"})
-        ext = pl.col("ext")
-        frame = frame.with_columns([
-            pl.coalesce([extension_value(ext, key) for key in keys]).alias(f"x_{col}")
-            for col, keys in KEYS.items()])
+        frame = with_header(lines.to_frame(), TAG).drop("line", "before_marker")
+        arr = string_buffers(lines.to_arrow())[0]
+        starts, ends = delimited_spans(arr, frame["marker_pos"].fill_null(-1).to_numpy(), 8,
+                                       sep="|", quote=None, escape="\\")
+        spellings = [key for keys in KEYS.values() for key in keys]
+        pairs = key_values(arr, spellings, KeyValueStyle(to_next_key=True),
+                           start=relative(arr, starts[:, 7]))
+        frame = frame.with_columns(
+            [strings(arr, starts[:, 0], ends[:, 0]).alias("version"),
+             unescape(strings(arr, starts[:, 5], ends[:, 5])).alias("event_name"),
+             pl.Series("has_ext", starts[:, 7] >= 0)]
+            + [unescape(pl.coalesce([pl.Series(pairs[k]).cast(pl.String) for k in keys]))
+               .alias(f"x_{col}") for col, keys in KEYS.items()])
         epoch = r"^\d{10,13}$"
 
         def epoch_us(col: str) -> pl.Expr:
@@ -124,13 +137,17 @@ class CefReader(PolarsLineReader):
             epoch_us=pl.when(pl.col("x_utc_time").is_not_null()).then(None)
             .when(pl.col("x_rt").is_not_null()).then(epoch_us("x_rt"))
             .otherwise(epoch_us("x_start")),
-            ts_text=pl.coalesce(
+            _ts=pl.coalesce(
                 "x_utc_time",
                 pl.when(~pl.col("x_rt").str.contains(epoch)).then(pl.col("x_rt")),
-                pl.when(~pl.col("x_start").str.contains(epoch)).then(pl.col("x_start")),
-                "syslog_ts"),
+                pl.when(~pl.col("x_start").str.contains(epoch)).then(pl.col("x_start"))),
         )
-        frame = with_time(frame, "ts_text")
+        timed = with_time(frame, "_ts").drop("_ts")
+        # a time in the record wins over the syslog header's
+        has = (timed["ts_kind"] != 0).to_numpy()
+        frame = timed.with_columns([pl.Series(c, np.where(has, timed[c].to_numpy(),
+                                                          frame[c].to_numpy()))
+                                    for c in TIME_COLUMNS])
         return _events(frame)
 
 
@@ -145,7 +162,8 @@ def _events(frame: pl.DataFrame) -> pl.DataFrame:
         .otherwise(outcome_from_words(pl.col("event_name")))
     dport = x("dpt").cast(i64, strict=False)
     no_dst = x("dst").is_null() & dport.is_not_null() & x("src").is_not_null()
-    reason = pl.when(pl.col("version").is_null()).then(pl.lit("not a CEF record"))
+    reason = pl.when(~pl.col("version").str.contains(r"^(?:CEF: ?)?\d+$").fill_null(False)
+                     | ~pl.col("has_ext")).then(pl.lit("not a CEF record"))
     nbytes = pl.when(x("bytes_in").is_not_null() | x("bytes_out").is_not_null()).then(
         x("bytes_in").cast(i64, strict=False).fill_null(0)
         + x("bytes_out").cast(i64, strict=False).fill_null(0))
@@ -159,8 +177,7 @@ def _events(frame: pl.DataFrame) -> pl.DataFrame:
         sport=x("spt").cast(i64, strict=False),
         dport=dport,
         outcome=outcome,
-        rule=first_present(x("signature_name"), x("policy_name"),
-                           pl.col("event_name").str.replace_all(r"\\([|\\])", "$1")),
+        rule=first_present(x("signature_name"), x("policy_name"), pl.col("event_name")),
         in_iface=x("in_if"),
         out_iface=x("out_if"),
         bytes=nbytes,

@@ -47,15 +47,18 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
 from portradar.events.schema import Outcome
 from portradar.ingest.polars_lines import PolarsLineReader, first_present, proto_number
 from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
-from portradar.ingest.syslog_header import with_header, with_time
+from portradar.ingest.syslog_header import TIME_COLUMNS, with_header, with_time
+from portradar.ingest.text_fields import KeyValueStyle, key_values, string_buffers
 
-TAG = r"^(?P<head>.*?(?:^|[\s>]))(?P<body>(?:date|itime|logver|devname|logid)=.*)$"
+#: Where the key=value list starts (the text before it is syslog framing).
+TAG = r"(?:^|[\s>])(?:date|itime|logver|devname|logid)="
 
 #: Keys read (value quoted or bare).
 KEYS = ("date", "time", "tz", "eventtime", "devname", "type", "subtype", "srcip", "srcport",
@@ -63,12 +66,6 @@ KEYS = ("date", "time", "tz", "eventtime", "devname", "type", "subtype", "srcip"
         "sentbyte", "rcvdbyte", "sentpkt", "rcvdpkt", "icmptype", "icmpcode", "attack")
 
 _UTM_READ = ("ips", "anomaly")
-
-
-def key_value(body: pl.Expr, key: str) -> pl.Expr:
-    """The value of ``key=`` in a FortiOS log (quotes removed; empty is null)."""
-    raw = body.str.extract(rf'(?:^|\s){key}=("[^"]*"|[^"\s]\S*)', 1)
-    return first_present(raw.str.strip_prefix('"').str.strip_suffix('"'))
 
 
 def epoch_us(text: pl.Expr) -> pl.Expr:
@@ -97,18 +94,20 @@ class FortigateReader(PolarsLineReader):
         rb"(?:^|[\s>])date=\d{4}-\d{2}-\d{2} +time=\d{2}:\d{2}:\d{2}\b.*\b(?:devname|devid|logid)=")
 
     def parse_frame(self, lines: pl.Series, options: ReadOptions) -> pl.DataFrame:
-        frame = lines.to_frame().with_columns(
-            t=pl.col("line").str.extract_groups(TAG)).unnest("t")
-        frame = with_header(frame, "head").rename({"ts_text": "syslog_ts"})
-        body = pl.col("body")
-        frame = frame.with_columns([key_value(body, k).alias(f"k_{k}") for k in KEYS])
-        frame = frame.with_columns(
-            ts_text=pl.when(pl.col("k_date").is_not_null() & pl.col("k_time").is_not_null())
-            .then(pl.concat_str("k_date", pl.lit(" "), "k_time"))
-            .otherwise(pl.col("syslog_ts")),
-            epoch_us=epoch_us(pl.col("k_eventtime")),
-        )
-        frame = with_time(frame, "ts_text", tz_column="k_tz")
+        frame = with_header(lines.to_frame(), TAG).drop("line", "before_marker")
+        arr = string_buffers(lines.to_arrow())[0]
+        pairs = key_values(arr, list(KEYS), KeyValueStyle(),
+                           start=frame["marker_pos"].fill_null(-1).to_numpy())
+        frame = frame.with_columns([first_present(pl.Series(f"k_{key}", values).cast(pl.String))
+                                    .alias(f"k_{key}") for key, values in pairs.items()])
+        date_time = pl.concat_str("k_date", pl.lit(" "), "k_time")
+        frame = frame.with_columns(_dt=date_time, epoch_us=epoch_us(pl.col("k_eventtime")))
+        timed = with_time(frame, "_dt", tz_column="k_tz").drop("_dt")
+        # date= time= when present, else the syslog header's time
+        has = (timed["ts_kind"] != 0).to_numpy()
+        frame = timed.with_columns([pl.Series(c, np.where(has, timed[c].to_numpy(),
+                                                          frame[c].to_numpy()))
+                                    for c in TIME_COLUMNS])
         return _events(frame)
 
 
@@ -151,7 +150,7 @@ def _events(frame: pl.DataFrame) -> pl.DataFrame:
         .otherwise(int(Outcome.UNKNOWN))
     )
     reason = (
-        pl.when(pl.col("body").is_null()).then(pl.lit("not a FortiGate key=value log"))
+        pl.when(pl.col("marker_pos").is_null()).then(pl.lit("not a FortiGate key=value log"))
         .when((kind != "traffic") & ~utm)
         .then(pl.format("FortiGate {}/{} log is not read", k("type"), k("subtype")))
     )

@@ -44,16 +44,25 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
 from portradar.events.schema import Outcome
 from portradar.ingest.polars_lines import PolarsLineReader, first_present
 from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
-from portradar.ingest.syslog_header import with_header, with_time
+from portradar.ingest.syslog_header import with_header
+from portradar.ingest.text_fields import (
+    KeyValueStyle,
+    after,
+    key_values,
+    relative,
+    string_buffers,
+    strings,
+)
 
-TAG = (r"^(?P<head>.*?)(?:RT_FLOW: ?)?(?P<tag>RT_FLOW_SESSION_(?P<kind>CREATE|CLOSE|DENY)"
-       r"(?:_LS)?):? (?P<body>.*)$")
+#: Where the Junos message starts (the text before it is syslog framing).
+TAG = r"RT_FLOW_SESSION_(?:CREATE|CLOSE|DENY)"
 
 _A = r"[^\s/]+"
 _PAIR = rf"(?P<src>{_A})/(?P<sport>\d+)->(?P<dst>{_A})/(?P<dport>\d+)(?: 0x\w+)?"
@@ -92,24 +101,40 @@ class JuniperSrxReader(PolarsLineReader):
         rb"RT_FLOW_SESSION_(?:CREATE|CLOSE|DENY)(?:_LS)?(?:: session | \[junos@)")
 
     def parse_frame(self, lines: pl.Series, options: ReadOptions) -> pl.DataFrame:
-        frame = lines.to_frame().with_columns(
-            t=pl.col("line").str.extract_groups(TAG)).unnest("t")
-        frame = with_time(with_header(frame, "head"), "ts_text")
-        body = pl.col("body")
-        structured = body.str.starts_with("[junos@")
-        parts = {f: pl.lit(None, pl.String) for f in _FIELDS}
-        for kind, regex in PLAIN.items():
-            frame = frame.with_columns(pl.when(pl.col("kind") == kind).then(
-                body.str.extract_groups(regex)).alias(f"_p{kind}"))
-            names = set(re.findall(r"\?P<(\w+)>", regex))
-            for f in _FIELDS:
-                if f in names:
-                    parts[f] = pl.coalesce(parts[f], pl.col(f"_p{kind}").struct.field(f))
-        for key, f in KEYS.items():
-            value = body.str.extract(rf'[\s\[]{key}="([^"]*)"', 1)
-            parts[f] = pl.when(structured).then(value).otherwise(parts[f])
-        frame = frame.with_columns([e.alias(f) for f, e in parts.items()])
-        return _events(frame)
+        frame = with_header(lines.to_frame(), TAG)
+        arr, offsets, _ = string_buffers(lines.to_arrow())
+        pos = frame["marker_pos"].fill_null(-1).to_numpy()
+        stop, start, end = after(arr, pos, b": ")
+        tag_start = np.where(stop >= 0, offsets[:-1] + pos, -1)
+        host = pl.col("host")
+        frame = frame.with_columns(
+            tag=strings(arr, tag_start, stop), body=strings(arr, start, end),
+            host=pl.when(host.str.starts_with("RT_FLOW")).then(None).otherwise(host),
+        ).drop("line", "before_marker")
+        frame = frame.with_columns(kind=pl.col("tag").str.extract(r"_(CREATE|CLOSE|DENY)", 1),
+                                   _structured=pl.col("body").str.starts_with("[junos@"))
+        pairs = key_values(arr, list(KEYS), KeyValueStyle(), start=relative(arr, start))
+        frame = _plain_fields(frame)
+        structured = pl.col("_structured")
+        return _events(frame.with_columns([
+            pl.when(structured).then(pl.Series(values).cast(pl.String))
+            .otherwise(pl.col(KEYS[key])).alias(KEYS[key])
+            for key, values in pairs.items()]))
+
+
+def _plain_fields(frame: pl.DataFrame) -> pl.DataFrame:
+    """The fields of plain-text lines, each kind's regex on its own rows only."""
+    frame = frame.with_row_index("_row")
+    parts = []
+    plain = frame.filter(~pl.col("_structured") & pl.col("kind").is_not_null())
+    for (kind,), part in plain.partition_by("kind", as_dict=True).items():
+        parts.append(part.select("_row", pl.col("body").str.extract_groups(PLAIN[kind])
+                                 .alias("_g")).unnest("_g"))
+    if parts:
+        fields = pl.concat(parts, how="diagonal_relaxed")
+        frame = frame.join(fields, on="_row", how="left", maintain_order="left")
+    missing = [f for f in _FIELDS if f not in frame.columns]
+    return frame.with_columns([pl.lit(None, pl.String).alias(f) for f in missing])
 
 
 def _events(frame: pl.DataFrame) -> pl.DataFrame:

@@ -47,9 +47,11 @@ from portradar.ingest.polars_lines import (
 )
 from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
-from portradar.ingest.syslog_header import with_header, with_time
+from portradar.ingest.syslog_header import with_header
+from portradar.ingest.text_fields import after, string_buffers, strings
 
-TAG = r"^(?P<head>.*?)(?:^|\s)firewall(?:,[\w-]+)* (?P<body>.*)$"
+#: The topics that start a firewall message (the text before them is syslog framing).
+TAG = r"\bfirewall(?:,[\w-]+)* "
 
 _SIDE = (r"(?:\[(?P<{n}b>[^\]]+)\]:(?P<{n}bp>\d+)|(?P<{n}4>\d{{1,3}}(?:\.\d{{1,3}}){{3}})"
          r"(?::(?P<{n}4p>\d+))?|(?P<{n}6>[0-9A-Fa-f:.]+))")
@@ -72,9 +74,10 @@ class MikrotikReader(PolarsLineReader):
         rb"firewall(?:,[\w-]+)* .*?\S+: in:.*? out:.*?, .*proto \S+.*, \S+->\S+")
 
     def parse_frame(self, lines: pl.Series, options: ReadOptions) -> pl.DataFrame:
-        frame = lines.to_frame().with_columns(
-            t=pl.col("line").str.extract_groups(TAG)).unnest("t")
-        frame = with_time(with_header(frame, "head"), "ts_text")
+        frame = with_header(lines.to_frame(), TAG)
+        arr = string_buffers(lines.to_arrow())[0]
+        _, start, end = after(arr, frame["marker_pos"].fill_null(-1).to_numpy(), b" ")
+        frame = frame.with_columns(body=strings(arr, start, end)).drop("line", "before_marker")
         frame = frame.with_columns(b=pl.col("body").str.extract_groups(BODY)).unnest("b")
         i64 = pl.Int64
         proto = proto_number(pl.col("proto"))

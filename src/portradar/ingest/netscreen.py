@@ -37,33 +37,25 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
 from portradar.events.schema import Outcome
 from portradar.ingest.polars_lines import PolarsLineReader, first_present
 from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
-from portradar.ingest.syslog_header import with_header, with_time
+from portradar.ingest.syslog_header import TIME_COLUMNS, with_header, with_time
+from portradar.ingest.text_fields import KeyValueStyle, key_values, string_buffers
 
-TAG = (r"^(?P<head>.*?)(?:(?P<device>[^\s:]+): )?NetScreen device_id=(?P<device_id>\S*)"
-       r"\s*(?P<body>.*)$")
+#: Where the ScreenOS message starts (the text before it is syslog framing).
+TAG = "NetScreen device_id="
 
-#: key → regex of its value (group 1), searched anywhere in the message body.
+#: key (as ScreenOS writes it) → column.
 KEYS = {
-    "start_time": r'\bstart_time="([^"]*)"',
-    "policy_id": r"\bpolicy_id=(\S+)",
-    "proto": r"\bproto=(\d+)",
-    "fz": r"\bsrc zone=(\S+)",
-    "tz": r"\bdst zone=(\S+)",
-    "action": r"\baction=(\w+)",
-    "sent": r"\bsent=(\d+)",
-    "rcvd": r"\brcvd=(\d+)",
-    "src": r"(?:^|\s)src=([^\s,]+)",
-    "dst": r"(?:^|\s)dst=([^\s,]+)",
-    "sport": r"\bsrc_port=(\d+)",
-    "dport": r"\bdst_port=(\d+)",
-    "itype": r"\bicmp type=(\d+)",
-    "why": r"\breason=(.*?)\s*$",
+    "NetScreen device_id": "device_id", "start_time": "start_time", "policy_id": "policy_id",
+    "proto": "proto", "src zone": "fz", "dst zone": "tz", "action": "action",
+    "sent": "sent", "rcvd": "rcvd", "src": "src", "dst": "dst", "src_port": "sport",
+    "dst_port": "dport", "icmp type": "itype", "reason": "why",
 }
 
 
@@ -75,13 +67,20 @@ class NetscreenReader(PolarsLineReader):
     sniff_pattern: ClassVar[re.Pattern[bytes]] = re.compile(rb"NetScreen device_id=")
 
     def parse_frame(self, lines: pl.Series, options: ReadOptions) -> pl.DataFrame:
-        frame = lines.to_frame().with_columns(
-            t=pl.col("line").str.extract_groups(TAG)).unnest("t")
-        frame = with_header(frame, "head")
-        body = pl.col("body")
-        frame = frame.with_columns([body.str.extract(rx, 1).alias(k) for k, rx in KEYS.items()])
-        frame = frame.with_columns(ts_src=pl.coalesce("start_time", "ts_text"))
-        frame = with_time(frame, "ts_src")
+        frame = with_header(lines.to_frame(), TAG)
+        arr = string_buffers(lines.to_arrow())[0]
+        pairs = key_values(arr, list(KEYS), KeyValueStyle(to_next_key=True, two_word_keys=True),
+                           start=frame["marker_pos"].fill_null(-1).to_numpy())
+        frame = frame.with_columns([pl.Series(KEYS[key], values).cast(pl.String)
+                                    for key, values in pairs.items()]).drop("line")
+        frame = frame.with_columns(ts_src=pl.col("start_time"))
+        timed = with_time(frame, "ts_src")
+        # start_time carries the year; the syslog header's time is the fallback
+        has_start = (timed["ts_kind"] != 0).to_numpy()
+        frame = frame.with_columns([
+            pl.Series(c, np.where(has_start, timed[c].to_numpy(), frame[c].to_numpy()))
+            for c in TIME_COLUMNS])
+        body = pl.col("device_id")
         i64 = pl.Int64
         proto = pl.col("proto").cast(i64, strict=False)
         icmp = proto.is_in([1, 58])
@@ -97,13 +96,13 @@ class NetscreenReader(PolarsLineReader):
             .otherwise(int(Outcome.UNKNOWN))
         )
         reason = (
-            pl.when(pl.col("device_id").is_null()).then(pl.lit("not a NetScreen log"))
-            .when(~body.str.contains(r"\(traffic\)")).then(pl.lit("NetScreen message is not a "
-                                                                 "traffic log"))
+            pl.when(pl.col("marker_pos").is_null()).then(pl.lit("not a NetScreen log"))
+            .when(~body.str.contains("(traffic)", literal=True).fill_null(False))
+            .then(pl.lit("NetScreen message is not a traffic log"))
         )
         return frame.with_columns(
             reason=reason,
-            host=first_present(pl.col("device"), pl.col("host")),
+            host=first_present(pl.col("before_marker"), pl.col("host")),
             proto=proto,
             sport=pl.when(icmp).then(None).otherwise(pl.col("sport").cast(i64, strict=False)),
             dport=pl.when(icmp).then(None).otherwise(pl.col("dport").cast(i64, strict=False)),

@@ -19,7 +19,8 @@ The fields read, by position (0-based):
 ==  ==================  ==  =============================================
 
 Fields may be double-quoted (with ``""`` for a quote) and then contain commas; the
-record is split by a regex that honours that.
+record is split by the compiled CSV scanner of :mod:`portradar.ingest.text_fields`,
+which honours that.
 
 Mapping: ``in_iface``/``out_iface`` are the inbound and outbound interfaces; ``rule`` is
 the security rule for TRAFFIC and the threat name (``SSH User Authentication Brute Force
@@ -54,9 +55,11 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
 from portradar.events.schema import Outcome
+from portradar.ingest import iptables_kernel as k
 from portradar.ingest.polars_lines import (
     PolarsLineReader,
     first_present,
@@ -65,52 +68,21 @@ from portradar.ingest.polars_lines import (
 )
 from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
-from portradar.ingest.syslog_header import with_header, with_time
+from portradar.ingest.syslog_header import TIME_COLUMNS, with_header, with_time
+from portradar.ingest.text_fields import csv_spans, string_buffers, strings
 
-#: One CSV field: quoted (``""`` inside) or bare.
-_F = r'(?:"(?:[^"]|"")*"|[^,"]*)'
+#: Where the record starts: the Receive Time, then Serial Number and Type (the text
+#: before it is syslog framing and the FUTURE_USE field).
+TAG = (r"(?:\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}"
+       r"(?:\.\d+)?Z),[^,]*,[A-Z][A-Z-]*,")
 
-#: Where the CSV record starts: FUTURE_USE, Receive Time, Serial Number, Type.
-TAG = (r"^(?P<head>.*?)(?:^|[\s,])(?:[^,\s]*,)?(?P<recv>\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}"
-       r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z),"
-       r"(?P<serial>[^,]*),(?P<type>[A-Z][A-Z-]*),(?P<csv>.*)$")
-
-_COMMON_NAMES = {0: "subtype", 2: "generated", 3: "src", 4: "dst", 7: "rule", 14: "in_if",
-                 15: "out_if", 19: "repeat", 20: "sport", 21: "dport", 25: "proto",
-                 26: "action"}
-_TRAFFIC_NAMES = {0: "bytes", 3: "packets", 14: "precv", 15: "end_reason"}
-_THREAT_NAMES = {1: "threat", 3: "severity"}
-
-
-def _fields(names: dict[int, str], count: int, required: int | None = None) -> str:
-    """A regex of ``count`` comma-separated fields, capturing those in ``names``.
-
-    Fields after the first ``required`` ones may be missing (older releases log fewer).
-    """
-    parts = [f"(?P<{names[i]}>{_F})" if i in names else _F for i in range(count)]
-    required = count if required is None else required
-    optional = ""
-    for part in reversed(parts[required:]):
-        optional = f"(?:,{part}{optional})?"
-    return "^" + ",".join(parts[:required]) + optional
-
-
-#: Fields 4-30 (subtype .. action), counted from the subtype.
-COMMON = _fields(_COMMON_NAMES, 27) + r"(?:,(?P<tail>.*))?$"
-#: Fields 31-46 of TRAFFIC, counted from Bytes.
-TRAFFIC_TAIL = _fields(_TRAFFIC_NAMES, 16, required=4)
-#: Fields 31-34 of THREAT, counted from the Miscellaneous field.
-THREAT_TAIL = _fields(_THREAT_NAMES, 4, required=2)
+#: PAN-OS field position → column; THREAT and TRAFFIC share 1-30 and differ after.
+FIELDS = {1: "recv", 2: "serial", 3: "type", 4: "subtype", 6: "generated", 7: "src",
+          8: "dst", 11: "rule", 18: "in_if", 19: "out_if", 23: "repeat", 24: "sport",
+          25: "dport", 29: "proto", 30: "action", 31: "bytes", 32: "threat", 34: "packets",
+          45: "precv", 46: "end_reason"}
 
 _READ_TYPES = ("TRAFFIC", "THREAT")
-
-
-def unquote(text: pl.Expr) -> pl.Expr:
-    """A CSV field's value: surrounding quotes removed, ``""`` made ``"``, empty is null."""
-    quoted = text.str.starts_with('"') & text.str.ends_with('"') & (text.str.len_chars() >= 2)
-    value = pl.when(quoted).then(text.str.slice(1, text.str.len_chars() - 2)
-                                 .str.replace_all('""', '"', literal=True)).otherwise(text)
-    return first_present(value)
 
 
 @register_reader
@@ -125,25 +97,34 @@ class PaloAltoReader(PolarsLineReader):
         rb"|GTP|SCTP|IPTAG|URL|WILDFIRE|DATA),")
 
     def parse_frame(self, lines: pl.Series, options: ReadOptions) -> pl.DataFrame:
-        frame = lines.to_frame().with_columns(
-            t=pl.col("line").str.extract_groups(TAG)).unnest("t")
-        frame = with_header(frame, "head")
-        frame = frame.with_columns(c=pl.col("csv").str.extract_groups(COMMON)).unnest("c")
-        kind = pl.col("type")
+        frame = with_header(lines.to_frame(), TAG)
+        arr = string_buffers(lines.to_arrow())[0]
+        starts, ends = csv_spans(arr, frame["marker_pos"].fill_null(-1).to_numpy(),
+                                 max(FIELDS))
+        host = pl.col("host")
         frame = frame.with_columns(
-            tr=pl.when(kind == "TRAFFIC").then(pl.col("tail").str.extract_groups(TRAFFIC_TAIL)),
-            th=pl.when(kind == "THREAT").then(pl.col("tail").str.extract_groups(THREAT_TAIL)),
-        ).unnest("tr", "th")
-        names = (*_COMMON_NAMES.values(), *_TRAFFIC_NAMES.values(), *_THREAT_NAMES.values())
-        frame = frame.with_columns([unquote(pl.col(n)).alias(n) for n in names])
-        offset = r"(?:Z|[+-]\d{2}:?\d{2})$"
-        generated = pl.coalesce("generated", "recv")
+            [strings(arr, starts[:, i - 1], ends[:, i - 1]).alias(name)
+             for i, name in FIELDS.items()]
+            + [pl.when(host.str.contains(r"^\d*,")).then(None).otherwise(host).alias("host")]
+        ).drop("line", "before_marker")
+        quoted = ("rule", "threat")  # names may hold a doubled quote
         frame = frame.with_columns(
-            ts_src=pl.when(generated.str.contains(offset)).then(generated)
-            .when(pl.col("ts_text").str.contains(offset)).then(pl.col("ts_text"))
-            .otherwise(generated))
-        frame = with_time(frame, "ts_src")
-        return _events(frame)
+            [first_present(pl.col(n)).alias(n) for n in FIELDS.values() if n not in quoted]
+            + [first_present(pl.col(n).str.replace_all('""', '"', literal=True)).alias(n)
+               for n in quoted])
+        return _events(_event_time(frame))
+
+
+def _event_time(frame: pl.DataFrame) -> pl.DataFrame:
+    """Generated Time when it has an offset, else the header's when it has, else Generated."""
+    header = {c: frame[c].to_numpy() for c in TIME_COLUMNS}
+    generated = with_time(frame.with_columns(_g=pl.coalesce("generated", "recv")), "_g")
+    gen_kind = generated["ts_kind"].to_numpy()
+    use_header = (gen_kind != k.TS_ABSOLUTE) & (header["ts_kind"] == k.TS_ABSOLUTE) | (
+        gen_kind == k.TS_NONE)
+    return generated.drop("_g").with_columns([
+        pl.Series(c, np.where(use_header, header[c], generated[c].to_numpy()))
+        for c in TIME_COLUMNS])
 
 
 def _events(frame: pl.DataFrame) -> pl.DataFrame:

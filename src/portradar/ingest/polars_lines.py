@@ -54,11 +54,13 @@ import pyarrow as pa
 
 from portradar.events.addresses import address_key
 from portradar.events.schema import PROTO_NUMBERS, TCP_FLAG_BITS, Outcome, make_batch
+from portradar.ingest import fields as field_kernels
 from portradar.ingest import iptables_kernel as k
 from portradar.ingest.lines import LineReader, line_bounds
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.syslog_header import resolve_times, with_time
 from portradar.ingest.syslog_time import YearState
+from portradar.ingest.text_fields import string_buffers
 
 __all__ = [
     "FRAME_COLUMNS",
@@ -176,54 +178,36 @@ def line_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.St
 def address_pairs(texts: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(hi, lo, ok)`` of address texts; ``ok`` is False for nulls and non-addresses.
 
-    Each distinct text is parsed once: dotted quads by Polars, the rest (IPv6, odd
-    forms) by :func:`portradar.events.addresses.address_key`.
+    Parsed by the compiled kernel of :func:`portradar.ingest.fields.addresses` straight
+    from the Arrow buffers; the rare text it refuses (``[2001:db8::1]``) is retried once
+    per distinct value by :func:`portradar.events.addresses.address_key`.
 
-    >>> hi, lo, ok = address_pairs(pl.Series(["192.0.2.1", "::1", "1.2.3.999", None]))
+    >>> hi, lo, ok = address_pairs(pl.Series(["192.0.2.1", "::1", "1.2.3.999", None, "[::2]"]))
     >>> [hex(x) for x in lo], ok.tolist()
-    (['0xffffc0000201', '0x1', '0x0', '0x0'], [True, True, False, False])
+    (['0xffffc0000201', '0x1', '0x0', '0x0', '0x2'], [True, True, False, False, True])
     """
-    n = len(texts)
-    hi = np.zeros(n, np.uint64)
-    lo = np.zeros(n, np.uint64)
-    ok = np.zeros(n, bool)
-    if n == 0:
-        return hi, lo, ok
-    encoded = texts.to_arrow().cast(pa.string()).dictionary_encode()
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    words = pl.Series(encoded.dictionary)
-    m = len(words)
-    d_hi = np.zeros(m, np.uint64)
-    d_lo = np.zeros(m, np.uint64)
-    d_ok = np.zeros(m, bool)
-    if m == 0:
-        return hi, lo, ok
-    quads = words.str.extract_groups(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
-    octets = [quads.struct.field(str(i)).cast(pl.Int64, strict=False).fill_null(-1).to_numpy()
-              for i in range(1, 5)]
-    v4 = np.all([(o >= 0) & (o <= 255) for o in octets], axis=0)
-    if v4.any():
-        value = np.zeros(m, np.uint64)
-        for o in octets:
-            value = (value << np.uint64(8)) | np.where(o > 0, o, 0).astype(np.uint64)
-        d_lo[v4] = np.uint64(0xFFFF_0000_0000) | value[v4]
-        d_ok[v4] = True
-    for i in np.flatnonzero(~v4):
-        word = words[int(i)]
-        try:
-            h, lw = address_key(word.strip("[]").split("%", 1)[0])
-        except ValueError:
-            continue
-        d_hi[i], d_lo[i], d_ok[i] = h, lw, True
-    idx = encoded.indices
-    valid = ~np.asarray(idx.is_null().to_numpy(zero_copy_only=False))
-    codes = np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False), np.int64)
-    hi[:] = d_hi[codes]
-    lo[:] = d_lo[codes]
-    ok[:] = d_ok[codes] & valid
-    hi[~ok] = 0
-    lo[~ok] = 0
+    arr, offsets, data = string_buffers(texts.cast(pl.String).to_arrow())
+    starts = offsets[:-1].copy()
+    ends = offsets[1:].copy()
+    if arr.null_count:
+        starts[np.asarray(arr.is_null().to_numpy(zero_copy_only=False))] = -1
+    hi, lo, status = field_kernels.addresses(data, starts, ends)
+    ok = status == field_kernels.OK
+    retry = np.flatnonzero(status == field_kernels.BAD)
+    if len(retry):
+        again = texts.cast(pl.String).gather(retry)
+        words = again.unique().to_list()
+        table = np.zeros((len(words), 3), np.uint64)
+        for j, word in enumerate(words):
+            try:
+                h, low = address_key(word.strip().strip("[]"))
+            except ValueError:
+                continue
+            table[j] = (h, low, 1)
+        index = again.replace_strict(words, list(range(len(words))),
+                                     return_dtype=pl.Int64).to_numpy()
+        hi[retry], lo[retry] = table[index, 0], table[index, 1]
+        ok[retry] = table[index, 2] == 1
     return hi, lo, ok
 
 
@@ -384,7 +368,9 @@ class PolarsLineReader(LineReader):
 
         _report(reason, lines, rows, first_line, stats)
         keep = np.flatnonzero(free)
-        kept = frame[keep]
+        kept = frame.select(FRAME_COLUMNS)
+        if len(keep) < frame.height:
+            kept = kept[keep]
         sensor: object = options.sensor or kept["host"].fill_null("default").to_arrow()
 
         def arrow(col: str) -> pa.Array:
@@ -432,7 +418,7 @@ def _complete(frame: pl.DataFrame) -> pl.DataFrame:
         exprs += [pl.lit(k.TS_NONE, pl.Int8).alias("ts_kind"), pl.lit(0).alias("year"),
                   pl.lit(0).alias("month"), pl.lit(0).alias("day"),
                   pl.lit(0).alias("sod_us"), pl.lit(0).alias("tz_s"),
-                  pl.lit(True).alias("clock_ok")]
+                  pl.lit(False).alias("ts_bad")]
     return frame.with_columns(exprs)
 
 
