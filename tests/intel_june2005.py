@@ -18,7 +18,8 @@ SPIKE_DAY = date(2005, 6, 17)
 
 
 def june_2005(seed: int = 1, *, first: date = date(2005, 5, 1), last: date = date(2005, 6, 24),
-              spike_sources: int = 900, accepted_host: int | None = None) -> Iterator[pa.RecordBatch]:
+              spike_sources: int = 900,
+              accepted_host: int | None = None) -> Iterator[pa.RecordBatch]:
     rng = np.random.default_rng(seed)
     day = first
     while day <= last:

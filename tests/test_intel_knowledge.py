@@ -40,7 +40,7 @@ def test_as_of_hides_later_facts(kb):
     june = kb.port_vulnerabilities(445, "tcp", as_of=date(2005, 6, 17), days=30)
     assert all(r["mass_attack"] is None for r in june)
     aug = kb.port_vulnerabilities(445, "tcp", as_of=date(2005, 8, 14), days=30)
-    zotob = [r for r in aug if r["bulletins"] == "MS05-039"][0]
+    zotob = next(r for r in aug if r["bulletins"] == "MS05-039")
     assert zotob["exploit_published"] == date(2005, 8, 10)
     assert zotob["mass_attack"] == date(2005, 8, 13)
     assert not any(r["bulletins"] == "MS05-039"
@@ -189,10 +189,10 @@ def test_epss_import_and_as_of(kb, tmp_path):
                  "CVE-BAD,2,1\n")
     r = kb.import_file(f)
     assert (r["kind"], r["rows"], r["skipped"]) == ("epss", 2, 1)
-    row = [x for x in kb.port_vulnerabilities(445, "tcp") if x["cve"] == "CVE-2005-1206"][0]
+    row = next(x for x in kb.port_vulnerabilities(445, "tcp") if x["cve"] == "CVE-2005-1206")
     assert row["epss"] == 0.5 and row["epss_date"] == date(2023, 3, 20)
-    old = [x for x in kb.port_vulnerabilities(445, "tcp", as_of=date(2005, 6, 17))
-           if x["cve"] == "CVE-2005-1206"][0]
+    old = next(x for x in kb.port_vulnerabilities(445, "tcp", as_of=date(2005, 6, 17))
+           if x["cve"] == "CVE-2005-1206")
     assert old["epss"] is None
 
 

@@ -19,8 +19,9 @@ dated later (a KEV entry of 2022, a worm of August) are invisible to a replay of
 * *fresh exploits*: vulnerabilities of those services whose exploit was published, that
   entered CISA KEV, or whose EPSS reached ``epss_threshold``, in the window (whatever the
   patch's age: an old hole with a new exploit is a new threat);
-* *mass attack*: a ``growth`` spike (worm-like), or a mass attack (worm, bots) reported
-  in the window for a vulnerability of the port;
+* *mass attack*: a ``growth`` spike (worm-like, whether or not a vulnerability is
+  known: Mirai's telnet growth had none), or a mass attack (worm, bots) reported in the
+  window for a vulnerability of the port;
 * *exposure*: hosts reachable on the port from outside (observed or declared) and which
   of them miss a relevant patch; ``unknown`` when the store has neither accepted
   connections nor assets.
@@ -39,8 +40,7 @@ O2     orange  spike + a fresh exploit, and exposed hosts miss the patch
 Y1     yellow  spike + fresh vulnerability or fresh exploit
 Y2     yellow  a recently patched vulnerability now has a public exploit
 Y3     yellow  fresh exploit, and exposed hosts miss the patch
-Y4     yellow  mass attack elsewhere, but nothing of yours is exposed
-Y5     yellow  worm-like (growth) spike without a known vulnerability
+Y4     yellow  mass attack, but nothing of yours is exposed on the port
 G1     green   otherwise (a spike without a new vulnerability, a patch with
                no sign of exploitation, or nothing): patch in the normal cycle
 =====  ======  =============================================================
@@ -242,8 +242,6 @@ def decide(*, as_of: date, port: int, proto: int, vulns: Sequence[dict[str, Any]
         level, crit = "yellow", "Y3"
     elif mass:
         level, crit = "yellow", "Y4"
-    elif growth:
-        level, crit = "yellow", "Y5"
     else:
         level, crit = "green", "G1"
 
