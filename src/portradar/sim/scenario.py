@@ -295,8 +295,8 @@ ZOTOB_START = date(2005, 8, 13)
 def ms05(seed: int = 5, *, sensors: int = 10, focus: bool = True) -> Scenario:
     """445/tcp from 2005-05-02 to 2005-08-28 with the two 2005 rises.
 
-    The June spike is a one-day sweep of about 1.5 times the port's usual sources that
-    returns to normal the next day; the August rise is a worm doubling every 18 hours
+    The June spike is a one-day sweep of twice the port's usual sources ("significant",
+    said DeepSight) that returns to normal the next day; the August rise is a worm doubling every 18 hours
     up to five times the usual sources, then staying there.
     """
     start = date(2005, 5, 2)
@@ -304,7 +304,7 @@ def ms05(seed: int = 5, *, sensors: int = 10, focus: bool = True) -> Scenario:
     probe = simulate(Scenario(days=28, sensors=sensors, seed=seed, start=start,
                               focus=((6, 445),)))
     base = float(probe.total.sources[row_of(6, 445)].mean())
-    spike = Campaign("sweep", 6, 445, (MS05_027_SPIKE - start).days, 1, 1.5 * base,
+    spike = Campaign("sweep", 6, 445, (MS05_027_SPIKE - start).days, 1, 2.0 * base,
                      label="MS05-027-like spike (no worm)")
     size = 5.0 * base
     zotob = Campaign("worm", 6, 445, (ZOTOB_START - start).days,

@@ -56,6 +56,7 @@ __all__ = [
     "baseline_band",
     "nb_neglog10_sf",
     "nb_sf",
+    "predictive_dispersion",
 ]
 
 _LN10 = math.log(10.0)
@@ -249,6 +250,24 @@ def baseline_init(x: np.ndarray, wd0: int, bpd: int, bp: np.ndarray,
 def baseline_mean(state: np.ndarray, wd: int, h: int, bp: np.ndarray) -> float:
     """Expected count of a bucket on weekday ``wd`` at hour ``h`` (0 for daily)."""
     return max(bp[_MU_MIN], state[0] * state[2 + wd] * state[9 + h])
+
+
+@numba.njit(cache=True, inline="always")
+def predictive_dispersion(mu: float, dispersion: float, bp: np.ndarray) -> float:
+    """The dispersion of the next bucket's count, counting what the baseline does not know.
+
+    The level and the dispersion are estimates from about ``(2 - alpha)/alpha``
+    buckets (28 with the defaults); scoring as if they were exact makes the far tail
+    too thin (measured: 2.4 times too many p <= 0.001 buckets on negative-binomial
+    noise).  The level's variance adds ``alpha/(2 - alpha)`` of the count's variance,
+    and the dispersion is taken one standard error high (relative error
+    ``sqrt(2 alpha_d / (2 - alpha_d))`` of a variance estimated from that many buckets).
+    """
+    a_l = bp[_A_LEVEL]
+    a_d = bp[_A_DISP]
+    level_share = a_l / (2.0 - a_l)
+    return (dispersion * (1.0 + math.sqrt(2.0 * a_d / (2.0 - a_d)))
+            + level_share * (1.0 / max(mu, 1e-9) + dispersion))
 
 
 @numba.njit(cache=True)

@@ -15,8 +15,10 @@ bucket, in event time:
    ``S = max(0, S + s - reference)``, a spike when ``S >= threshold``.  With the
    defaults (reference 0.75, threshold 3) one bucket at p <= 1.8e-4, two at p <= 5.6e-3
    or three at p <= 0.018 confirm; scores under the reference count as 0 and the null
-   score's mean is below it, so S drifts back to 0.
-   **Onset** is the bucket after S last stood at 0 (the CUSUM change-point estimate).
+   score's mean is below it, so S drifts back to 0.  **Onset** is the first bucket of
+   the unbroken run of significant buckets (p <= 0.05) that ends at the alarm, never
+   before S last stood at 0 (the CUSUM change-point estimate, which one noisy bucket
+   days before would otherwise drag back).
 4. **End.**  The spike is over ("activity returned to normal") at the first of
    ``quiet_buckets`` consecutive buckets back inside the baseline's band (scores
    below ``onset_score``, p > 0.05).  A rise that
@@ -68,6 +70,7 @@ from portradar.spikes.baseline import (
     baseline_mean,
     baseline_update,
     nb_neglog10_sf,
+    predictive_dispersion,
 )
 
 __all__ = ["KINDS", "Spike", "SpikeDetector", "SpikeParams", "detect_spikes"]
@@ -95,8 +98,9 @@ class SpikeParams:
     #: each, three at 0.018 each).  Reference and threshold were chosen on simulator
     #: seeds 7 and 11 from the grid {0.5, 0.75, 1} × {3, 4, 5}.
     threshold: float = 3.0
-    #: The onset is the first bucket after the CUSUM last stood at 0 that scores at
-    #: least this (p <= 0.05): a bucket that is merely above average is not the start.
+    #: Buckets scoring at least this (p <= 0.05) are significant: the onset is the first
+    #: of the run of them that ends at the alarm, and a spike ends when buckets are back
+    #: under it.
     onset_score: float = 1.3
     #: Scores are capped here so one absurd bucket cannot hold a spike open.
     score_cap: float = 30.0
@@ -165,7 +169,8 @@ _NF = 11
 
 @numba.njit(cache=True, inline="always")
 def _score(x: float, mu: float, disp: float, min_excess: float, zpre: float,
-           cap: float) -> float:
+           cap: float, bp: np.ndarray) -> float:
+    disp = predictive_dispersion(mu, disp, bp)
     e = x - mu
     if e < min_excess:
         return 0.0
@@ -200,6 +205,12 @@ def _close(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool,
         if ex_s[j] > ex_s[peak]:
             peak = j
     t_peak = onset + peak
+    # growth is fitted up to the first bucket at 90 % of the peak, not into a plateau
+    t_grow = t_peak
+    for j in range(peak + 1):
+        if ex_s[peak] > 0 and ex_s[j] >= 0.9 * ex_s[peak]:
+            t_grow = onset + j
+            break
     wd = (wd0 + t_peak // bpd) % 7
     epi[_I_PEAK] = t_peak
     epf[_F_EXS] = tot_s
@@ -223,7 +234,7 @@ def _close(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool,
         if xs[t] - mu_s <= max(1.0, 0.5 * math.sqrt(mu_s + st_s[1] * mu_s * mu_s)):
             break
         first -= 1
-    m = t_peak - first + 1
+    m = t_grow - first + 1
     ys = np.zeros(m)
     for j in range(m):
         t = first + j
@@ -258,9 +269,12 @@ def _close(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool,
     epf[_F_R2] = r2
     epf[_F_DOUBLE] = np.nan
     duration = n
+    # a jump is not growth: the bucket before the top must already hold a quarter of it
+    # (a doubling time under half a bucket is a jump at this resolution)
+    gradual = m >= 2 and ys[m - 2] >= ys[m - 1] + math.log(0.25)
     if epf[_F_MAXS] < sp[_ONESRC]:
         epi[_I_KIND] = ONE_SOURCE
-    elif (m >= sp[_GMIN] and slope > 0 and r2 >= sp[_GR2]
+    elif (t_grow - onset + 1 >= sp[_GMIN] and gradual and slope > 0 and r2 >= sp[_GR2]
           and slope * (m - 1) >= math.log(sp[_GFAC])):
         epi[_I_KIND] = GROWTH
         epf[_F_DOUBLE] = math.log(2.0) / slope
@@ -295,7 +309,7 @@ def _run_row(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool, wd0:
     max_ep = int(sp[_MAXEP])
     cusum = 0.0
     last_zero = -1
-    first_sig = -1
+    hist = np.zeros(t_len)
     pend_s = 0.0
     pend_r = 0.0
     pend_peak = 0.0
@@ -312,11 +326,12 @@ def _run_row(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool, wd0:
         s_s = 0.0
         s_r = 0.0
         if t >= warm:
-            s_s = _score(float(xs[t]), mu_s, st_s[1], sp[_MINS], zpre, cap)
-            s_r = _score(float(xr[t]), mu_r, st_r[1], sp[_MINR], zpre, cap) - sp[_RPEN]
+            s_s = _score(float(xs[t]), mu_s, st_s[1], sp[_MINS], zpre, cap, bp)
+            s_r = _score(float(xr[t]), mu_r, st_r[1], sp[_MINR], zpre, cap, bp) - sp[_RPEN]
             if s_r < 0.0:
                 s_r = 0.0
         score = max(s_s, s_r)
+        hist[t] = score
         if dense:
             d_mu[t] = mu_s
             d_disp[t] = st_s[1]
@@ -325,19 +340,20 @@ def _run_row(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool, wd0:
             cusum = max(0.0, cusum + score - ref)
             if cusum <= 0.0:
                 last_zero = t
-                first_sig = -1
                 pend_s = 0.0
                 pend_r = 0.0
                 pend_peak = 0.0
             else:
-                if first_sig < 0 and score >= sp[_ONSET]:
-                    first_sig = t
                 pend_s = max(pend_s, s_s)
                 pend_r = max(pend_r, s_r)
                 pend_peak = max(pend_peak, score)
             if cusum >= thr:
                 in_spike = True
-                onset = first_sig if first_sig >= 0 else last_zero + 1
+                # onset: back from the alarm over the unbroken run of significant buckets
+                # (the CUSUM's last zero can be days earlier, after one noisy bucket)
+                onset = t
+                while onset - 1 > last_zero and hist[onset - 1] >= sp[_ONSET]:
+                    onset -= 1
                 quiet = 0
                 cur = n_ep
                 if cur < max_ep:
@@ -381,7 +397,6 @@ def _run_row(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool, wd0:
                 in_spike = False
                 cusum = 0.0
                 last_zero = t
-                first_sig = -1
                 if ending == 2:
                     # the new normal: restart the baselines from the latest buckets
                     lo = max(0, t + 1 - warm)
