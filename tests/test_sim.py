@@ -123,7 +123,8 @@ def test_simulate_writes_iptables_log(tmp_path: object) -> None:
     res = CliRunner().invoke(cli, ["simulate", "--days", "3", "--sensors", "2", "--scale",
                                    "0.02", "--campaign", "sweep:udp/53@1", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    first = gzip.open(out).readline()
+    with gzip.open(out) as fh:
+        first = fh.readline()
     assert b" kernel: [UFW BLOCK] IN=eth0 OUT= SRC=" in first
 
 

@@ -102,7 +102,7 @@ def test_sensor_share_and_single_sensor_rises() -> None:
     by_sensor.sources[:2, 50] += 250  # seen by two of four sensors
     by_sensor.sources[3, 65] += 150  # a rise only sensor d sees
     spikes = SpikeDetector.for_period("day").detect(total, by_sensor)
-    both = [s for s in spikes if s.onset == 50][0]
+    both = next(s for s in spikes if s.onset == 50)
     assert both.sensors == ("a", "b") and both.sensor_share == 0.5
     local = [s for s in spikes if s.scope == "sensor"]
     assert [s.sensors for s in local] == [("d",)] and local[0].onset in (64, 65)

@@ -308,7 +308,8 @@ def ms05(seed: int = 5, *, sensors: int = 10, focus: bool = True) -> Scenario:
                      label="MS05-027-like spike (no worm)")
     size = 5.0 * base
     zotob = Campaign("worm", 6, 445, (ZOTOB_START - start).days,
-                     min(days - (ZOTOB_START - start).days, worm_days(size, 0.75, plateau=6)),
+                     min(days - (ZOTOB_START - start).days,
+                         worm_days(size, 0.75, plateau=6)),
                      size, doubling_days=0.75, label="Zotob-like worm (MS05-039)")
     return Scenario(name="ms05", days=days, sensors=sensors, seed=seed, start=start,
                     campaigns=(spike, zotob), focus=((6, 445),) if focus else None)
