@@ -296,8 +296,8 @@ def ms05(seed: int = 5, *, sensors: int = 10, focus: bool = True) -> Scenario:
     """445/tcp from 2005-05-02 to 2005-08-28 with the two 2005 rises.
 
     The June spike is a one-day sweep of twice the port's usual sources ("significant",
-    said DeepSight) that returns to normal the next day; the August rise is a worm doubling every 18 hours
-    up to five times the usual sources, then staying there.
+    said DeepSight) that returns to normal the next day; the August rise is a worm
+    doubling every 18 hours up to five times the usual sources, then staying there.
     """
     start = date(2005, 5, 2)
     days = (date(2005, 8, 29) - start).days
