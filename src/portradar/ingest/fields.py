@@ -405,6 +405,19 @@ def count_byte(buf, s, e, byte):  # pragma: no cover - jit
     return counts
 
 
+@numba.njit(cache=True, parallel=True)
+def first_nonblank(buf, s, e):  # pragma: no cover - jit
+    """Position of the first byte of each span that is not a space or tab (-1: none)."""
+    n = s.shape[0]
+    out = np.full(n, -1, np.int64)
+    for i in numba.prange(n):
+        for j in range(s[i], e[i]):
+            if buf[j] != 32 and buf[j] != 9:
+                out[i] = j
+                break
+    return out
+
+
 def bit_table(letters: dict[str, int]) -> np.ndarray:
     """A 256-entry table for :func:`bits`: the given letters, everything else invalid."""
     table = np.full(256, -1, np.int64)
