@@ -166,19 +166,21 @@ def nftables(spec: BlockSpec, now: datetime | None = None) -> str:
              "table inet portradar_block", "delete table inet portradar_block",
              "table inet portradar_block {"]
     live = timeout is None or timeout > 0
+    if spec.scanners and not live:
+        lines.insert(-3, "# the scanners' block has already expired: they are not written")
     for version, nets in ((4, spec.v4), (6, spec.v6)):
         if not nets or not live:
             continue
         hosts_only = all(n.prefixlen == n.max_prefixlen for n in nets)
-        flags = "timeout" if hosts_only and timeout else "interval"
+        # networks need an interval set; timeouts on interval sets need a recent kernel
+        # (checked here on Linux 6.x); host-only sets stay plain for older ones
+        flags = ", ".join(f for f, on in (("interval", not hosts_only),
+                                          ("timeout", bool(timeout))) if on)
         lines += [f"\tset scanners_v{version} {{",
-                  f"\t\ttype ipv{version}_addr",
-                  f"\t\tflags {flags}"]
-        if hosts_only and timeout:
-            items = [f"{n.network_address} timeout {timeout}s" for n in nets]
-        else:
-            items = [str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n)
-                     for n in nets]
+                  f"\t\ttype ipv{version}_addr"]
+        if flags:
+            lines.append(f"\t\tflags {flags}")
+        items = [net_text(n) + (f" timeout {timeout}s" if timeout else "") for n in nets]
         lines.append("\t\telements = { " + ", ".join(items) + " }")
         lines.append("\t}")
     for chain, hook in (("input", "input"), ("forward", "forward")):
