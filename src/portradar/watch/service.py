@@ -1,0 +1,350 @@
+"""The ``portradar watch`` loop: inputs → micro-batches → store → detectors → alerts → sinks.
+
+Every ``batch_seconds`` each input hands over what arrived (whole lines of a followed
+file, messages of the syslog listener, flow batches of the NetFlow listener); the lines
+are parsed with the iptables reader's byte parser (or the configured line format).
+**One transaction per micro-batch** writes the events of every input *and* each input's
+position (table ``watch_positions``: the file's inode, offset and head fingerprint), so
+after a crash, ``kill -9`` included, the service resumes exactly after the last stored
+line: nothing lost, nothing counted twice.  (Network inputs have no position to resume:
+messages in flight at a crash are lost unless the sender retransmits, as RELP does;
+what was stored is never stored twice.)
+
+Every ``detect_seconds`` with new events the detectors run on the store in event time:
+the spike detector (:mod:`portradar.spikes`) on the per-port activity, and scanner
+detection (:mod:`portradar.scan.detect`, incremental).  Spikes become sightings for
+the alert lifecycle (:mod:`portradar.alerts.lifecycle`), whose notifications are
+stored in the same transaction and handed to the sink workers
+(:mod:`portradar.alerts.delivery`); their results are recorded on the next round.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from portradar.alerts.alert import Alert
+from portradar.alerts.delivery import DeliveryResult, SinkWorker
+from portradar.alerts.lifecycle import AlertBook, LifecycleParams, Sighting
+from portradar.ingest.lines import line_bounds
+from portradar.ingest.reader import ReadOptions, ReadStats
+from portradar.ingest.registry import get_reader
+from portradar.store import ledger
+from portradar.store.duckdb_store import Store
+from portradar.watch.config import InputConfig, WatchConfig
+from portradar.watch.file_follower import FileFollower, FilePosition
+from portradar.watch.syslog_listener import SyslogListener
+
+log = logging.getLogger(__name__)
+
+POSITIONS_SQL = """
+CREATE TABLE IF NOT EXISTS watch_positions (
+    input VARCHAR PRIMARY KEY, input_id INTEGER NOT NULL, position VARCHAR,
+    records BIGINT NOT NULL, events BIGINT NOT NULL, skipped BIGINT NOT NULL,
+    updated TIMESTAMP
+);
+"""
+
+
+@dataclass
+class InputState:
+    """One configured input at run time, with its counters (for the metrics)."""
+
+    config: InputConfig
+    input_id: int
+    records: int = 0
+    events: int = 0
+    skipped: int = 0
+    stats: ReadStats = field(default_factory=ReadStats)
+    follower: FileFollower | None = None
+    listener: Any = None
+    reader: Any = None
+    flows: list[pa.RecordBatch] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_event_ts: float = 0.0
+    last_arrival: float = 0.0
+
+
+class WatchService:
+    """Run the configured inputs into ``store`` until :meth:`stop`; see the module doc."""
+
+    def __init__(self, store: Store, config: WatchConfig, *,
+                 sinks: list[tuple[Any, dict[str, Any]]] | None = None) -> None:
+        from portradar.alerts.sinks import build_sink
+
+        self.store = store
+        self.config = config
+        self.options = ReadOptions(tz=config.tz, year=config.year, sensor=config.sensor)
+        store.con.execute(POSITIONS_SQL)
+        self.book = AlertBook(store, LifecycleParams(update_interval=config.update_interval),
+                              assess=self._assess)
+        self.results: queue.Queue[DeliveryResult] = queue.Queue()
+        built = sinks if sinks is not None else [(build_sink(t), t) for t in config.sinks]
+        self.workers: dict[str, SinkWorker] = {}
+        for sink, table in built:
+            name = str(table.get("name", sink.name))
+            sink.name = name
+            self.workers[name] = SinkWorker(
+                sink, self.results, retries=int(table.get("retries", 3)),
+                backoff=float(table.get("backoff", 1.0)),
+                min_interval=float(table.get("min_interval", 0.0)))
+        self._in_flight: set[tuple[int, str]] = set()
+        self._stop = threading.Event()
+        self.inputs: list[InputState] = [self._input(c) for c in config.inputs]
+        self._dirty = False
+        self._last_detect = 0.0
+        self.started = time.monotonic()
+        self.counters: dict[str, float] = {"batches": 0, "detections": 0, "alerts_sent": 0,
+                                           "deliveries_failed": 0, "scanners": 0,
+                                           "open_alerts": 0}
+        self.metrics_server: Any = None
+        if config.metrics:
+            from portradar.alerts.sinks.prometheus import MetricsServer
+
+            self.metrics_server = MetricsServer(
+                self.metrics_text, host=str(config.metrics.get("host", "127.0.0.1")),
+                port=int(config.metrics.get("port", 9464))).start()
+        row = store.con.execute("SELECT max(ts) FROM event_rows").fetchone()
+        if store.setting("watch_since") is None:
+            store.set_setting("watch_since", row[0].isoformat() if row and row[0] else "")
+
+    # -- inputs -----------------------------------------------------------------------
+    def _input(self, cfg: InputConfig) -> InputState:
+        con = self.store.con
+        row = con.execute("SELECT input_id, position, records, events, skipped FROM "
+                          "watch_positions WHERE input = ?", [cfg.name]).fetchone()
+        if row is None:
+            with self.store.transaction():
+                input_id = ledger.create(self.store, b"portradar-watch\0" + cfg.name.encode(),
+                                         cfg.name, cfg.options.get("format", cfg.type))
+                con.execute("INSERT INTO watch_positions VALUES (?, ?, NULL, 0, 0, 0, ?)",
+                            [cfg.name, input_id, datetime.now(tz=UTC)])
+            row = (input_id, None, 0, 0, 0)
+        state = InputState(cfg, int(row[0]), records=row[2], events=row[3], skipped=row[4],
+                           stats=ReadStats(source=cfg.name))
+        opts = cfg.options
+        if cfg.type in ("file", "syslog"):
+            state.reader = get_reader(str(opts.get("format", "iptables")))()
+        if cfg.type == "file":
+            pos = FilePosition(*json.loads(row[1])) if row[1] else None
+            state.follower = FileFollower(str(opts["path"]), pos)
+        elif cfg.type == "syslog":
+            state.listener = SyslogListener(
+                host=str(opts.get("host", "127.0.0.1")), udp_port=opts.get("udp"),
+                tcp_port=opts.get("tcp")).start()
+        else:
+            from portradar.ingest.netflow_listener import DEFAULT_PORT, NetflowListener
+
+            def keep(batch: pa.RecordBatch, state: InputState = state) -> None:
+                with state.lock:
+                    state.flows.append(batch)
+
+            state.listener = NetflowListener(
+                keep, host=str(opts.get("host", "127.0.0.1")),
+                port=int(opts.get("port", DEFAULT_PORT)),
+                batch_seconds=min(1.0, self.config.batch_seconds)).start()
+        return state
+
+    def _parse(self, state: InputState, data: bytes) -> pa.RecordBatch:
+        buf = np.frombuffer(data, dtype=np.uint8)
+        starts, ends = line_bounds(buf)
+        before = state.stats.skipped_total
+        state.stats.records += len(starts)
+        batch = state.reader.parse_lines(buf, starts, ends, state.records + 1, self.options,
+                                         state.stats)
+        state.records += len(starts)
+        state.skipped += state.stats.skipped_total - before
+        return batch
+
+    def _collect(self, state: InputState) -> tuple[list[pa.RecordBatch], Any]:
+        """(batches, new position or None) of what the input has now."""
+        if state.follower is not None:
+            data, pos = state.follower.read()
+            if not data:
+                return [], None
+            return [self._parse(state, data)], pos
+        if state.config.type == "syslog":
+            data = state.listener.drain()
+            return ([self._parse(state, data)] if data else []), None
+        with state.lock:
+            flows, state.flows = state.flows, []
+        for b in flows:
+            state.records += b.num_rows
+        return flows, None
+
+    # -- one round --------------------------------------------------------------------
+    def step(self) -> int:
+        """One micro-batch of every input; returns the events stored."""
+        collected = [(s, *self._collect(s)) for s in self.inputs]
+        stored = 0
+        if any(batches or pos is not None for _, batches, pos in collected):
+            with self.store.transaction():
+                for state, batches, pos in collected:
+                    n = sum(self.store.append_events(b, input_id=state.input_id)
+                            for b in batches)
+                    state.events += n
+                    stored += n
+                    params: list[Any] = [state.records, state.events, state.skipped,
+                                         datetime.now(tz=UTC)]
+                    if pos is not None:
+                        self.store.con.execute(
+                            "UPDATE watch_positions SET position = ?, records = ?, events = ?, "
+                            "skipped = ?, updated = ? WHERE input = ?",
+                            [json.dumps(pos.as_tuple()), *params, state.config.name])
+                    elif batches:
+                        self.store.con.execute(
+                            "UPDATE watch_positions SET records = ?, events = ?, skipped = ?, "
+                            "updated = ? WHERE input = ?", [*params, state.config.name])
+            for state, batches, pos in collected:
+                if state.follower is not None and pos is not None:
+                    state.follower.commit(pos)
+                if batches:
+                    state.last_arrival = time.monotonic()
+            self.counters["batches"] += 1
+        if stored:
+            self._dirty = True
+        if self._dirty and time.monotonic() - self._last_detect >= self.config.detect_seconds:
+            self.detect()
+        self._deliver()
+        return stored
+
+    # -- detection ----------------------------------------------------------------------
+    def detect(self) -> list[Any]:
+        """Run the detectors on the store and feed the alert lifecycle (event time)."""
+        from portradar.spikes.activity_matrix import from_store
+        from portradar.spikes.spike_detector import SpikeDetector
+
+        self._dirty = False
+        self._last_detect = time.monotonic()
+        self.counters["detections"] += 1
+        total = from_store(self.store, period=self.config.period, scope="all")
+        if total.n_buckets == 0:
+            return []
+        spikes = SpikeDetector.for_period(self.config.period).detect(total)
+        newest = total.bucket_time(total.n_buckets - 1).replace(tzinfo=None).isoformat()
+        sightings = []
+        for s in spikes:
+            sightings.append(Sighting(
+                kind="spike", proto=s.proto, port=s.port,
+                onset=total.bucket_time(s.onset).replace(tzinfo=None).isoformat(),
+                at=(newest if s.end is None
+                    else total.bucket_time(s.end).replace(tzinfo=None).isoformat()),
+                end=(None if s.end is None
+                     else total.bucket_time(s.end).replace(tzinfo=None).isoformat()),
+                score=s.score, peak_sources=s.peak_sources,
+                baseline_sources=s.baseline_sources, spike_kind=s.kind))
+        since = self.store.setting("watch_since") or None
+        with self.store.transaction():
+            notes = self.book.observe(sightings, since=since)
+        self.counters["open_alerts"] = len(self.book.alerts("open"))
+        if self.config.scanners:
+            self._scanners()
+        return notes
+
+    def _scanners(self) -> None:
+        from portradar.scan.detect import ensure_detection
+
+        try:
+            ensure_detection(self.store)
+            (n,) = self.store.con.execute(
+                "SELECT count(*) FROM scanners WHERE status = 'scanner'").fetchone()  # type: ignore[misc]
+            self.counters["scanners"] = n
+            if self.config.stix_path:
+                from portradar.alerts.sinks.stix import write_bundle
+
+                write_bundle(self.store, self.config.stix_path)
+        except Exception:  # scanner detection problems must not stop the service
+            log.exception("watch: scanner detection failed")
+
+    def _assess(self, alert: Alert) -> tuple[str, list[str], list[str]]:
+        from portradar.assess.threat_level import assess_port
+
+        if not 1 <= alert.port <= 65535:
+            return "", [], []
+        as_of = date.fromisoformat(alert.updated_at[:10])
+        result = assess_port(self.store, alert.port, alert.proto, as_of=as_of)
+        return result.level, list(result.reasons), list(result.actions)
+
+    # -- delivery -----------------------------------------------------------------------
+    def _deliver(self) -> None:
+        while True:
+            try:
+                res = self.results.get_nowait()
+            except queue.Empty:
+                break
+            with self.store.transaction():
+                for oid in res.outbox_ids:
+                    self.book.record_delivery(oid, res.sink, res.status, res.attempts,
+                                              res.error, datetime.now(tz=UTC))
+                    self._in_flight.discard((oid, res.sink))
+            self.counters["alerts_sent" if res.status == "delivered"
+                          else "deliveries_failed"] += len(res.outbox_ids)
+        for sink, note in self.book.pending(list(self.workers), self._in_flight):
+            if self.workers[sink].offer(note):
+                self._in_flight.add((note.outbox_id, sink))
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, max_seconds: float | None = None) -> None:
+        """Micro-batches every ``batch_seconds`` until :meth:`stop` (or ``max_seconds``)."""
+        end = None if max_seconds is None else time.monotonic() + max_seconds
+        while not self._stop.is_set() and (end is None or time.monotonic() < end):
+            started = time.monotonic()
+            self.step()
+            self._stop.wait(max(0.0, self.config.batch_seconds - (time.monotonic() - started)))
+        self.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self, drain_seconds: float = 30.0) -> None:
+        """Store what the listeners still hold, wait for the sinks, stop everything."""
+        for state in self.inputs:
+            if state.listener is not None:
+                state.listener.stop()
+        self.step()
+        if self._dirty:
+            self.detect()
+        deadline = time.monotonic() + drain_seconds
+        self._deliver()
+        while self._in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+            self._deliver()
+        for worker in self.workers.values():
+            worker.stop()
+        for state in self.inputs:
+            if state.follower is not None:
+                state.follower.close()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+
+    # -- metrics ------------------------------------------------------------------------
+    def metrics_text(self) -> str:
+        """Prometheus text exposition of the service's counters."""
+        from portradar.alerts.sinks.prometheus import exposition
+
+        uptime = max(1e-9, time.monotonic() - self.started)
+        per_input = []
+        for s in self.inputs:
+            lag = 0.0
+            if s.follower is not None:
+                lag = float(s.follower.lag_bytes())
+            elif s.config.type == "syslog":
+                lag = float(s.listener.pending_bytes())
+            dropped = 0.0
+            if s.config.type == "syslog":
+                dropped = float(s.listener.counts["udp_dropped"] + s.listener.kernel_drops())
+            elif s.config.type == "netflow":
+                dropped = float(s.listener.counters()["dropped"])
+            per_input.append({"input": s.config.name, "events": s.events,
+                              "records": s.records, "skipped": s.skipped,
+                              "rate": s.events / uptime, "lag": lag, "dropped": dropped})
+        return exposition(per_input, dict(self.counters))
