@@ -142,8 +142,8 @@ def scanners(ctx: click.Context, port_: int | None, since: str | None, until: st
                 ORDER BY {SORTS[sort]}, src_hi, src_lo LIMIT ?""", [*params, limit])
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        total = store.con.execute(
-            f"SELECT count(*) FROM scanners WHERE {' AND '.join(where)}", params).fetchone()
+        total = _first(store.con.execute(
+            f"SELECT count(*) FROM scanners WHERE {' AND '.join(where)}", params))
     out = [_row_out(r, fmt) for r in rows]
     if fmt == "json":
         for r in out:
@@ -203,7 +203,7 @@ def scanner(ctx: click.Context, address: str, as_json: bool, as_csv: bool) -> No
             "SELECT * FROM scanners WHERE src_hi = ? AND src_lo = ? AND prefix = ?",
             [hi, lo, prefix])
         names = [d[0] for d in cur.description]
-        found = cur.fetchone()
+        found = _first(cur)
         table, _ = event_table(store.con)
         match = "e.src_hi = ? AND e.src_lo = ?" if prefix == 128 else "e.src_hi = ?"
         args = [hi, lo] if prefix == 128 else [hi]
@@ -216,13 +216,13 @@ def scanner(ctx: click.Context, address: str, as_json: bool, as_csv: bool) -> No
         if found is not None:
             row = dict(zip(names, found, strict=True))
             if row.get("campaign_id") is not None:
-                c = store.con.execute("SELECT rule, members, evidence FROM campaigns "
-                                      "WHERE campaign_id = ?", [row["campaign_id"]]).fetchone()
+                c = _first(store.con.execute("SELECT rule, members, evidence FROM campaigns "
+                                      "WHERE campaign_id = ?", [row["campaign_id"]]))
                 campaign = None if c is None else f"#{row['campaign_id']} ({c[0]}): {c[2]}"
         else:
-            seen = store.con.execute(
+            seen = _first(store.con.execute(
                 f"SELECT count(*), min(ts), max(ts) FROM {table} e WHERE {match}", args
-            ).fetchone()
+            ))
     if found is None:
         if seen and seen[0]:
             err.print(f"{address}: {seen[0]:,} events from {_ts(seen[1])} to {_ts(seen[2])}, "
@@ -320,3 +320,10 @@ def evaluate_scanners(ctx: click.Context, labels_path: str, as_json: bool, as_cs
 
 commands = [scanners, scanner]
 evaluate_commands = [evaluate_scanners]
+
+
+def _first(cursor: Any) -> Any:
+    """The first row of a result, fetching all of it (DuckDB 2 keeps an unfinished
+    result open and refuses the next query)."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None

@@ -14,9 +14,10 @@ order (a source joins the first campaign it qualifies for):
    common filtering practice), so one operator rarely spans less.
 2. **port-set** - at least ``min_members`` *flagged* sources with the same port set and
    the same tool fingerprint whose activity chains in time (each starts within ``gap``
-   of the group's latest end).  To keep the background of a single popular port (445
-   every day) from fusing into one endless "campaign", the port set must hold at least
-   2 port keys or the tool must be known (a Mirai fleet on 23 and 2323, masscan on 6379).
+   of the group's latest end).  The port set must hold at least 2 port keys (a Mirai
+   fleet on 23 and 2323, a botnet's list of web ports): the background of a single
+   popular port (445 every day, from every tool) would otherwise fuse into one endless
+   "campaign"; single-port groups come from rule 1 only.
 3. **target-set** - at least ``min_members`` flagged sources that probed exactly the
    same set of at least ``min_targets`` (10) addresses, chained in time the same way:
    a shared target list.
@@ -30,6 +31,8 @@ including those of earlier runs, and is recomputed whole after each detection.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import duckdb
 
@@ -74,36 +77,31 @@ class Campaigns:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _camp AS
                 SELECT src_hi, src_lo, 1 AS rule_no,
-                       CASE WHEN src_hi = 0 THEN 'v4:' || CAST(src_lo >> 8 AS VARCHAR)
-                            ELSE 'v6:' || CAST(src_hi >> 16 AS VARCHAR) END
-                       || ':' || CAST(port_sig AS VARCHAR) || ':'
-                       || CAST(CAST(first_seen AS DATE) AS VARCHAR) AS grp
+                       hash(CASE WHEN src_hi = 0 THEN src_lo >> 8 ELSE src_hi >> 16 END,
+                            src_hi = 0, port_sig, CAST(first_seen AS DATE)) AS grp
                 FROM _cand
                 QUALIFY count(*) OVER (PARTITION BY grp) >= {m}"""
         )
         # rules 2 and 3: flagged sources chained in time on a shared signature
         for rule_no, sig, extra in (
-            (2, "CAST(port_sig AS VARCHAR) || ':' || CAST(tool AS VARCHAR)",
-             "(port_keys >= 2 OR tool <> 0)"),
-            (3, "CAST(target_sig AS VARCHAR)", f"targets >= {int(self.min_targets)}"),
+            (2, "hash(port_sig, tool)", "port_keys >= 2"),
+            (3, "target_sig", f"targets >= {int(self.min_targets)}"),
         ):
             con.execute(
                 f"""INSERT INTO _camp
                     SELECT src_hi, src_lo, rule_no, grp FROM (
                     SELECT src_hi, src_lo, {rule_no} AS rule_no,
-                           sig || ':' || CAST(sum(new_group) OVER (PARTITION BY sig
+                           hash(sig, sum(new_group) OVER (PARTITION BY sig
                                 ORDER BY first_seen, src_hi, src_lo
-                                ROWS UNBOUNDED PRECEDING) AS VARCHAR) AS grp
+                                ROWS UNBOUNDED PRECEDING)) AS grp
                     FROM (
                         SELECT c.*, {sig} AS sig,
                                CASE WHEN epoch_us(first_seen) > max(epoch_us(last_seen))
                                     OVER (PARTITION BY {sig} ORDER BY first_seen, src_hi, src_lo
                                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
                                     + {gap_us} THEN 1 ELSE 0 END AS new_group
-                        FROM _cand c
-                        WHERE is_flagged AND {extra}
-                          AND NOT EXISTS (SELECT 1 FROM _camp x
-                                          WHERE x.src_hi = c.src_hi AND x.src_lo = c.src_lo)))
+                        FROM _cand c ANTI JOIN _camp x USING (src_hi, src_lo)
+                        WHERE is_flagged AND {extra}))
                     QUALIFY count(*) OVER (PARTITION BY grp) >= {m}"""
             )
         con.execute("DELETE FROM campaign_members")
@@ -134,7 +132,14 @@ class Campaigns:
                 JOIN scan_profiles p USING (src_hi, src_lo)
                 GROUP BY i.campaign_id, i.rule_no"""
         )
-        n = con.execute("SELECT count(*) FROM campaigns").fetchone()
+        n = _first(con.execute("SELECT count(*) FROM campaigns"))
         for table in ("_cand", "_camp", "_camp_ids"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return int(n[0]) if n else 0
+
+
+def _first(cursor: Any) -> Any:
+    """The first row of a result, fetching all of it (DuckDB 2 keeps an unfinished
+    result open and refuses the next query)."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None

@@ -57,6 +57,7 @@ from portradar.scan.backscatter import Backscatter
 from portradar.scan.benign import BenignList
 from portradar.scan.campaigns import Campaigns
 from portradar.scan.cidr_set import CidrSet
+from portradar.scan.fanout import RULES as FANOUT_RULES
 from portradar.scan.fanout import FanOut, psad_danger_level
 from portradar.scan.fingerprint import TOOLS, tool_of
 from portradar.scan.loopback import STATUS as SPECIAL_STATUS
@@ -66,15 +67,17 @@ from portradar.scan.probes import (
     PROBE_CLASSES,
     REPLY_CLASSES,
     Probes,
+    address_key,
     is_ipv4,
     is_multicast,
+    packet_class,
 )
 from portradar.scan.replies import DEFAULT_REPLY_WINDOW, reply_rowids
 from portradar.scan.scan_shape import SHAPES, scan_shape
 from portradar.scan.scan_type import TYPES, scan_type
 from portradar.scan.slow_scan import SlowScan
 from portradar.scan.source_profile import probes_until, profile
-from portradar.scan.trw import ThresholdRandomWalk
+from portradar.scan.trw import SCANNER, ThresholdRandomWalk
 from portradar.store.duckdb_store import Store
 
 #: Bumped when a change of the detectors makes stored verdicts stale.
@@ -174,7 +177,7 @@ def _apply_schema(store: Store) -> None:
 
 def _progress_bar(con: duckdb.DuckDBPyConnection, on: bool | None) -> bool | None:
     try:
-        row = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+        row = _first(con.execute("SELECT current_setting('enable_progress_bar')"))
         before = bool(row[0]) if row else None
         if on is not None:
             con.execute(f"SET enable_progress_bar = {'true' if on else 'false'}")
@@ -188,9 +191,9 @@ def _detect(store: Store, config: ScanConfig, full: bool,
     con = store.con
     fingerprint = config.fingerprint()
     table, _ = event_table(con)
-    row = con.execute(f"SELECT max(rowid), count(*) FROM {table}").fetchone()
+    row = _first(con.execute(f"SELECT max(rowid), count(*) FROM {table}"))
     max_rowid = -1 if not row or row[0] is None else int(row[0])
-    ledger_row = con.execute("SELECT coalesce(sum(events), 0) FROM inputs").fetchone()
+    ledger_row = _first(con.execute("SELECT coalesce(sum(events), 0) FROM inputs"))
     ledger = int(ledger_row[0]) if ledger_row else 0
     wm = int(store.setting(_META_ROWID, "-1") or -1)
     wm_ledger = int(store.setting(_META_LEDGER, "-1") or -1)
@@ -199,14 +202,14 @@ def _detect(store: Store, config: ScanConfig, full: bool,
         return DetectionSummary(mode="unchanged")
     mode = "full"
     if not full and same_config and wm >= 0:
-        new = con.execute(f"SELECT count(*) FROM {table} WHERE rowid > ?", [wm]).fetchone()
+        new = _first(con.execute(f"SELECT count(*) FROM {table} WHERE rowid > ?", [wm]))
         n_new = int(new[0]) if new else 0
         if n_new == ledger - wm_ledger:
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE _affected AS
                    SELECT DISTINCT src_hi, src_lo FROM {table} WHERE rowid > ?""", [wm])
-            n_aff = con.execute("SELECT count(*) FROM _affected").fetchone()
-            known = con.execute("SELECT count(*) FROM scan_profiles").fetchone()
+            n_aff = _first(con.execute("SELECT count(*) FROM _affected"))
+            known = _first(con.execute("SELECT count(*) FROM scan_profiles"))
             if n_aff and known and n_aff[0] <= FULL_SHARE * max(known[0], 1):
                 mode = "incremental"
     with store.transaction():
@@ -245,10 +248,10 @@ def event_table(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     store's own hot queries do) behind an ``events`` view; an older store has an
     ``events`` table with text columns.
     """
-    row = con.execute(
+    row = _first(con.execute(
         """SELECT count(*) FROM duckdb_tables()
            WHERE table_name = 'event_rows' AND NOT temporary"""
-    ).fetchone()
+    ))
     if row and row[0]:
         return "event_rows", _LOAD_COLUMNS.format(outcome="CAST(e.outcome AS TINYINT)",
                                                   sensor="CAST(e.sensor_id AS INTEGER)")
@@ -270,11 +273,11 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int) -> 
                     "(SELECT src_hi, src_lo FROM _affected)")
     else:
         scope = "TRUE"
-        if _count(con, "SELECT count(*) FROM scanners"):
-            con.execute("DELETE FROM scanners WHERE prefix = 64 OR (src_hi, src_lo) IN "
-                        f"(SELECT DISTINCT src_hi, src_lo FROM {table})")
-            con.execute("DELETE FROM scan_profiles WHERE (src_hi, src_lo) IN "
-                        f"(SELECT DISTINCT src_hi, src_lo FROM {table})")
+        # every source with events left is recomputed; verdicts on sources whose events
+        # retention purged (last seen before the oldest event kept) stay
+        oldest = f"(SELECT min(ts) FROM {table})"
+        con.execute(f"DELETE FROM scanners WHERE prefix = 64 OR last_seen >= {oldest}")
+        con.execute(f"DELETE FROM scan_profiles WHERE last_seen >= {oldest}")
     n_events = _count(con, f"SELECT count(*) FROM {table} e WHERE {scope}")
     parts = max(1, math.ceil(n_events / max(partition_events, 1)))
     replies = reply_rowids(con, scope, config.reply_window, table=table)
@@ -284,13 +287,12 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int) -> 
         where = scope if parts == 1 else f"{scope} AND hash(e.src_hi, e.src_lo) % {parts} = {part}"
         cols = con.sql(f"SELECT {load} FROM {table} e WHERE {where}").fetchnumpy()
         summary.events += len(cols["ts"])
-        rows, profiles, nbytes, n_src = _analyse(cols, replies, config, dark, benign,
-                                                 prefix64=False)
-        summary.state_bytes = max(summary.state_bytes, nbytes)
-        summary.sources += n_src
-        _insert(con, "scan_profiles", profiles)
-        summary.flagged += _insert_scanners(con, rows, config)
+        result = _analyse(cols, replies, config, dark, benign, prefix64=False)
         del cols
+        summary.state_bytes = max(summary.state_bytes, result.state_bytes)
+        summary.sources += result.sources
+        _insert(con, "scan_profiles", result.profiles)
+        summary.flagged += _insert_scanners(con, result.rows, config)
     # IPv6 sources by /64
     v6_scope = "e.src_hi <> 0" if mode == "full" else \
         "e.src_hi IN (SELECT src_hi FROM _affected WHERE src_hi <> 0)"
@@ -298,93 +300,132 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int) -> 
     if len(cols["ts"]):
         if mode != "full":
             replies = reply_rowids(con, v6_scope, config.reply_window, table=table)
-        rows, _, nbytes, _ = _analyse(cols, replies, config, dark, benign, prefix64=True)
-        summary.flagged += _insert_scanners(con, rows, config)
+        result = _analyse(cols, replies, config, dark, benign, prefix64=True)
+        summary.flagged += _insert_scanners(con, result.rows, config)
     summary.partitions = parts
     summary.campaigns = _campaigns(store, config, dark, benign)
     return summary
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
+    row = _first(con.execute(sql))
     return int(row[0]) if row and row[0] is not None else 0
+
+
+@dataclass
+class _Analysis:
+    rows: pa.Table | None
+    profiles: pa.Table | None
+    state_bytes: int
+    sources: int
 
 
 def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfig,
              dark: CidrSet | None, benign: BenignList | None, *, prefix64: bool,
-             only_campaign: bool = False) -> tuple[pa.Table | None, pa.Table | None, int, int]:
-    """Detectors over one partition; returns (verdict rows, profiles, state bytes, sources)."""
-    frame = Probes.from_columns(cols, prefix64=prefix64)
-    rid = np.asarray(cols["rid"], np.int64)
-    is_reply = np.zeros(len(rid), np.bool_)
+             only_campaign: bool = False) -> _Analysis:
+    """Every detector over one load of events (one partition)."""
+    src_hi = np.asarray(cols["src_hi"], np.uint64)
+    src_lo = np.asarray(cols["src_lo"], np.uint64)
+    cls = packet_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"])
+    ok = ~is_multicast(cols["dst_hi"], cols["dst_lo"])
     if replies.size:
+        rid = np.asarray(cols["rid"], np.int64)
         pos = np.searchsorted(replies, rid)
         pos[pos >= replies.size] = 0
-        is_reply = replies[pos] == rid
-    ok = ~is_reply & ~is_multicast(frame.dst_hi, frame.dst_lo)
-    probe_mask = ok & np.isin(frame.cls, PROBE_CLASSES)
-    reply_like = ok & np.isin(frame.cls, REPLY_CLASSES)
-    n_addresses = None
+        ok &= replies[pos] != rid
     if prefix64:
-        v6 = ~is_ipv4(frame.key_hi, np.asarray(cols["src_lo"], np.uint64))
-        probe_mask &= v6
-        reply_like &= v6
-        n_addresses = _addresses_per_prefix(frame.skey[probe_mask],
-                                            np.asarray(cols["src_lo"], np.uint64)[probe_mask])
-    probes = frame.take(probe_mask)
+        ok &= ~is_ipv4(src_hi, src_lo)
+    probe_mask = ok & np.isin(cls, PROBE_CLASSES)
+    reply_like = ok & np.isin(cls, REPLY_CLASSES)
+    del ok, cls
+    probes = Probes.grouped_from_columns(cols, probe_mask, prefix64=prefix64)
     trw = ThresholdRandomWalk(**config.trw)
     fan = FanOut(**config.fanout, dark=dark)
     slow = SlowScan(**config.slow_scan)
     for detector in (trw, fan, slow):
         detector.update(probes)
     prof = profile(probes)
+    addresses = _addresses_per_prefix(prof["skey"], src_hi, src_lo, probe_mask) \
+        if prefix64 else None
     state = trw.nbytes() + fan.nbytes() + slow.nbytes()
-    # backscatter: reply-like packets, with the probes of the sources that sent them
-    back_rows = None
+    det = _aligned_results(prof["skey"], trw, fan, slow)
+    del trw, fan, slow
+    rows = _verdicts(probes, prof, det, config, benign, addresses, prefix64=prefix64,
+                     only_campaign=only_campaign)
+    profiles = None if prefix64 or only_campaign else _profile_table(prof, det)
     if reply_like.any():
-        senders = np.unique(frame.skey[reply_like])
-        pos = np.searchsorted(senders, frame.skey)
+        # backscatter: reply-like packets, with the probes of the sources that sent them
+        key_lo = src_lo if not prefix64 else np.where(is_ipv4(src_hi, src_lo), src_lo, 0)
+        skey = address_key(src_hi, key_lo.astype(np.uint64))
+        senders = np.unique(skey[reply_like])
+        pos = np.searchsorted(senders, skey)
         pos[pos >= senders.size] = 0
-        mine = senders[pos] == frame.skey
-        back_frame = frame.take(reply_like | (probe_mask & mine))
+        mine = senders[pos] == skey
+        back_frame = Probes.grouped_from_columns(cols, reply_like | (probe_mask & mine),
+                                                 prefix64=prefix64)
         back = Backscatter(**config.backscatter)
         back.update(back_frame)
-        back_rows = _backscatter_rows(back, back_frame, prof, config)
-    rows = _verdicts(probes, prof, trw, fan, slow, config, benign, n_addresses,
-                     prefix64=prefix64, only_campaign=only_campaign)
-    if back_rows is not None:
-        rows = pa.concat_tables([rows, back_rows]) if rows is not None else back_rows
-    profiles = None if prefix64 else _profile_table(prof, trw, fan, slow)
-    return rows, profiles, state, len(prof["skey"])
+        back_rows = _backscatter_rows(back, back_frame, prof, det)
+        if back_rows is not None:
+            rows = back_rows if rows is None else pa.concat_tables(
+                [rows, back_rows], promote_options="default")
+    return _Analysis(rows, profiles, state, len(prof["skey"]))
 
 
-def _addresses_per_prefix(skey: np.ndarray, src_lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(prefix key, distinct addresses) of each /64 key."""
-    if not skey.size:
-        return np.empty(0, np.uint64), np.empty(0, np.int64)
-    order = np.lexsort((src_lo, skey))
-    k, lo = skey[order], src_lo[order]
+def _addresses_per_prefix(skey: np.ndarray, src_hi: np.ndarray, src_lo: np.ndarray,
+                          mask: np.ndarray) -> np.ndarray:
+    """Distinct source addresses behind each /64 key of ``skey`` (sorted)."""
+    hi, lo = src_hi[mask], src_lo[mask]
+    keys = address_key(hi, np.zeros(hi.size, np.uint64))
+    order = np.lexsort((lo, keys))
+    k, lo = keys[order], lo[order]
+    if not k.size:
+        return np.ones(skey.size, np.int64)
     new_addr = np.r_[True, (k[1:] != k[:-1]) | (lo[1:] != lo[:-1])]
-    new_key = np.r_[True, k[1:] != k[:-1]]
-    starts = np.flatnonzero(new_key)
-    return k[starts], np.add.reduceat(new_addr.astype(np.int64), starts)
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    uniq, counts = k[starts], np.add.reduceat(new_addr.astype(np.int64), starts)
+    pos = np.searchsorted(uniq, skey)
+    pos[pos >= uniq.size] = 0
+    return np.where(uniq[pos] == skey, counts[pos], 1)
 
 
-def _align(ref: np.ndarray, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """Row of ``table`` (sorted by ``skey``) for each reference key, and a found mask."""
-    keys = table.column("skey").to_numpy()
-    if not keys.size:
-        return np.zeros(ref.size, np.int64), np.zeros(ref.size, np.bool_)
-    pos = np.searchsorted(keys, ref)
-    pos[pos >= keys.size] = 0
-    return pos, keys[pos] == ref
-
-
-def _num(table: pa.Table, name: str, rows: np.ndarray, fill: Any = 0) -> np.ndarray:
+def _column(table: pa.Table, name: str, fill: Any = 0) -> np.ndarray:
     col = table.column(name)
-    arr = col.to_numpy(zero_copy_only=False) if col.null_count == 0 else \
-        col.fill_null(fill).to_numpy(zero_copy_only=False)
-    return arr[rows] if arr.size else np.full(rows.size, fill)
+    if col.null_count:
+        col = col.fill_null(fill)
+    return col.to_numpy(zero_copy_only=False) if len(col) else np.empty(0)
+
+
+def _aligned_results(skey: np.ndarray, trw: ThresholdRandomWalk, fan: FanOut,
+                     slow: SlowScan) -> dict[str, np.ndarray]:
+    """Each detector's result, one row per source of ``skey`` (sorted), as numpy."""
+    out: dict[str, np.ndarray] = {}
+    for prefix, res, names in (
+        ("trw_", trw.result_arrays(), ("decision", "llr", "failures", "successes", "contacts",
+                                       "flagged_after", "flagged_ts")),
+        ("fan_", fan.result_arrays(), ("flagged", "flagged_ts", "rule", "pairs", "ports",
+                                       "episodes")),
+        ("slow_", slow.result_arrays(), ("flagged", "flagged_ts", "peak")),
+    ):
+        keys = res["skey"]
+        if keys.size:
+            pos = np.searchsorted(keys, skey)
+            pos[pos >= keys.size] = 0
+            found = keys[pos] == skey
+        else:
+            pos = np.zeros(skey.size, np.int64)
+            found = np.zeros(skey.size, np.bool_)
+        out[prefix + "found"] = found
+        for name in names:
+            fill = -1 if name == "flagged_ts" else 0
+            values = res[name]
+            out[prefix + name] = np.where(found, values[pos], fill) if values.size else \
+                np.full(skey.size, fill, values.dtype)
+    out["trw_hit"] = out["trw_found"] & (out["trw_decision"] == SCANNER)
+    out["fan_hit"] = out["fan_found"] & out["fan_flagged"].astype(bool)
+    out["slow_any"] = out["slow_found"] & out["slow_flagged"].astype(bool)
+    out["slow_hit"] = out["slow_any"] & ~out["fan_hit"]
+    return out
 
 
 def _confidence_breadth(n: np.ndarray, threshold: float) -> np.ndarray:
@@ -392,41 +433,38 @@ def _confidence_breadth(n: np.ndarray, threshold: float) -> np.ndarray:
     return 1.0 - 0.1 * (threshold / n) ** 2
 
 
-def _verdicts(probes: Probes, prof: dict[str, np.ndarray], trw: ThresholdRandomWalk,
-              fan: FanOut, slow: SlowScan, config: ScanConfig, benign: BenignList | None,
-              n_addresses: tuple[np.ndarray, np.ndarray] | None, *, prefix64: bool,
-              only_campaign: bool) -> pa.Table | None:
+def _ts_array(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    arr = pa.array(np.asarray(values, np.int64), mask=mask)
+    return arr.cast(pa.timestamp("us"))
+
+
+def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.ndarray],
+              config: ScanConfig, benign: BenignList | None, addresses: np.ndarray | None,
+              *, prefix64: bool, only_campaign: bool) -> pa.Table | None:
     skey = prof["skey"]
     if not skey.size:
         return None
-    t_res, f_res, s_res = trw.result(), fan.result(), slow.result()
-    t_pos, t_ok = _align(skey, t_res)
-    f_pos, f_ok = _align(skey, f_res)
-    s_pos, s_ok = _align(skey, s_res)
-    big = np.iinfo(np.int64).max
-    trw_hit = t_ok & (_num(t_res, "decision", t_pos, "pending").astype(str) == "scanner")
-    fan_hit = f_ok & _num(f_res, "flagged", f_pos, False).astype(bool)
-    slow_hit = s_ok & _num(s_res, "flagged", s_pos, False).astype(bool) & ~fan_hit
+    trw_hit, fan_hit, slow_hit = det["trw_hit"], det["fan_hit"], det["slow_hit"]
     hit = trw_hit | fan_hit | slow_hit
     if only_campaign:
-        hit = np.ones(skey.size, np.bool_)
-    addresses = np.ones(skey.size, np.int64)
-    if prefix64 and n_addresses is not None:
-        pos = np.searchsorted(n_addresses[0], skey)
-        pos[pos >= n_addresses[0].size] = 0
-        addresses = np.where(n_addresses[0][pos] == skey, n_addresses[1][pos], 1)
-        hit &= addresses >= 2  # a /64 with one address is that address's own verdict
+        hit = ~hit
+    n_addr = np.ones(skey.size, np.int64) if addresses is None else addresses
+    if prefix64:
+        hit &= n_addr >= 2  # a /64 with one address is that address's own verdict
     sel = np.flatnonzero(hit)
     if not sel.size:
         return None
-    t_at = np.where(trw_hit, _num(t_res, "flagged_ts", t_pos, -1), big)[sel]
-    f_at = np.where(fan_hit, _num(f_res, "flagged_ts", f_pos, -1), big)[sel]
-    s_at = np.where(slow_hit, _num(s_res, "flagged_ts", s_pos, -1), big)[sel]
+    big = np.iinfo(np.int64).max
+    t_at = np.where(trw_hit, det["trw_flagged_ts"], big)[sel]
+    f_at = np.where(fan_hit, det["fan_flagged_ts"], big)[sel]
+    s_at = np.where(slow_hit, det["slow_flagged_ts"], big)[sel]
     flagged_at = np.minimum(np.minimum(t_at, f_at), s_at)
     has_at = flagged_at < big
-    flagged_probes = np.where(has_at, probes_until(probes, sel, np.where(has_at, flagged_at, 0)),
-                              -1)
-    g = lambda name: prof[name][sel]  # noqa: E731
+    flagged_probes = probes_until(probes, sel, np.where(has_at, flagged_at, 0))
+
+    def g(name: str) -> np.ndarray:
+        return prof[name][sel]
+
     tool, tool_share = tool_of(prof["marks"][sel], g("probes"), g("ttls"))
     kind = scan_shape(g("hosts"), g("port_keys"), g("pairs"))
     typ = scan_type(prof["classes"][sel], protocols=g("protocols"),
@@ -435,55 +473,51 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], trw: ThresholdRandomW
                     syn_ephemeral=g("syn_ephemeral"))
     classes = prof["classes"][sel][:, list(PROBE_CLASSES)]
     dominant_share = classes.max(axis=1) / np.maximum(classes.sum(axis=1), 1)
-    llr = _num(t_res, "llr", t_pos)[sel]
+    llr = det["trw_llr"][sel]
     fan_threshold = float(config.fanout.get("threshold", 25))
     slow_threshold = float(config.slow_scan.get("threshold", 25))
-    conf = np.zeros(sel.size)
-    conf = np.where(trw_hit[sel], np.maximum(conf, 1 / (1 + np.exp(-llr))), conf)
-    conf = np.where(fan_hit[sel], np.maximum(conf, _confidence_breadth(g("pairs"), fan_threshold)),
-                    conf)
-    conf = np.where(slow_hit[sel],
-                    np.maximum(conf, _confidence_breadth(g("pairs"), slow_threshold)), conf)
-    detectors = [
-        ",".join(name for name, on in (("trw", a), ("fanout", b), ("slow_scan", c)) if on)
-        or "campaign"
-        for a, b, c in zip(trw_hit[sel], fan_hit[sel], slow_hit[sel], strict=True)
-    ]
-    conf = np.where(conf == 0, 0.8, conf)
+    th, fh, sh = trw_hit[sel], fan_hit[sel], slow_hit[sel]
+    conf = np.where(th, 1 / (1 + np.exp(-llr)), 0.0)
+    conf = np.where(fh, np.maximum(conf, _confidence_breadth(g("pairs"), fan_threshold)), conf)
+    conf = np.where(sh, np.maximum(conf, _confidence_breadth(g("pairs"), slow_threshold)), conf)
+    conf = np.where(th | fh | sh, conf, 0.8)
+    names = np.array(["campaign", "trw", "fanout", "trw,fanout", "slow_scan", "trw,slow_scan",
+                      "fanout,slow_scan", "trw,fanout,slow_scan"])
+    detectors = names[th.astype(int) + 2 * fh.astype(int) + 4 * sh.astype(int)]
     key_hi, key_lo = prof["key_hi"][sel], prof["key_lo"][sel]
     status, benign_name = _status(key_hi, key_lo, benign, prefix64)
     offsets, values = _port_csr(probes, sel)
+    t_found, f_found, s_found = det["trw_found"][sel], det["fan_found"][sel], \
+        det["slow_found"][sel]
     return pa.table({
         "src_hi": key_hi, "src_lo": key_lo,
         "prefix": np.full(sel.size, 64 if prefix64 else 128, np.uint8),
         "source": _source_texts(key_hi, key_lo, prefix64),
         "status": status,
-        "first_seen": g("first_ts"), "last_seen": g("last_ts"),
+        "first_seen": _ts_array(g("first_ts")), "last_seen": _ts_array(g("last_ts")),
         "probes": g("probes"), "packets": g("packets"), "ports": g("ports"),
         "port_keys": g("port_keys"), "targets": g("hosts"), "pairs": g("pairs"),
-        "protocols": g("protocols"), "sensors": g("sensors"), "addresses": addresses[sel],
+        "protocols": g("protocols"), "sensors": g("sensors"), "addresses": n_addr[sel],
         "port_list": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
                                               pa.array(values, pa.int32())),
         "kind": np.array(SHAPES)[kind], "type": np.array(TYPES)[typ],
         "tool": np.array(TOOLS)[tool], "tool_share": tool_share,
         "detector": detectors, "confidence": conf,
         "answered": g("answered"), "established": g("established"), "rejected": g("rejected"),
-        "flagged_at": pa.array(np.where(has_at, flagged_at, 0), mask=~has_at),
+        "flagged_at": _ts_array(np.where(has_at, flagged_at, 0), ~has_at),
         "flagged_probes": pa.array(flagged_probes, mask=~has_at),
         "psad_level": psad_danger_level(g("packets")).astype(np.uint8),
-        "benign_name": benign_name,
-        "trw_llr": pa.array(llr, mask=~t_ok[sel]),
-        "trw_failures": pa.array(_num(t_res, "failures", t_pos)[sel], mask=~t_ok[sel]),
-        "trw_successes": pa.array(_num(t_res, "successes", t_pos)[sel], mask=~t_ok[sel]),
-        "trw_contacts": pa.array(_num(t_res, "contacts", t_pos)[sel], mask=~t_ok[sel]),
-        "trw_flagged_after": pa.array(_num(t_res, "flagged_after", t_pos)[sel],
-                                      mask=~trw_hit[sel]),
-        "fanout_rule": pa.array(_num(f_res, "rule", f_pos, "").astype(str)[sel],
-                                mask=~fan_hit[sel]),
-        "fanout_pairs": pa.array(_num(f_res, "pairs", f_pos)[sel], mask=~f_ok[sel]),
-        "fanout_ports": pa.array(_num(f_res, "ports", f_pos)[sel], mask=~f_ok[sel]),
-        "fanout_episodes": pa.array(_num(f_res, "episodes", f_pos)[sel], mask=~f_ok[sel]),
-        "slow_peak": pa.array(_num(s_res, "peak", s_pos)[sel], mask=~s_ok[sel]),
+        "benign_name": pa.array(benign_name, pa.string()),
+        "trw_llr": pa.array(llr, mask=~t_found),
+        "trw_failures": pa.array(det["trw_failures"][sel], mask=~t_found),
+        "trw_successes": pa.array(det["trw_successes"][sel], mask=~t_found),
+        "trw_contacts": pa.array(det["trw_contacts"][sel], mask=~t_found),
+        "trw_flagged_after": pa.array(det["trw_flagged_after"][sel], mask=~th),
+        "fanout_rule": pa.array(np.array(FANOUT_RULES)[det["fan_rule"][sel]], mask=~fh),
+        "fanout_pairs": pa.array(det["fan_pairs"][sel], mask=~f_found),
+        "fanout_ports": pa.array(det["fan_ports"][sel], mask=~f_found),
+        "fanout_episodes": pa.array(det["fan_episodes"][sel], mask=~f_found),
+        "slow_peak": pa.array(det["slow_peak"][sel], mask=~s_found),
         "backscatter_replies": pa.nulls(sel.size, pa.int64()),
         "syn_share": dominant_share,
         "dominant": np.array(CLASS_NAMES)[np.array(PROBE_CLASSES)[classes.argmax(axis=1)]],
@@ -496,88 +530,108 @@ def _status(key_hi: np.ndarray, key_lo: np.ndarray, benign: BenignList | None,
     status = np.array(SPECIAL_STATUS, dtype=object)[special]
     names: list[str | None] = [None] * key_hi.size
     if benign is not None and len(benign):
-        listed = benign.names(key_hi, key_lo)
-        for i, name in enumerate(listed):  # over flagged sources only
-            if name and special[i] == 0:
+        listed = benign.contains(key_hi, key_lo) & (special == 0)
+        if listed.any():
+            idx = np.flatnonzero(listed)
+            for i, name in zip(idx, benign.names(key_hi[idx], key_lo[idx]), strict=True):
                 status[i] = "benign"
                 names[i] = name
     return status.astype(str), names
 
 
-def _source_texts(key_hi: np.ndarray, key_lo: np.ndarray, prefix64: bool) -> list[str]:
+def _source_texts(key_hi: np.ndarray, key_lo: np.ndarray, prefix64: bool) -> pa.Array:
+    """Text of each source; IPv4 ones are left null and written by SQL at insert."""
     if prefix64:
-        return [key_to_text(int(h), 0) + "/64" for h in key_hi]
-    return [key_to_text(int(h), int(lo)) for h, lo in zip(key_hi, key_lo, strict=True)]
+        return pa.array([key_to_text(int(h), 0) + "/64" for h in key_hi], pa.string())
+    v4 = is_ipv4(key_hi, key_lo)
+    if v4.all():
+        return pa.nulls(key_hi.size, pa.string())
+    texts: list[str | None] = [None] * key_hi.size
+    for i in np.flatnonzero(~v4):  # IPv6 sources only, usually few
+        texts[i] = key_to_text(int(key_hi[i]), int(key_lo[i]))
+    return pa.array(texts, pa.string())
 
 
 def _port_csr(probes: Probes, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct TCP/UDP/SCTP ports of the given sources, as offsets and values."""
     ordered, starts = probes.grouped()
     ported = np.isin(ordered.proto, (6, 17, 132, 136)) & (ordered.port >= 0)
-    counts = _port_counts(starts, ordered.port, ported, groups)
     offsets = np.zeros(groups.size + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    _port_lists(starts, ordered.port, ported, groups, offsets, np.empty(0, np.int32), False)
+    np.cumsum(offsets, out=offsets)
     values = np.empty(int(offsets[-1]), np.int32)
-    _port_fill(starts, ordered.port, ported, groups, offsets, values)
+    _port_lists(starts, ordered.port, ported, groups, offsets, values, True)
     return offsets, values
 
 
 @numba.njit(cache=True, nogil=True)
-def _port_counts(starts, port, ported, groups):  # pragma: no cover - jit
-    out = np.zeros(groups.shape[0], np.int64)
+def _port_lists(starts, port, ported, groups, offsets, values, fill):  # pragma: no cover
+    """Count (into offsets[1:]) or write (at offsets) each group's distinct ports."""
+    longest = 1
     for q in range(groups.shape[0]):
         g = groups[q]
-        vals = port[starts[g]:starts[g + 1]][ported[starts[g]:starts[g + 1]]]
-        if vals.shape[0]:
-            v = np.sort(vals)
+        longest = max(longest, starts[g + 1] - starts[g])
+    buf = np.empty(longest, np.int32)
+    for q in range(groups.shape[0]):
+        g = groups[q]
+        k = 0
+        for i in range(starts[g], starts[g + 1]):
+            if ported[i]:
+                buf[k] = port[i]
+                k += 1
+        if k == 0:
+            continue
+        b = buf[:k]
+        b.sort()
+        if fill:
+            w = offsets[q]
+            values[w] = b[0]
+            w += 1
+            for i in range(1, k):
+                if b[i] != b[i - 1]:
+                    values[w] = b[i]
+                    w += 1
+        else:
             c = 1
-            for i in range(1, v.shape[0]):
-                if v[i] != v[i - 1]:
+            for i in range(1, k):
+                if b[i] != b[i - 1]:
                     c += 1
-            out[q] = c
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _port_fill(starts, port, ported, groups, offsets, values):  # pragma: no cover - jit
-    for q in range(groups.shape[0]):
-        g = groups[q]
-        vals = port[starts[g]:starts[g + 1]][ported[starts[g]:starts[g + 1]]]
-        if vals.shape[0]:
-            v = np.sort(vals)
-            k = offsets[q]
-            values[k] = v[0]
-            k += 1
-            for i in range(1, v.shape[0]):
-                if v[i] != v[i - 1]:
-                    values[k] = v[i]
-                    k += 1
+            offsets[q + 1] = c
 
 
 def _backscatter_rows(back: Backscatter, frame: Probes, prof: dict[str, np.ndarray],
-                      config: ScanConfig) -> pa.Table | None:
+                      det: dict[str, np.ndarray]) -> pa.Table | None:
+    """Verdicts for backscatter sources (those flagged on their probes stay scanners)."""
     res = back.result()
-    label = res.column("backscatter").to_numpy(zero_copy_only=False)
+    label = _column(res, "backscatter", False).astype(bool)
     if not label.any():
         return None
-    # sources whose probes were flagged keep their scanner verdict (with this evidence)
+    skey = _column(res, "skey").astype(np.uint64)
+    flagged_keys = prof["skey"][det["trw_hit"] | det["fan_hit"] | det["slow_hit"]]
+    label &= ~np.isin(skey, flagged_keys)
+    if not label.any():
+        return None
     bprof = profile(frame)
-    skey = res.column("skey").to_numpy()
     pos = np.searchsorted(bprof["skey"], skey)
     pos[pos >= bprof["skey"].size] = 0
     sel = np.flatnonzero(label)
     rows = pos[sel]
-    g = lambda name: bprof[name][rows]  # noqa: E731
-    replies = res.column("replies").to_numpy()[sel]
+
+    def g(name: str) -> np.ndarray:
+        return bprof[name][rows]
+
+    replies = _column(res, "replies")[sel]
     classes = bprof["classes"][rows][:, list(REPLY_CLASSES)]
     dominant = np.array(CLASS_NAMES)[np.array(REPLY_CLASSES)[classes.argmax(axis=1)]]
     key_hi, key_lo = g("key_hi"), g("key_lo")
     n = sel.size
     offsets, values = _port_csr(frame, rows)
+    share = replies / np.maximum(g("probes"), 1)
     return pa.table({
         "src_hi": key_hi, "src_lo": key_lo, "prefix": np.full(n, 128, np.uint8),
         "source": _source_texts(key_hi, key_lo, False),
         "status": np.full(n, "backscatter"),
-        "first_seen": g("first_ts"), "last_seen": g("last_ts"),
+        "first_seen": _ts_array(g("first_ts")), "last_seen": _ts_array(g("last_ts")),
         "probes": g("probes"), "packets": g("packets"), "ports": g("ports"),
         "port_keys": g("port_keys"), "targets": g("hosts"), "pairs": g("pairs"),
         "protocols": g("protocols"), "sensors": g("sensors"), "addresses": np.ones(n, np.int64),
@@ -585,10 +639,9 @@ def _backscatter_rows(back: Backscatter, frame: Probes, prof: dict[str, np.ndarr
                                               pa.array(values, pa.int32())),
         "kind": np.array(SHAPES)[scan_shape(g("hosts"), g("port_keys"), g("pairs"))],
         "type": dominant, "tool": np.full(n, ""), "tool_share": np.zeros(n),
-        "detector": np.full(n, "backscatter"),
-        "confidence": replies / np.maximum(g("probes"), 1),
+        "detector": np.full(n, "backscatter"), "confidence": share,
         "answered": g("answered"), "established": g("established"), "rejected": g("rejected"),
-        "flagged_at": pa.nulls(n, pa.int64()), "flagged_probes": pa.nulls(n, pa.int64()),
+        "flagged_at": pa.nulls(n, pa.timestamp("us")), "flagged_probes": pa.nulls(n, pa.int64()),
         "psad_level": psad_danger_level(g("packets")).astype(np.uint8),
         "benign_name": pa.nulls(n, pa.string()),
         "trw_llr": pa.nulls(n, pa.float64()), "trw_failures": pa.nulls(n, pa.int64()),
@@ -597,29 +650,21 @@ def _backscatter_rows(back: Backscatter, frame: Probes, prof: dict[str, np.ndarr
         "fanout_pairs": pa.nulls(n, pa.int64()), "fanout_ports": pa.nulls(n, pa.int64()),
         "fanout_episodes": pa.nulls(n, pa.int64()), "slow_peak": pa.nulls(n, pa.int64()),
         "backscatter_replies": replies,
-        "syn_share": replies / np.maximum(g("probes"), 1), "dominant": dominant,
+        "syn_share": share, "dominant": dominant,
     })
 
 
-def _profile_table(prof: dict[str, np.ndarray], trw: ThresholdRandomWalk, fan: FanOut,
-                   slow: SlowScan) -> pa.Table:
+def _profile_table(prof: dict[str, np.ndarray], det: dict[str, np.ndarray]) -> pa.Table:
     tool, _ = tool_of(prof["marks"], prof["probes"], prof["ttls"])
     kind = scan_shape(prof["hosts"], prof["port_keys"], prof["pairs"])
     typ = scan_type(prof["classes"], protocols=prof["protocols"],
                     established=prof["established"], syn_sports=prof["syn_sports"],
                     syn_big_window=prof["syn_big_window"], tool=tool,
                     syn_ephemeral=prof["syn_ephemeral"])
-    skey = prof["skey"]
-    t_res, f_res, s_res = trw.result(), fan.result(), slow.result()
-    t_pos, t_ok = _align(skey, t_res)
-    f_pos, f_ok = _align(skey, f_res)
-    s_pos, s_ok = _align(skey, s_res)
-    flagged = (t_ok & (_num(t_res, "decision", t_pos, "pending").astype(str) == "scanner")) | \
-        (f_ok & _num(f_res, "flagged", f_pos, False).astype(bool)) | \
-        (s_ok & _num(s_res, "flagged", s_pos, False).astype(bool))
+    flagged = det["trw_hit"] | det["fan_hit"] | det["slow_hit"]
     return pa.table({
         "src_hi": prof["key_hi"], "src_lo": prof["key_lo"],
-        "first_seen": prof["first_ts"], "last_seen": prof["last_ts"],
+        "first_seen": _ts_array(prof["first_ts"]), "last_seen": _ts_array(prof["last_ts"]),
         "probes": prof["probes"], "port_keys": prof["port_keys"], "targets": prof["hosts"],
         "kind": kind.astype(np.uint8), "type": typ.astype(np.uint8), "tool": tool.astype(np.uint8),
         "port_sig": prof["port_sig"], "target_sig": prof["target_sig"], "flagged": flagged,
@@ -631,14 +676,17 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table | None) -
         return 0
     con.register("_rows", rows)
     try:
-        cols = [c for c in rows.column_names]
-        exprs = [f"make_timestamp({c})" if c in ("first_seen", "last_seen", "flagged_at")
-                 else c for c in cols]
-        con.execute(f"INSERT INTO {table} ({', '.join(cols)}) "
-                    f"SELECT {', '.join(exprs)} FROM _rows")
+        cols = ", ".join(rows.column_names)
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _rows")
     finally:
         con.unregister("_rows")
     return rows.num_rows
+
+
+#: Dotted text of an IPv4-mapped source, for rows whose ``source`` is left null.
+_IPV4_TEXT = """coalesce(source, concat_ws('.', CAST((src_lo >> 24) & 255 AS VARCHAR),
+    CAST((src_lo >> 16) & 255 AS VARCHAR), CAST((src_lo >> 8) & 255 AS VARCHAR),
+    CAST(src_lo & 255 AS VARCHAR)))"""
 
 
 def _insert_scanners(con: duckdb.DuckDBPyConnection, rows: pa.Table | None,
@@ -680,8 +728,7 @@ def _insert_scanners(con: duckdb.DuckDBPyConnection, rows: pa.Table | None,
     con.register("_rows", rows)
     try:
         cols = [c for c in rows.column_names if c != "dominant"]
-        exprs = [f"make_timestamp({c})" if c in ("first_seen", "last_seen", "flagged_at")
-                 else c for c in cols]
+        exprs = [_IPV4_TEXT if c == "source" else c for c in cols]
         con.execute(f"""INSERT INTO scanners ({', '.join(cols)}, evidence)
                         SELECT {', '.join(exprs)}, {evidence} FROM _rows""")
     finally:
@@ -708,8 +755,8 @@ def _campaigns(store: Store, config: ScanConfig, dark: CidrSet | None,
         lonely = "(e.src_hi, e.src_lo) IN (SELECT src_hi, src_lo FROM _lonely)"
         cols = con.sql(f"SELECT {load} FROM {table} e WHERE {lonely}").fetchnumpy()
         replies = reply_rowids(con, lonely, config.reply_window, table=table)
-        rows, _, _, _ = _analyse(cols, replies, config, dark, benign, prefix64=False,
-                                 only_campaign=True)
+        rows = _analyse(cols, replies, config, dark, benign, prefix64=False,
+                        only_campaign=True).rows
         if rows is not None:
             rows = rows.filter(pc.equal(rows.column("detector"), "campaign"))
             _insert_scanners(con, rows, config)
@@ -722,16 +769,22 @@ def _campaigns(store: Store, config: ScanConfig, dark: CidrSet | None,
         """SELECT c.campaign_id, c.rule, min(m.src_hi), min(m.src_lo)
            FROM campaigns c JOIN campaign_members m USING (campaign_id) GROUP BY ALL"""
     ).fetchall()
-    updates = []
+    ids, examples, networks = [], [], []
     for cid, rule, hi, lo in rows:  # one per campaign
-        example = key_to_text(int(hi), int(lo))
-        network = None
-        if rule == "network":
-            network = (key_to_text(0, (int(lo) >> 8) << 8) + "/24" if hi == 0
-                       else key_to_text((int(hi) >> 16) << 16, 0) + "/48")
-        updates.append((example, network, cid))
-    con.executemany("UPDATE campaigns SET example = ?, network = ? WHERE campaign_id = ?",
-                    updates)
+        ids.append(cid)
+        examples.append(key_to_text(int(hi), int(lo)))
+        networks.append(None if rule != "network" else
+                        key_to_text(0, (int(lo) >> 8) << 8) + "/24" if hi == 0
+                        else key_to_text((int(hi) >> 16) << 16, 0) + "/48")
+    texts = pa.table({"campaign_id": pa.array(ids, pa.int32()),
+                      "example": pa.array(examples, pa.string()),
+                      "network": pa.array(networks, pa.string())})
+    con.register("_texts", texts)
+    try:
+        con.execute("""UPDATE campaigns SET example = t.example, network = t.network
+                       FROM _texts t WHERE campaigns.campaign_id = t.campaign_id""")
+    finally:
+        con.unregister("_texts")
     con.execute(
         """UPDATE campaigns SET evidence = CASE rule
              WHEN 'network' THEN printf('%d sources of %s probed the same %d port keys on the '
@@ -744,3 +797,9 @@ def _campaigns(store: Store, config: ScanConfig, dark: CidrSet | None,
                          || 'of each other', members, targets) END""")
     return n
 
+
+def _first(cursor: Any) -> Any:
+    """The first row of a result, fetching all of it (DuckDB 2 keeps an unfinished
+    result open and refuses the next query)."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None

@@ -194,8 +194,8 @@ class FanOut:
     def _episode_arrays(self) -> dict[str, np.ndarray]:
         ep, en = self._ep, self._en
         n = len(ep["skey"])
-        counts = np.zeros((n, 3), np.int64)
-        np.add.at(counts, (en["ep"], en["kind"].astype(np.int64)), 1)
+        counts = np.bincount(en["ep"] * 3 + en["kind"], minlength=3 * n).reshape(n, 3) \
+            if n else np.zeros((0, 3), np.int64)
         flagged_ts, rule = _rules(n, en["ep"], en["kind"], en["ts"], self.threshold,
                                   self.port_threshold, self.dark_hosts, self.dark_threshold)
         return {**ep, "pairs": counts[:, PAIR], "ports": counts[:, PORT],
@@ -205,19 +205,20 @@ class FanOut:
         """One row per episode: source, span, attempts, sketch sizes and the rule fired."""
         a = self._episode_arrays()
         ft = a["flagged_ts"]
+        a["rule"] = np.array(RULES)[a["rule"]]
         return pa.table({**{k: v for k, v in a.items() if k != "flagged_ts"},
                          "flagged_ts": pa.array(ft, mask=ft < 0)})
 
-    def result(self) -> pa.Table:
-        """One row per source: flagged or not, when and by which rule first, episodes.
-
-        ``pairs`` and ``ports`` are the most seen in one episode, capped at the
-        sketch size (a count at the cap means "at least").
-        """
+    def result_arrays(self) -> dict[str, np.ndarray]:
+        """:meth:`result` as numpy columns (``flagged_ts`` -1 and ``rule`` 0 when not
+        flagged; ``rule`` is an index in :data:`RULES`)."""
         a = self._episode_arrays()
         skey = a["skey"]
         if not skey.size:
-            return _empty_result()
+            return {name: np.empty(0, np.uint64 if name in ("key_hi", "key_lo", "skey")
+                                   else np.int64)
+                    for name in ("key_hi", "key_lo", "skey", "flagged", "flagged_ts", "rule",
+                                 "episodes", "attempts", "pairs", "ports", "dark_hosts")}
         first = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
         big = np.iinfo(np.int64).max
         ft = np.where(a["flagged_ts"] < 0, big, a["flagged_ts"])
@@ -226,18 +227,28 @@ class FanOut:
         hit = np.where(ft == np.repeat(earliest, sizes), np.arange(skey.size), big)
         first_hit = np.minimum.reduceat(hit, first)
         flagged = earliest < big
-        rule = np.where(flagged, a["rule"][np.minimum(first_hit, skey.size - 1)], "")
-        return pa.table({
+        rule = np.where(flagged, a["rule"][np.minimum(first_hit, skey.size - 1)], 0)
+        return {
             "key_hi": a["key_hi"][first], "key_lo": a["key_lo"][first], "skey": skey[first],
-            "flagged": flagged,
-            "flagged_ts": pa.array(np.where(flagged, earliest, 0), mask=~flagged),
-            "rule": rule.astype(str),
-            "episodes": sizes,
-            "attempts": np.add.reduceat(a["attempts"], first),
+            "flagged": flagged, "flagged_ts": np.where(flagged, earliest, -1), "rule": rule,
+            "episodes": sizes, "attempts": np.add.reduceat(a["attempts"], first),
             "pairs": np.maximum.reduceat(a["pairs"], first),
             "ports": np.maximum.reduceat(a["ports"], first),
             "dark_hosts": np.maximum.reduceat(a["dark_hosts"], first),
-        })
+        }
+
+    def result(self) -> pa.Table:
+        """One row per source: flagged or not, when and by which rule first, episodes.
+
+        ``pairs`` and ``ports`` are the most seen in one episode, capped at the
+        sketch size (a count at the cap means "at least").
+        """
+        r = self.result_arrays()
+        if not r["skey"].size:
+            return _empty_result()
+        flagged = r["flagged"]
+        return pa.table({**r, "flagged_ts": pa.array(r["flagged_ts"], mask=~flagged),
+                         "rule": np.array(RULES)[r["rule"]]})
 
     def nbytes(self) -> int:
         """Bytes of state held (episodes and sketch entries)."""
@@ -383,10 +394,9 @@ def _coalesce(skey, start, end, idle):  # pragma: no cover - jit
 
 
 def _rules(n, en_ep, en_kind, en_ts, threshold, port_threshold, dark_hosts, dark_threshold):
-    """Time each episode was flagged (-1: never) and the rule that fired first."""
-    flagged_ts, code = _rules_kernel(n, en_ep, en_kind, en_ts, threshold, port_threshold,
-                                     dark_hosts, dark_threshold)
-    return flagged_ts, np.array(RULES, dtype=object)[code].astype(str)
+    """Time each episode was flagged (-1: never) and the code (in RULES) of the rule."""
+    return _rules_kernel(n, en_ep, en_kind, en_ts, threshold, port_threshold, dark_hosts,
+                         dark_threshold)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -29,6 +29,8 @@ the join is skipped, which keeps this to one scan of the events table.
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 import numpy as np
 
@@ -56,10 +58,10 @@ def reply_rowids(con: duckdb.DuckDBPyConnection, scope_sql: str = "TRUE",
             SELECT DISTINCT e.dst_hi AS h, e.dst_lo AS l FROM {table} e
             WHERE {REPLY_LIKE_SQL} AND ({scope_sql})"""
     )
-    row = con.execute(
+    row = _first(con.execute(
         f"""SELECT count(*) FROM (SELECT 1 FROM {table} r SEMI JOIN _reply_hosts
                                   ON r.src_hi = h AND r.src_lo = l LIMIT 1)"""
-    ).fetchone()
+    ))
     if not row or not row[0]:
         con.execute("DROP TABLE IF EXISTS _reply_hosts")
         return np.empty(0, np.int64)
@@ -83,3 +85,10 @@ def reply_rowids(con: duckdb.DuckDBPyConnection, scope_sql: str = "TRUE",
     ).fetchnumpy()
     con.execute("DROP TABLE IF EXISTS _reply_hosts")
     return np.asarray(result["rid"], np.int64)
+
+
+def _first(cursor: Any) -> Any:
+    """The first row of a result, fetching all of it (DuckDB 2 keeps an unfinished
+    result open and refuses the next query)."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None

@@ -99,6 +99,14 @@ class SlowScan:
         self._hash, self._seen = self._hash[idx], self._seen[idx]
         c["offset"] = np.concatenate([[0], np.cumsum(c["count"])[:-1]]).astype(np.int64)
 
+    def result_arrays(self) -> dict[str, np.ndarray]:
+        """:meth:`result` as numpy columns, sorted by ``skey`` (``flagged_ts`` -1 when not)."""
+        s = self._state
+        c = s.columns
+        return {"key_hi": s.key_hi, "key_lo": s.key_lo, "skey": s.skey,
+                "flagged": c["flagged_ts"] >= 0, "flagged_ts": c["flagged_ts"],
+                "flagged_probes": c["flagged_probes"], "probes": c["probes"], "peak": c["peak"]}
+
     def result(self) -> pa.Table:
         """One row per source: flagged or not, when, after how many of its probes, and
         the most distinct pairs it had within one window (capped at ``threshold``)."""

@@ -33,6 +33,7 @@ import numpy as np
 
 from portradar.scan.fingerprint import MARK_BITS, probe_marks
 from portradar.scan.probes import N_CLASSES, Probes, mix64
+from portradar.scan.segment_set import clear, nonzero, probe, table
 
 _MARKS = np.array(list(MARK_BITS.values()), np.int64)
 _PORTED = (6, 17, 132, 136)
@@ -52,11 +53,12 @@ def profile(probes: Probes) -> dict[str, np.ndarray]:
     out_marks = np.zeros((n_src, len(_MARKS)), np.int64)
     out_sig = np.zeros((n_src, 2), np.uint64)
     if n_src:
-        _profile(starts, ordered.ts, ordered.dkey, pkey, pair, ordered.proto.astype(np.int64),
-                 ordered.cls.astype(np.int64), ordered.outcome.astype(np.int64),
-                 ordered.packets, ordered.ttl.astype(np.int64),
-                 ordered.sport.astype(np.int64), ordered.window.astype(np.int64), marks,
-                 _MARKS, ordered.sensor.astype(np.int64), out_i, out_cls, out_marks, out_sig)
+        keys, mask = table(int(np.diff(starts).max()))
+        used = np.empty(keys.size, np.int64)
+        _profile(starts, ordered.ts, ordered.dkey, pkey, pair, ordered.proto, ordered.cls,
+                 ordered.outcome, ordered.packets, ordered.ttl, ordered.sport, ordered.window,
+                 marks, _MARKS, ordered.sensor.astype(np.uint64), keys, mask, used, out_i,
+                 out_cls, out_marks, out_sig)
     names = ("probes", "packets", "first_ts", "last_ts", "hosts", "port_keys", "pairs",
              "protocols", "sensors", "ttls", "answered", "established", "rejected",
              "syn_sports", "syn_big_window", "ports", "max_ttl", "min_ttl", "syn_ephemeral")
@@ -90,50 +92,51 @@ def _count_until(starts, ts, sources, when):  # pragma: no cover - jit
     out = np.zeros(sources.shape[0], np.int64)
     for q in range(sources.shape[0]):
         g = sources[q]
-        s = starts[g]
-        e = starts[g + 1]
-        out[q] = np.searchsorted(ts[s:e], when[q], side="right")
+        lo = starts[g]
+        hi = starts[g + 1]
+        s = lo
+        t = when[q]
+        while lo < hi:  # first row after t (binary search by hand: no slice per source)
+            mid = (lo + hi) >> 1
+            if ts[mid] <= t:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[q] = lo - s
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _distinct(buf, m):  # pragma: no cover - jit
-    if m <= 1:
-        return m
-    b = buf[:m]
-    b.sort()
-    c = 1
-    for i in range(1, m):
-        if b[i] != b[i - 1]:
-            c += 1
-    return c
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mix(v):  # pragma: no cover - jit
+    v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return v ^ (v >> np.uint64(31))
 
 
 @numba.njit(cache=True, nogil=True)
-def _xor_distinct(buf, m):  # pragma: no cover - jit
-    """XOR of the hashes of the distinct values of the sorted ``buf[:m]``."""
+def _distinct_xor(values, s, e, keys, mask, used):  # pragma: no cover - jit
+    """Distinct values of values[s:e] and the XOR of their mixed hashes."""
+    n = 0
     x = np.uint64(0)
-    for i in range(m):
-        if i == 0 or buf[i] != buf[i - 1]:
-            v = buf[i]
-            v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            x ^= v ^ (v >> np.uint64(31))
-    return x
+    for i in range(s, e):
+        v = nonzero(values[i])
+        slot = probe(keys, mask, v)
+        if keys[slot] == 0:
+            keys[slot] = v
+            used[n] = np.int64(slot)
+            n += 1
+            x ^= _mix(np.uint64(values[i]))
+    clear(keys, used, n)
+    return n, x
 
 
 @numba.njit(cache=True, nogil=True)
 def _profile(starts, ts, dkey, pkey, pair, proto, cls, outcome, packets, ttl, sport,
-             window, marks, mark_bits, sensor, out_i, out_cls, out_marks,
+             window, marks, mark_bits, sensor, keys, mask, used, out_i, out_cls, out_marks,
              out_sig):  # pragma: no cover - jit
-    longest = 1
-    for g in range(starts.shape[0] - 1):
-        longest = max(longest, starts[g + 1] - starts[g])
-    bu = np.empty(longest, np.uint64)
-    bi = np.empty(longest, np.int64)
-    accepted = 3
-    established = 5
-    rejected = 2
+    small = np.zeros(256, np.bool_)  # protocols, TTLs
+    wide = np.zeros(65536, np.bool_)  # ports
+    listed = np.empty(65536, np.int64)
     for g in range(starts.shape[0] - 1):
         s = starts[g]
         e = starts[g + 1]
@@ -156,15 +159,17 @@ def _profile(starts, ts, dkey, pkey, pair, proto, cls, outcome, packets, ttl, sp
             npk += packets[i]
             out_cls[g, cls[i]] += 1
             oc = outcome[i]
-            if oc in (accepted, established):
+            if oc in (3, 5):  # accepted, established
                 answered += 1
-            if oc == established:
+            if oc == 5:
                 est += 1
-            if oc == rejected:
+            if oc == 2:  # rejected
                 rej += 1
-            for b in range(mark_bits.shape[0]):
-                if marks[i] & mark_bits[b]:
-                    out_marks[g, b] += 1
+            mk = marks[i]
+            if mk:
+                for b in range(mark_bits.shape[0]):
+                    if mk & mark_bits[b]:
+                        out_marks[g, b] += 1
             if cls[i] == 1:  # SYN
                 nsyn += 1
                 if window[i] > 4096:
@@ -172,7 +177,7 @@ def _profile(starts, ts, dkey, pkey, pair, proto, cls, outcome, packets, ttl, sp
                 if sport[i] >= 32768:
                     ephemeral += 1
             p = proto[i]
-            if p == 6 or p == 17 or p == 132 or p == 136:
+            if p in (6, 17, 132, 136):
                 nported += 1
             t = ttl[i]
             if t >= 0:
@@ -195,48 +200,52 @@ def _profile(starts, ts, dkey, pkey, pair, proto, cls, outcome, packets, ttl, sp
             o[9] = 1 if ttl[s] >= 0 else 0
             o[13] = 1 if nsyn else 0
             o[15] = 1 if nported else 0
-            v = pkey[s]
-            v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            out_sig[g, 0] = v ^ (v >> np.uint64(31))
-            v = dkey[s]
-            v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            out_sig[g, 1] = v ^ (v >> np.uint64(31))
+            out_sig[g, 0] = _mix(pkey[s])
+            out_sig[g, 1] = _mix(dkey[s])
             continue
-        for i in range(m):
-            bu[i] = dkey[s + i]
-        o[4] = _distinct(bu, m)
-        out_sig[g, 1] = _xor_distinct(bu, m)
-        for i in range(m):
-            bu[i] = pkey[s + i]
-        o[5] = _distinct(bu, m)
-        out_sig[g, 0] = _xor_distinct(bu, m)
-        for i in range(m):
-            bu[i] = pair[s + i]
-        o[6] = _distinct(bu, m)
-        for i in range(m):
-            bi[i] = proto[s + i]
-        o[7] = _distinct(bi, m)
-        for i in range(m):
-            bi[i] = sensor[s + i]
-        o[8] = _distinct(bi, m)
+        o[4], out_sig[g, 1] = _distinct_xor(dkey, s, e, keys, mask, used)
+        o[5], out_sig[g, 0] = _distinct_xor(pkey, s, e, keys, mask, used)
+        o[6], _ = _distinct_xor(pair, s, e, keys, mask, used)
+        o[8], _ = _distinct_xor(sensor, s, e, keys, mask, used)
+        # small domains: a flag per value, cleared through the list of values set
         k = 0
-        for i in range(m):
-            if ttl[s + i] >= 0:
-                bi[k] = ttl[s + i]
+        for i in range(s, e):
+            v = proto[i]
+            if not small[v]:
+                small[v] = True
+                listed[k] = v
                 k += 1
-        o[9] = _distinct(bi, k)
+        o[7] = k
+        for q in range(k):
+            small[listed[q]] = False
         k = 0
-        for i in range(m):
-            if cls[s + i] == 1:
-                bi[k] = sport[s + i]
+        for i in range(s, e):
+            v = ttl[i]
+            if v >= 0 and not small[v]:
+                small[v] = True
+                listed[k] = v
                 k += 1
-        o[13] = _distinct(bi, k)
+        o[9] = k
+        for q in range(k):
+            small[listed[q]] = False
         k = 0
-        for i in range(m):
-            p = proto[s + i]
-            if p == 6 or p == 17 or p == 132 or p == 136:
-                bi[k] = pkey[s + i] & np.uint64(0xFFFFFFFF)
+        for i in range(s, e):
+            if cls[i] == 1 and sport[i] >= 0 and not wide[sport[i]]:
+                wide[sport[i]] = True
+                listed[k] = sport[i]
                 k += 1
-        o[15] = _distinct(bi, k)
+        o[13] = k
+        for q in range(k):
+            wide[listed[q]] = False
+        k = 0
+        for i in range(s, e):
+            p = proto[i]
+            if p in (6, 17, 132, 136):
+                v = np.int64(pkey[i] & np.uint64(0xFFFF))
+                if not wide[v]:
+                    wide[v] = True
+                    listed[k] = v
+                    k += 1
+        o[15] = k
+        for q in range(k):
+            wide[listed[q]] = False

@@ -62,6 +62,7 @@ import pyarrow as pa
 from portradar.events.schema import Outcome
 from portradar.scan.keyed_state import KeyedState
 from portradar.scan.probes import Probes, mix64
+from portradar.scan.segment_set import clear, nonzero, probe, table
 
 #: Decision codes in the state (and their names in :meth:`ThresholdRandomWalk.result`).
 PENDING, SCANNER, BENIGN = 0, 1, 2
@@ -119,7 +120,9 @@ class ThresholdRandomWalk:
         key_hi, key_lo, skey = probes.source_keys()
         rows = self._state.locate(skey, key_hi, key_lo)
         c = self._state.columns
-        _walk(starts, ordered.ts, ordered.dkey, obs, seen, rows,
+        keys, mask = table(int(np.diff(starts).max()))
+        used = np.empty(keys.size, np.int64)
+        _walk(starts, ordered.ts, ordered.dkey, obs, seen, rows, keys, mask, used,
               c["llr"], c["decision"], c["contacts"], c["failures"], c["successes"],
               c["probes"], c["flagged_ts"], c["flagged_after"], c["flagged_probes"],
               c["cleared_ts"], c["cleared_after"], c["clearings"],
@@ -132,6 +135,12 @@ class ThresholdRandomWalk:
             self._pending = []
         return self._contacts
 
+    def result_arrays(self) -> dict[str, np.ndarray]:
+        """:meth:`result` as numpy columns, sorted by ``skey`` (``decision`` as a code,
+        times -1 when not reached)."""
+        s = self._state
+        return {"key_hi": s.key_hi, "key_lo": s.key_lo, "skey": s.skey, **s.columns}
+
     def result(self) -> pa.Table:
         """One row per source seen: decision, walk value, counts and when it was decided.
 
@@ -143,6 +152,7 @@ class ThresholdRandomWalk:
         return pa.table({
             "key_hi": s.key_hi, "key_lo": s.key_lo, "skey": s.skey,
             "decision": np.array(DECISIONS)[c["decision"]],
+            "decision_code": c["decision"],
             "llr": c["llr"], "contacts": c["contacts"], "failures": c["failures"],
             "successes": c["successes"], "probes": c["probes"],
             "flagged_ts": _nullable(c["flagged_ts"]), "flagged_after": c["flagged_after"],
@@ -160,11 +170,44 @@ def _nullable(values: np.ndarray) -> pa.Array:
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk(starts, ts, dkey, obs, seen, rows, llr, decision, contacts, failures,  # pragma: no cover
-          successes, probes, flagged_ts, flagged_after, flagged_probes, cleared_ts,
-          cleared_after, clearings, step_success, step_failure, eta0, eta1):
-    n_src = starts.shape[0] - 1
-    for g in range(n_src):
+def _step(r, o, t, base_probes, pos, llr, decision, failures, successes, flagged_ts,
+          flagged_after, flagged_probes, cleared_ts, cleared_after, clearings, step_success,
+          step_failure, eta0, eta1):  # pragma: no cover - jit
+    """One observed first contact; returns True once the source is a scanner."""
+    if o == 1:
+        successes[r] += 1
+        llr[r] += step_success
+    else:
+        failures[r] += 1
+        llr[r] += step_failure
+    if llr[r] >= eta1:
+        decision[r] = SCANNER
+        flagged_ts[r] = t
+        flagged_after[r] = successes[r] + failures[r]
+        flagged_probes[r] = base_probes + pos + 1
+        return True
+    if llr[r] <= eta0:
+        if cleared_ts[r] < 0:
+            cleared_ts[r] = t
+            cleared_after[r] = successes[r] + failures[r]
+        clearings[r] += 1
+        decision[r] = BENIGN
+        llr[r] = 0.0
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk(starts, ts, dkey, obs, seen, rows, keys, mask, used, llr, decision,  # pragma: no cover
+          contacts, failures, successes, probes, flagged_ts, flagged_after, flagged_probes,
+          cleared_ts, cleared_after, clearings, step_success, step_failure, eta0, eta1):
+    longest = 1
+    for g in range(starts.shape[0] - 1):
+        longest = max(longest, starts[g + 1] - starts[g])
+    slot_contact = np.empty(keys.shape[0], np.int64)  # table slot -> contact number
+    firsts = np.empty(longest, np.int64)
+    first_obs = np.empty(longest, np.int8)
+    first_new = np.empty(longest, np.bool_)
+    for g in range(starts.shape[0] - 1):
         s = starts[g]
         e = starts[g + 1]
         r = rows[g]
@@ -172,58 +215,41 @@ def _walk(starts, ts, dkey, obs, seen, rows, llr, decision, contacts, failures, 
         probes[r] += e - s
         if decision[r] == SCANNER:
             continue
-        m = e - s
-        # first contacts in this batch: first event per destination, in time order
-        # stable sort by destination: each destination's events stay in time order
-        order = np.zeros(1, np.int64) if m == 1 else np.argsort(dkey[s:e], kind="mergesort")
-        firsts = np.empty(m, np.int64)
-        first_obs = np.empty(m, np.int8)
-        nf = 0
-        i = 0
-        while i < m:
-            j = i
-            d = dkey[s + order[i]]
-            while j + 1 < m and dkey[s + order[j + 1]] == d:
-                j += 1
-            first = order[i]
-            if not seen[s + first]:
-                o = -1
-                for q in range(i, j + 1):
-                    v = obs[s + order[q]]
-                    if v >= 0:
-                        o = v
-                        break
-                firsts[nf] = first
-                first_obs[nf] = o
-                nf += 1
-            i = j + 1
-        if nf == 0:
+        if e - s == 1:  # most sources: one probe, one possible first contact
+            if not seen[s]:
+                contacts[r] += 1
+                if obs[s] >= 0:
+                    _step(r, obs[s], ts[s], base_probes, 0, llr, decision, failures,
+                          successes, flagged_ts, flagged_after, flagged_probes, cleared_ts,
+                          cleared_after, clearings, step_success, step_failure, eta0, eta1)
             continue
-        by_time = np.argsort(firsts[:nf])
-        value = llr[r]
-        for q in range(nf):
-            k = by_time[q]
+        # contacts in the order of their first event; a contact's outcome is the first
+        # known one among its events
+        nf = 0
+        for i in range(s, e):
+            v = nonzero(dkey[i])
+            slot = probe(keys, mask, v)
+            if keys[slot] == 0:
+                keys[slot] = v
+                used[nf] = np.int64(slot)
+                slot_contact[slot] = nf
+                firsts[nf] = i - s
+                first_obs[nf] = obs[i]
+                first_new[nf] = not seen[i]
+                nf += 1
+            else:
+                c = slot_contact[slot]
+                if first_obs[c] < 0 and obs[i] >= 0:
+                    first_obs[c] = obs[i]
+        clear(keys, used, nf)
+        for c in range(nf):
+            if not first_new[c]:
+                continue
             contacts[r] += 1
-            o = first_obs[k]
+            o = first_obs[c]
             if o < 0:
                 continue
-            if o == 1:
-                successes[r] += 1
-                value += step_success
-            else:
-                failures[r] += 1
-                value += step_failure
-            if value >= eta1:
-                decision[r] = SCANNER
-                flagged_ts[r] = ts[s + firsts[k]]
-                flagged_after[r] = successes[r] + failures[r]
-                flagged_probes[r] = base_probes + firsts[k] + 1
+            if _step(r, o, ts[s + firsts[c]], base_probes, firsts[c], llr, decision, failures,
+                     successes, flagged_ts, flagged_after, flagged_probes, cleared_ts,
+                     cleared_after, clearings, step_success, step_failure, eta0, eta1):
                 break
-            if value <= eta0:
-                if cleared_ts[r] < 0:
-                    cleared_ts[r] = ts[s + firsts[k]]
-                    cleared_after[r] = successes[r] + failures[r]
-                clearings[r] += 1
-                decision[r] = BENIGN
-                value = 0.0
-        llr[r] = value
