@@ -1,0 +1,85 @@
+"""The file follower across logrotate's create and copytruncate modes, with gzip."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+from portradar.watch.file_follower import FileFollower
+
+
+def _drain(f: FileFollower, got: list[bytes], rounds: int = 20) -> None:
+    for _ in range(rounds):  # bounded
+        data, pos = f.read()
+        if not data:
+            return
+        got.extend(data.splitlines())
+        f.commit(pos)
+
+
+def _write(path: Path, lines: range) -> None:
+    with open(path, "a") as fh:
+        fh.writelines(f"line {i}\n" for i in lines)
+
+
+def test_create_rotation_drains_old_file(tmp_path: Path) -> None:
+    p = tmp_path / "fw.log"
+    _write(p, range(0, 100))
+    f = FileFollower(str(p))
+    got: list[bytes] = []
+    _drain(f, got)
+    _write(p, range(100, 150))  # written before the rename, not yet read
+    os.rename(p, tmp_path / "fw.log.1")
+    _write(p, range(150, 200))
+    _drain(f, got)
+    assert got == [f"line {i}".encode() for i in range(200)]
+
+
+def test_copytruncate_reads_the_copy_past_the_offset(tmp_path: Path) -> None:
+    p = tmp_path / "fw.log"
+    _write(p, range(0, 100))
+    f = FileFollower(str(p))
+    got: list[bytes] = []
+    _drain(f, got)
+    _write(p, range(100, 130))
+    shutil.copy(p, tmp_path / "fw.log.1")
+    os.truncate(p, 0)
+    _write(p, range(130, 160))
+    _drain(f, got)
+    assert got == [f"line {i}".encode() for i in range(160)]
+
+
+def test_restart_after_rotation_and_gzip(tmp_path: Path) -> None:
+    p = tmp_path / "fw.log"
+    _write(p, range(0, 100))
+    f = FileFollower(str(p))
+    got: list[bytes] = []
+    _drain(f, got)
+    saved = f.position
+    f.close()
+    _write(p, range(100, 140))  # written while the follower is down
+    os.rename(p, tmp_path / "fw.log.1")
+    with open(tmp_path / "fw.log.1", "rb") as src, gzip.open(tmp_path / "fw.log.1.gz",
+                                                              "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.remove(tmp_path / "fw.log.1")
+    _write(p, range(140, 170))
+    g = FileFollower(str(p), saved)
+    _drain(g, got)
+    assert got == [f"line {i}".encode() for i in range(170)]
+    assert g.recovered and g.recovered[0].endswith(".gz")
+
+
+def test_partial_line_waits(tmp_path: Path) -> None:
+    p = tmp_path / "fw.log"
+    p.write_bytes(b"a\nb")
+    f = FileFollower(str(p))
+    got: list[bytes] = []
+    _drain(f, got)
+    assert got == [b"a"]
+    with open(p, "ab") as fh:
+        fh.write(b"c\n")
+    _drain(f, got)
+    assert got == [b"a", b"bc"]
