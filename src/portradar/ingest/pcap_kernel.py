@@ -34,17 +34,25 @@ say where each frame starts, its captured and original length and its link type.
 ...     "d431" "0016" "00000064" "00000000" "6002" "0400" "0000" "0000" "020405b4")
 >>> buf = np.frombuffer(frame, np.uint8)
 >>> one = np.zeros(1, np.int64)
->>> cols = frame_columns(decode_frames(buf, one, one + len(frame), one + len(frame),
-...                                    np.full(1, LINKTYPE_ETHERNET, np.int32)))
->>> int(cols["status"][0]), int(cols["proto"][0]), int(cols["sport"][0]), int(cols["dport"][0])
-(0, 6, 54321, 22)
->>> hex(int(cols["src_lo"][0])), int(cols["tcp_flags"][0]), int(cols["ttl"][0]), int(cols["ip_len"][0])
-('0xffffc0000201', 2, 64, 44)
+>>> ev = new_event_columns(1)
+>>> linktype = np.full(1, LINKTYPE_ETHERNET, np.int32)
+>>> got = frame_columns(decode_frames(buf, one, one + len(frame), one + len(frame), linktype,
+...                                   one, 0, *ev.values()))
+>>> got.count, int(ev["proto"][0]), int(ev["sport"][0]), int(ev["dport"][0])
+(1, 6, 54321, 22)
+>>> hex(int(ev["src_lo"][0])), int(ev["tcp_flags"][0]), int(ev["ttl"][0])
+('0xffffc0000201', 2, 64)
 >>> skip_reason(SKIP_NOT_IP_ETHERTYPE, 0x0806)
 'not IP (ethertype 0x0806)'
 """
 
+# numba types the kernels' integer arithmetic its own way (int64 unless told); mypy's
+# numpy scalar types disagree on every line of it, so these codes are off here only
+# mypy: disable-error-code="assignment,return-value,arg-type,operator,misc"
+
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -162,18 +170,41 @@ _BLOCKED = int(Outcome.BLOCKED)
 _UNKNOWN = int(Outcome.UNKNOWN)
 _V4_MAPPED = np.uint64(0xFFFF_0000_0000)
 
-#: Names of the arrays :func:`decode_frames` returns, in order.
-FRAME_FIELDS = (
-    "status", "detail", "family", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "l4",
-    "sport", "dport", "tcp_flags", "tcp_window", "tcp_seq", "icmp_type", "icmp_code",
-    "icmp_ident", "ttl", "ip_id", "ip_len", "verdict", "link_off",
-    "q_ok", "q_src_hi", "q_src_lo", "q_dst_hi", "q_dst_lo", "q_proto", "q_ports",
-)  # fmt: skip
+#: The event arrays :func:`decode_frames` writes, in its argument order, and their types.
+FRAME_FIELDS: dict[str, type] = {
+    "ts": np.int64, "family": np.uint8, "src_hi": np.uint64, "src_lo": np.uint64,
+    "dst_hi": np.uint64, "dst_lo": np.uint64, "proto": np.uint8, "l4": np.uint8,
+    "sport": np.uint16, "dport": np.uint16, "tcp_flags": np.uint8, "tcp_window": np.uint16,
+    "tcp_seq": np.uint32, "icmp_type": np.uint8, "icmp_code": np.uint8,
+    "icmp_ident": np.uint32, "ttl": np.uint8, "ip_id": np.uint16, "ip_len": np.uint32,
+    "verdict": np.uint8,
+}  # fmt: skip
+#: Columns of the quoted-key side table.
+QUOTE_FIELDS = ("row", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "ports")
 
 
-def frame_columns(arrays: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
-    """Name the arrays returned by :func:`decode_frames`."""
-    return dict(zip(FRAME_FIELDS, arrays, strict=True))
+def new_event_columns(capacity: int) -> dict[str, np.ndarray]:
+    """Uninitialised event arrays with room for ``capacity`` rows (untouched pages are free)."""
+    return {name: np.empty(capacity, dtype) for name, dtype in FRAME_FIELDS.items()}
+
+
+class DecodedFrames(NamedTuple):
+    """What :func:`decode_frames` says about a block besides the events it wrote."""
+
+    count: int  # events written from row ``start`` on
+    status: np.ndarray  # per input frame: 0, or the SKIP_* code
+    detail: np.ndarray  # per input frame: the skip's detail value
+    quotes: dict[str, np.ndarray]  # QUOTE_FIELDS, one row per quoting ICMP unreachable
+    pflog_row: np.ndarray  # event rows with a pflog header ...
+    pflog_off: np.ndarray  # ... and where that header is in the buffer
+
+
+def frame_columns(result: tuple) -> DecodedFrames:
+    """Name and trim what :func:`decode_frames` returned."""
+    count, status, detail, nq = result[0], result[1], result[2], result[3]
+    quotes = {name: arr[:nq] for name, arr in zip(QUOTE_FIELDS, result[4:11], strict=True)}
+    npf = result[11]
+    return DecodedFrames(count, status, detail, quotes, result[12][:npf], result[13][:npf])
 
 
 def skip_reason(code: int, detail: int) -> str:
@@ -373,13 +404,16 @@ def walk_pcapng_blocks(  # pragma: no cover - jit
                 if iface < n_if:
                     lt = if_linktype[iface]
                     ticks = (_u32(buf, pos + 12, big) << 32) | _u32(buf, pos + 16, big)
-                    ts = _ticks_to_us(
-                        ticks,
-                        if_ts_mode[iface],
-                        if_ts_mul[iface],
-                        if_ts_div[iface],
-                        if_ts_shift[iface],
-                    ) + if_ts_offset_us[iface]
+                    ts = (
+                        _ticks_to_us(
+                            ticks,
+                            if_ts_mode[iface],
+                            if_ts_mul[iface],
+                            if_ts_div[iface],
+                            if_ts_shift[iface],
+                        )
+                        + if_ts_offset_us[iface]
+                    )
                     last_ts[0] = ts
             if pos >= emit_from:
                 if fill:
@@ -396,7 +430,9 @@ def walk_pcapng_blocks(  # pragma: no cover - jit
 
 
 @numba.njit(cache=True, inline="always")
-def _skip_ipv6_ext(buf: np.ndarray, pos: int, end: int, nh: int) -> tuple[int, int, bool, bool]:  # pragma: no cover
+def _skip_ipv6_ext(  # pragma: no cover - jit
+    buf: np.ndarray, pos: int, end: int, nh: int
+) -> tuple[int, int, bool, bool]:
     """Step over IPv6 extension headers: ``(next header, position, later fragment, complete)``."""
     for _ in range(MAX_IPV6_EXT_HEADERS):
         if nh == 0 or nh == 43 or nh == 60 or nh == 135 or nh == 139 or nh == 140:
@@ -425,7 +461,9 @@ def _skip_ipv6_ext(buf: np.ndarray, pos: int, end: int, nh: int) -> tuple[int, i
 
 
 @numba.njit(cache=True, inline="always")
-def _quoted_key(buf: np.ndarray, q: int, end: int) -> tuple[bool, np.uint64, np.uint64, np.uint64, np.uint64, int, int]:  # pragma: no cover
+def _quoted_key(  # pragma: no cover - jit
+    buf: np.ndarray, q: int, end: int
+) -> tuple[bool, np.uint64, np.uint64, np.uint64, np.uint64, int, int]:
     """Key of the packet quoted in an ICMP error: ok, src, dst, protocol, port word.
 
     The port word is ``sport << 16 | dport`` for TCP/UDP/SCTP/UDP-Lite/DCCP, ``id << 16 |
@@ -481,49 +519,74 @@ def decode_frames(  # pragma: no cover - jit
     caplen: np.ndarray,
     origlen: np.ndarray,
     linktype: np.ndarray,
-) -> tuple[np.ndarray, ...]:
-    """Decode frame ``i`` at ``buf[data_off[i]:data_off[i] + caplen[i]]`` of link type ``linktype[i]``.
+    ts_us: np.ndarray,
+    start: int,
+    ts: np.ndarray,
+    family: np.ndarray,
+    src_hi: np.ndarray,
+    src_lo: np.ndarray,
+    dst_hi: np.ndarray,
+    dst_lo: np.ndarray,
+    proto_a: np.ndarray,
+    l4_a: np.ndarray,
+    sport: np.ndarray,
+    dport: np.ndarray,
+    flags: np.ndarray,
+    window: np.ndarray,
+    seq: np.ndarray,
+    itype: np.ndarray,
+    icode: np.ndarray,
+    ident: np.ndarray,
+    ttl: np.ndarray,
+    ip_id: np.ndarray,
+    ip_len: np.ndarray,
+    verdict: np.ndarray,
+) -> tuple:
+    """Decode frame ``i``, ``buf[data_off[i]:data_off[i] + caplen[i]]`` of type ``linktype[i]``.
 
-    Returns the arrays named in :data:`FRAME_FIELDS` (see :func:`frame_columns`).
-    Addresses are (hi, lo) uint64 pairs, IPv4 mapped to ``::ffff:a.b.c.d``.
-    ``ip_len`` is the IP total length (IPv6: payload length + 40; the wire length
-    minus the link header when the header says 0, as TSO/GSO captures do).
-    ``verdict`` is the pflog verdict as an outcome code (0 when none), ``link_off``
-    the offset of the pflog header (-1 otherwise).  ``q_*`` is the key of the packet
-    quoted by an ICMP destination unreachable (not "fragmentation needed").
+    Frames that give an event are written one after the other into the event arrays
+    (:data:`FRAME_FIELDS`, in that order, from :func:`new_event_columns`) from row
+    ``start`` on, which must leave room for every frame; the first returned value is
+    how many were written.  ``status``/``detail`` say, per input frame, why it gave no
+    event (0 when it did).  Addresses are (hi, lo) uint64 pairs, IPv4 mapped to
+    ``::ffff:a.b.c.d``; ``ip_len`` is the IP total length (IPv6: payload length + 40;
+    the wire length minus the link header when the header says 0, as TSO/GSO captures
+    do); ``verdict`` is the pflog verdict as an outcome code (0 when none).
+    Two side tables name events by their row: the keys quoted by ICMP destination
+    unreachables (not "fragmentation needed") and the offsets of pflog headers in ``buf``.
     """
     n = data_off.shape[0]
     status = np.zeros(n, np.uint8)
     detail = np.zeros(n, np.uint32)
-    family = np.zeros(n, np.uint8)
-    src_hi = np.zeros(n, np.uint64)
-    src_lo = np.zeros(n, np.uint64)
-    dst_hi = np.zeros(n, np.uint64)
-    dst_lo = np.zeros(n, np.uint64)
-    proto_a = np.zeros(n, np.uint8)
-    l4_a = np.zeros(n, np.uint8)
-    sport = np.zeros(n, np.uint16)
-    dport = np.zeros(n, np.uint16)
-    flags = np.zeros(n, np.uint8)
-    window = np.zeros(n, np.uint16)
-    seq = np.zeros(n, np.uint32)
-    itype = np.zeros(n, np.uint8)
-    icode = np.zeros(n, np.uint8)
-    ident = np.zeros(n, np.uint32)
-    ttl = np.zeros(n, np.uint8)
-    ip_id = np.zeros(n, np.uint16)
-    ip_len = np.zeros(n, np.uint32)
-    verdict = np.zeros(n, np.uint8)
-    link_off = np.full(n, -1, np.int64)
-    q_ok = np.zeros(n, np.uint8)
-    q_src_hi = np.zeros(n, np.uint64)
-    q_src_lo = np.zeros(n, np.uint64)
-    q_dst_hi = np.zeros(n, np.uint64)
-    q_dst_lo = np.zeros(n, np.uint64)
-    q_proto = np.zeros(n, np.uint8)
-    q_ports = np.zeros(n, np.uint32)
+    q_row = np.empty(n, np.int64)
+    q_src_hi = np.empty(n, np.uint64)
+    q_src_lo = np.empty(n, np.uint64)
+    q_dst_hi = np.empty(n, np.uint64)
+    q_dst_lo = np.empty(n, np.uint64)
+    q_proto = np.empty(n, np.uint8)
+    q_ports = np.empty(n, np.uint32)
+    pf_row = np.empty(n, np.int64)
+    pf_off = np.empty(n, np.int64)
+    k = start  # next event row
+    nq = 0  # quotes written
+    npf = 0  # pflog headers written
 
     for i in range(n):
+        # row k may hold a frame that failed half-way: clear what a frame may leave unset
+        src_hi[k] = 0
+        dst_hi[k] = 0
+        ip_id[k] = 0
+        l4_a[k] = 0
+        sport[k] = 0
+        dport[k] = 0
+        flags[k] = 0
+        window[k] = 0
+        seq[k] = 0
+        itype[k] = 0
+        icode[k] = 0
+        ident[k] = 0
+        verdict[k] = 0
+        pflog_at = -1
         p = data_off[i]
         end = p + caplen[i]
         lt = linktype[i]
@@ -552,13 +615,13 @@ def decode_frames(  # pragma: no cover - jit
                 continue
             et = _be16(buf, p)
             q = p + 20
-        elif lt == LINKTYPE_RAW or lt == LINKTYPE_RAW_BSD or lt == LINKTYPE_RAW_OPENBSD:
+        elif lt in (LINKTYPE_RAW, LINKTYPE_RAW_BSD, LINKTYPE_RAW_OPENBSD):
             want = 0
         elif lt == LINKTYPE_IPV4:
             want = 4
         elif lt == LINKTYPE_IPV6:
             want = 6
-        elif lt == LINKTYPE_NULL or lt == LINKTYPE_LOOP:
+        elif lt in (LINKTYPE_NULL, LINKTYPE_LOOP):
             if caplen[i] < 4:
                 status[i] = SKIP_TRUNCATED_LINK
                 detail[i] = lt
@@ -597,10 +660,10 @@ def decode_frames(  # pragma: no cover - jit
             af = np.int64(buf[p + 1])
             action = np.int64(buf[p + 2])
             if action == _PFLOG_PASS:
-                verdict[i] = _ACCEPTED
+                verdict[k] = _ACCEPTED
             elif action == _PFLOG_DROP:
-                verdict[i] = _BLOCKED
-            link_off[i] = p
+                verdict[k] = _BLOCKED
+            pflog_at = p
             q = p + hlen
             if af == AF_INET:
                 want = 4
@@ -674,18 +737,18 @@ def decode_frames(  # pragma: no cover - jit
                 status[i] = SKIP_TRUNCATED_IP
                 continue
             total = _be16(buf, q + 2)
-            family[i] = 4
-            ip_id[i] = _be16(buf, q + 4)
+            family[k] = 4
+            ip_id[k] = _be16(buf, q + 4)
             later = (_be16(buf, q + 6) & 0x1FFF) != 0
-            ttl[i] = buf[q + 8]
+            ttl[k] = buf[q + 8]
             proto = np.int64(buf[q + 9])
-            src_lo[i] = _V4_MAPPED | np.uint64(_be32(buf, q + 12))
-            dst_lo[i] = _V4_MAPPED | np.uint64(_be32(buf, q + 16))
+            src_lo[k] = _V4_MAPPED | np.uint64(_be32(buf, q + 12))
+            dst_lo[k] = _V4_MAPPED | np.uint64(_be32(buf, q + 16))
             if total >= ihl:
-                ip_len[i] = total
+                ip_len[k] = total
                 l4_end = min(end, q + total)
             else:
-                ip_len[i] = max(origlen[i] - link_len, 0)
+                ip_len[k] = max(origlen[i] - link_len, 0)
                 l4_end = end
             l4 = q + ihl
             complete = True
@@ -694,63 +757,71 @@ def decode_frames(  # pragma: no cover - jit
                 status[i] = SKIP_TRUNCATED_IP
                 continue
             plen = _be16(buf, q + 4)
-            family[i] = 6
-            ttl[i] = buf[q + 7]
-            src_hi[i] = _be64(buf, q + 8)
-            src_lo[i] = _be64(buf, q + 16)
-            dst_hi[i] = _be64(buf, q + 24)
-            dst_lo[i] = _be64(buf, q + 32)
+            family[k] = 6
+            ttl[k] = buf[q + 7]
+            src_hi[k] = _be64(buf, q + 8)
+            src_lo[k] = _be64(buf, q + 16)
+            dst_hi[k] = _be64(buf, q + 24)
+            dst_lo[k] = _be64(buf, q + 32)
             if plen > 0:
-                ip_len[i] = plen + 40
+                ip_len[k] = plen + 40
                 l4_end = min(end, q + 40 + plen)
             else:
-                ip_len[i] = max(origlen[i] - link_len, 0)
+                ip_len[k] = max(origlen[i] - link_len, 0)
                 l4_end = end
             proto, l4, later, complete = _skip_ipv6_ext(buf, q + 40, l4_end, np.int64(buf[q + 6]))
-        proto_a[i] = proto
+        proto_a[k] = proto
+        ts[k] = ts_us[i]
+        if pflog_at >= 0:
+            pf_row[npf] = k
+            pf_off[npf] = pflog_at
+            npf += 1
+        row = k
+        k += 1
         if later or not complete:
             continue
         # ---- transport layer
         room = l4_end - l4
         if proto == 6:
             if room >= 20:
-                l4_a[i] = L4_TCP
-                sport[i] = _be16(buf, l4)
-                dport[i] = _be16(buf, l4 + 2)
-                seq[i] = _be32(buf, l4 + 4)
-                flags[i] = buf[l4 + 13]
-                window[i] = _be16(buf, l4 + 14)
+                l4_a[row] = L4_TCP
+                sport[row] = _be16(buf, l4)
+                dport[row] = _be16(buf, l4 + 2)
+                seq[row] = _be32(buf, l4 + 4)
+                flags[row] = buf[l4 + 13]
+                window[row] = _be16(buf, l4 + 14)
             elif room >= 4:
-                l4_a[i] = L4_PORTS
-                sport[i] = _be16(buf, l4)
-                dport[i] = _be16(buf, l4 + 2)
+                l4_a[row] = L4_PORTS
+                sport[row] = _be16(buf, l4)
+                dport[row] = _be16(buf, l4 + 2)
         elif proto == 17 or proto == 136 or proto == 132 or proto == 33:
             if room >= 4:
-                l4_a[i] = L4_PORTS
-                sport[i] = _be16(buf, l4)
-                dport[i] = _be16(buf, l4 + 2)
-        elif proto == 1 or proto == 58:
-            if room >= 2:
-                l4_a[i] = L4_ICMP
-                t = np.int64(buf[l4])
-                c = np.int64(buf[l4 + 1])
-                itype[i] = t
-                icode[i] = c
-                if room >= 8:
-                    if (proto == 1 and (t == 8 or t == 0)) or (proto == 58 and (t == 128 or t == 129)):
-                        ident[i] = _be32(buf, l4 + 4)
-                    elif (proto == 1 and t == 3 and c != 4) or (proto == 58 and t == 1):
-                        ok, a, b, cc, d, qp, qw = _quoted_key(buf, l4 + 8, l4_end)
-                        if ok:
-                            q_ok[i] = 1
-                            q_src_hi[i] = a
-                            q_src_lo[i] = b
-                            q_dst_hi[i] = cc
-                            q_dst_lo[i] = d
-                            q_proto[i] = qp
-                            q_ports[i] = qw
+                l4_a[row] = L4_PORTS
+                sport[row] = _be16(buf, l4)
+                dport[row] = _be16(buf, l4 + 2)
+        elif (proto == 1 or proto == 58) and room >= 2:
+            l4_a[row] = L4_ICMP
+            t = np.int64(buf[l4])
+            c = np.int64(buf[l4 + 1])
+            itype[row] = t
+            icode[row] = c
+            echo = (t == 8 or t == 0) if proto == 1 else (t == 128 or t == 129)
+            unreachable = (t == 3 and c != 4) if proto == 1 else t == 1
+            if room >= 8 and echo:
+                ident[row] = _be32(buf, l4 + 4)
+            elif room >= 8 and unreachable:
+                ok, a, b, cc, d, qp, qw = _quoted_key(buf, l4 + 8, l4_end)
+                if ok:
+                    q_row[nq] = row
+                    q_src_hi[nq] = a
+                    q_src_lo[nq] = b
+                    q_dst_hi[nq] = cc
+                    q_dst_lo[nq] = d
+                    q_proto[nq] = qp
+                    q_ports[nq] = qw
+                    nq += 1
     return (
-        status, detail, family, src_hi, src_lo, dst_hi, dst_lo, proto_a, l4_a,
-        sport, dport, flags, window, seq, itype, icode, ident, ttl, ip_id, ip_len,
-        verdict, link_off, q_ok, q_src_hi, q_src_lo, q_dst_hi, q_dst_lo, q_proto, q_ports,
+        k - start, status, detail,
+        nq, q_row, q_src_hi, q_src_lo, q_dst_hi, q_dst_lo, q_proto, q_ports,
+        npf, pf_row, pf_off,
     )  # fmt: skip
