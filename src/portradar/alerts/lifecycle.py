@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE TABLE IF NOT EXISTS alert_outbox (
     outbox_id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL, transition VARCHAR NOT NULL,
-    at VARCHAR NOT NULL, payload VARCHAR NOT NULL
+    at_time VARCHAR NOT NULL, payload VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS alert_deliveries (
     outbox_id INTEGER NOT NULL, sink VARCHAR NOT NULL, status VARCHAR NOT NULL,
