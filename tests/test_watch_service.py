@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -39,7 +39,7 @@ def _day(day: int, sources: int, rng: np.random.Generator, base: int = 0) -> lis
 
 
 class _Hook(BaseHTTPRequestHandler):
-    got: list[Any] = []
+    got: ClassVar[list[Any]] = []
     status = 200
 
     def do_POST(self) -> None:
@@ -89,7 +89,7 @@ def test_campaign_opens_escalates_resolves_one_alert(tmp_path: Path) -> None:
     smtp = aiosmtpd.Controller(Collect(), hostname="127.0.0.1", port=_free_port())
     smtp.start()
     hook, hook_cls = _server(200)
-    bad, bad_cls = _server(500)
+    bad, _ = _server(500)
     log = tmp_path / "fw.log"
     rng = np.random.default_rng(3)
     background = [ln for d in range(21) for ln in _day(d, int(rng.poisson(20)), rng)]
