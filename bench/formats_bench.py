@@ -6,15 +6,17 @@ sees: mostly unanswered or blocked probes, some established connections), then t
 
 * **reader**: the registered reader's full ``read`` (chunking, parsing, time and address
   resolution, outcome, Arrow event batch), best of ``--repeat`` runs;
-* **python**: the line-by-line baseline a user would write: ``str.split`` (TSV, CSV,
-  space-separated), one compiled ``re`` match plus ``split`` (filterlog) or
-  ``json.loads`` (JSON lines) per line, and a dict of the fields the event needs, with
+* **python split**: the line-by-line baseline a user would write: ``str.split`` (TSV,
+  CSV, space-separated), one compiled ``re`` match plus ``split`` (filterlog) or
+  ``json.loads`` (JSON lines) per line, and a tuple of the fields the event needs, with
   ports and counts as ``int`` (no address parsing, no time zones, no batch), best of
-  ``--repeat`` runs.
+  ``--repeat`` runs;
+* **python +ip+time**: the same plus what a reader cannot skip: ``ipaddress`` objects for
+  both addresses and a ``datetime`` for the time (with the zone where the format needs
+  one), still without a batch.
 
-Prints lines/s for both and the ratio.  The baseline does strictly less work than the
-reader, so the ratio understates the gain.  Numbers on the 2-core reference machine
-are in ``docs/formats.md``.
+Prints lines/s for all three and the reader's ratio to each.  Numbers on the 2-core
+reference machine are in ``docs/formats.md``.
 
 Usage::
 
@@ -26,10 +28,13 @@ from __future__ import annotations
 
 import argparse
 import io
+import ipaddress
 import json
 import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -37,6 +42,7 @@ from portradar.ingest.generic_table import GenericTableReader
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.registry import get_reader
 
+BERLIN = ZoneInfo("Europe/Berlin")
 PORTS = np.array([445, 23, 22, 3389, 80, 443, 8080, 1433, 5900, 25, 53, 161, 6379, 9200])
 ZEEK_FIELDS = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto",
                "service", "duration", "orig_bytes", "resp_bytes", "conn_state", "local_orig",
@@ -135,8 +141,11 @@ def gen_generic(t: Traffic) -> str:
         f"{'accepted' if t.kind[i] == 1 else 'blocked'}\n" for i in range(t.n))
 
 
-def base_zeek_tsv(lines: list[str]) -> int:
-    n = 0
+Record = tuple  # (time text or number, source text, destination text, ...)
+
+
+def base_zeek_tsv(lines: list[str]) -> list[Record]:
+    out = []
     fields: list[str] = []
     for line in lines:
         if line.startswith("#fields"):
@@ -145,88 +154,110 @@ def base_zeek_tsv(lines: list[str]) -> int:
         if not line or line[0] == "#":
             continue
         rec = dict(zip(fields, line.split("\t"), strict=False))
-        _ = (float(rec["ts"]), rec["id.orig_h"], int(rec["id.orig_p"]), rec["id.resp_h"],
-             int(rec["id.resp_p"]), rec["proto"], rec["conn_state"])
-        n += 1
-    return n
+        out.append((float(rec["ts"]), rec["id.orig_h"], rec["id.resp_h"],
+                    int(rec["id.orig_p"]), int(rec["id.resp_p"]), rec["proto"],
+                    rec["conn_state"]))
+    return out
 
 
-def base_json(keys: tuple[str, ...]) -> Callable[[list[str]], int]:
-    def run(lines: list[str]) -> int:
-        n = 0
+def base_json(keys: tuple[str, ...]) -> Callable[[list[str]], list[Record]]:
+    def run(lines: list[str]) -> list[Record]:
+        out = []
         for line in lines:
             rec = json.loads(line)
-            _ = tuple(rec.get(k) for k in keys)
-            n += 1
-        return n
+            out.append(tuple(rec.get(k) for k in keys))
+        return out
     return run
 
 
 _SYSLOG = re.compile(r"^(\w{3} +\d+ [\d:]+) (\S+) filterlog(?:\[\d+\])?: (.*)$")
 
 
-def base_filterlog(lines: list[str]) -> int:
-    n = 0
+def base_filterlog(lines: list[str]) -> list[Record]:
+    out = []
     for line in lines:
         m = _SYSLOG.match(line)
         if not m:
             continue
         f = m[3].split(",")
-        _ = (m[1], m[2], f[6], f[7], f[18], f[19], int(f[20]), int(f[21]), f[23])
-        n += 1
-    return n
+        out.append((m[1], f[18], f[19], m[2], f[6], f[7], int(f[20]), int(f[21]), f[23]))
+    return out
 
 
-def base_windows(lines: list[str]) -> int:
-    n = 0
+def base_windows(lines: list[str]) -> list[Record]:
+    out = []
     for line in lines:
         if not line or line[0] == "#":
             continue
         f = line.split(" ")
-        _ = (f[0] + " " + f[1], f[2], f[3], f[4], f[5], int(f[6]), int(f[7]), f[9])
-        n += 1
-    return n
+        out.append((f[0] + " " + f[1], f[4], f[5], f[2], f[3], int(f[6]), int(f[7]), f[9]))
+    return out
 
 
-def base_dshield(lines: list[str]) -> int:
-    n = 0
+def base_dshield(lines: list[str]) -> list[Record]:
+    out = []
     for line in lines:
         f = line.split("\t")
-        _ = (f[0], int(f[2]), f[3], int(f[4]), f[5], int(f[6]), f[7], f[8])
-        n += 1
-    return n
+        out.append((f[0], f[3], f[5], int(f[2]), int(f[4]), int(f[6]), f[7], f[8]))
+    return out
 
 
-def base_csv(lines: list[str]) -> int:
+def base_csv(lines: list[str]) -> list[Record]:
     import csv
 
     reader = csv.reader(lines)
     header = next(reader)
-    n = 0
+    out = []
     for row in reader:
         rec = dict(zip(header, row, strict=False))
-        _ = (float(rec["ts"]), rec["src"], rec["dst"], int(rec["dport"]), rec["outcome"])
-        n += 1
-    return n
+        out.append((float(rec["ts"]), rec["src"], rec["dst"], int(rec["dport"]),
+                    rec["outcome"]))
+    return out
+
+
+def epoch_time(value: object) -> datetime:
+    return datetime.fromtimestamp(float(value), UTC)  # type: ignore[arg-type]
+
+
+def iso_time(value: object) -> datetime:
+    return datetime.fromisoformat(str(value))
+
+
+def syslog_time(value: object) -> datetime:
+    return datetime.strptime(f"2024 {value}", "%Y %b %d %H:%M:%S").replace(tzinfo=UTC)
+
+
+def local_time(value: object) -> datetime:
+    return datetime.fromisoformat(str(value)).replace(tzinfo=BERLIN).astimezone(UTC)
+
+
+def converted(baseline: Callable[[list[str]], list[Record]], when: Callable[[object], datetime]
+              ) -> Callable[[list[str]], list[Record]]:
+    """The baseline plus what a reader must also do: addresses and times as values."""
+    def run(lines: list[str]) -> list[Record]:
+        return [(when(r[0]), ipaddress.ip_address(r[1]), ipaddress.ip_address(r[2]), *r[3:])
+                for r in baseline(lines)]
+    return run
 
 
 CASES: dict[str, tuple[Callable[[Traffic], str], Callable[[], object], ReadOptions,
-                       Callable[[list[str]], int]]] = {
+                       Callable[[list[str]], list[Record]], Callable[[object], datetime]]] = {
     "zeek_tsv": (gen_zeek_tsv, lambda: get_reader("zeek_conn")(), ReadOptions(),
-                 base_zeek_tsv),
+                 base_zeek_tsv, epoch_time),
     "zeek_json": (gen_zeek_json, lambda: get_reader("zeek_conn")(), ReadOptions(),
-                  base_json(("ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p",
-                             "proto", "conn_state"))),
+                  base_json(("ts", "id.orig_h", "id.resp_h", "id.orig_p", "id.resp_p",
+                             "proto", "conn_state")), epoch_time),
     "suricata_eve": (gen_suricata, lambda: get_reader("suricata_eve")(), ReadOptions(),
-                     base_json(("timestamp", "event_type", "src_ip", "src_port", "dest_ip",
-                                "dest_port", "proto", "flow"))),
+                     base_json(("timestamp", "src_ip", "dest_ip", "event_type", "src_port",
+                                "dest_port", "proto", "flow")), iso_time),
     "pf_filterlog": (gen_pf_filterlog, lambda: get_reader("pf_filterlog")(),
-                     ReadOptions(tz="UTC", year=2024), base_filterlog),
+                     ReadOptions(tz="UTC", year=2024), base_filterlog, syslog_time),
     "windows_firewall": (gen_windows, lambda: get_reader("windows_firewall")(),
-                         ReadOptions(tz="Europe/Berlin"), base_windows),
-    "dshield": (gen_dshield, lambda: get_reader("dshield")(), ReadOptions(), base_dshield),
+                         ReadOptions(tz="Europe/Berlin"), base_windows, local_time),
+    "dshield": (gen_dshield, lambda: get_reader("dshield")(), ReadOptions(), base_dshield,
+                iso_time),
     "generic_csv": (gen_generic, lambda: GenericTableReader(), ReadOptions(tz="UTC"),
-                    base_csv),
+                    base_csv, epoch_time),
 }
 
 
@@ -248,9 +279,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=sorted(CASES))
     args = parser.parse_args()
     traffic = Traffic(args.lines, args.seed)
-    print(f"{'format':18s} {'reader lines/s':>15s} {'python lines/s':>15s} {'ratio':>7s}")
+    print(f"{'format':18s} {'reader lines/s':>15s} {'python split':>13s} {'ratio':>6s} "
+          f"{'python +ip+time':>16s} {'ratio':>6s}")
     for name in args.only or CASES:
-        gen, make, options, baseline = CASES[name]
+        gen, make, options, baseline, when = CASES[name]
         text = gen(traffic)
         data = text.encode()
         lines = text.splitlines()
@@ -268,11 +300,15 @@ def main() -> None:
 
         run_reader()  # compile the numba kernels outside the timing
         secs, events = best(run_reader, args.repeat)
-        base_secs, base_count = best(lambda lines=lines, baseline=baseline: baseline(lines),
+        base_secs, base_count = best(
+            lambda lines=lines, baseline=baseline: len(baseline(lines)), args.repeat)
+        full = converted(baseline, when)
+        full_secs, full_count = best(lambda lines=lines, full=full: len(full(lines)),
                                      args.repeat)
-        assert events == base_count == args.lines, (events, base_count)
-        rate, base_rate = events / secs, base_count / base_secs
-        print(f"{name:18s} {rate:15,.0f} {base_rate:15,.0f} {rate / base_rate:6.1f}x")
+        assert events == base_count == full_count == args.lines, (events, base_count)
+        rate, base_rate, full_rate = events / secs, base_count / base_secs, full_count / full_secs
+        print(f"{name:18s} {rate:15,.0f} {base_rate:13,.0f} {rate / base_rate:5.1f}x "
+              f"{full_rate:16,.0f} {rate / full_rate:5.1f}x")
 
 
 if __name__ == "__main__":
