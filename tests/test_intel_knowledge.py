@@ -180,6 +180,8 @@ def test_nvd_import(kb, tmp_path):
     assert rows[0] == ("CVE-2005-1983", "microsoft", "windows_2000", "MS05-039", 10.0, True,
                        date(2005, 8, 10))
     assert rows[1][5] is False
+    # an NVD-only CVE (no patch date) is listed on its port by its publication day
+    assert "CVE-2005-1983" in {r["cve"] for r in kb.port_vulnerabilities(445, "tcp")}
 
 
 def test_epss_import_and_as_of(kb, tmp_path):
@@ -197,7 +199,12 @@ def test_epss_import_and_as_of(kb, tmp_path):
 
 
 def test_port_registry():
+    from portradar.intel.port_registry import NMAP_SERVICES
+
     reg = PortRegistry.bundled()
+    if NMAP_SERVICES.exists():  # nmap installed: its open frequency is the prior
+        assert 0 < reg.open_frequency(445, "tcp") < 1
+        assert reg.open_frequency(80, "tcp") > reg.open_frequency(445, "tcp")
     assert reg.names(445) == "microsoft-ds"
     assert reg.names(1434, "udp") == "ms-sql-m"
     assert reg.lookup(65000, "tcp") == [] or all(s.port == 65000 for s in reg.lookup(65000))

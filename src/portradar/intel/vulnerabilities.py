@@ -368,10 +368,10 @@ class KnowledgeBase:
         FROM m JOIN v USING (cve) LEFT JOIN h USING (cve) LEFT JOIN k USING (cve)
         LEFT JOIN e USING (cve)
         WHERE coalesce(v.patched, v.published, h.exploit_published, k.kev_added) IS NOT NULL
-          AND (v.patched > $lo OR h.exploit_published > $lo OR k.kev_added > $lo
-               OR h.mass_attack > $lo)
+          AND (v.patched > $lo OR v.published > $lo OR h.exploit_published > $lo
+               OR k.kev_added > $lo OR h.mass_attack > $lo)
         ORDER BY v.patched DESC NULLS LAST, m.cve"""
-        rows = run(self.store, sql, {"port": port, "proto": p, "as_of": as_of,  # type: ignore[arg-type]
+        rows = run(self.store, sql, {"port": port, "proto": p, "as_of": as_of,
                                       "lo": lo}).to_pylist()
         if as_of == date(9999, 12, 31):
             for r in rows:
