@@ -180,8 +180,9 @@ def test_nvd_import(kb, tmp_path):
     assert rows[0] == ("CVE-2005-1983", "microsoft", "windows_2000", "MS05-039", 10.0, True,
                        date(2005, 8, 10))
     assert rows[1][5] is False
-    # an NVD-only CVE (no patch date) is listed on its port by its publication day
-    assert "CVE-2005-1983" in {r["cve"] for r in kb.port_vulnerabilities(445, "tcp")}
+    # the NVD row joins the history's for the same CVE, with both sources named
+    zotob = next(r for r in kb.port_vulnerabilities(445, "tcp") if r["cve"] == "CVE-2005-1983")
+    assert zotob["sources"] == "history, nvd" and zotob["published"] == date(2005, 8, 10)
 
 
 def test_epss_import_and_as_of(kb, tmp_path):
