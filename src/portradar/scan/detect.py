@@ -27,8 +27,9 @@ total at that moment (``meta`` keys ``scan.rowid`` and ``scan.ledger``).  A run 
 reads the sources of ``rowid > watermark`` and recomputes exactly those sources from
 their whole history, so the result never depends on how ingestion was split.  If the
 count of new rows disagrees with the ledger (rows renumbered after retention deleted
-old events), or more than :data:`FULL_SHARE` of the sources are affected, or the
-detector configuration changed, the run recomputes every source present instead.
+old events), or more than :data:`FULL_SHARE` of the sources are affected (in a store
+of :data:`FULL_MIN_SOURCES` or more), or the detector configuration changed, the run
+recomputes every source present instead.
 Verdicts on sources whose events were all purged by retention are kept.
 
 **Confidence** is a ranking aid: TRW's is the posterior probability of "scanner" at an
@@ -85,8 +86,10 @@ DETECTOR_VERSION = 1
 #: Events loaded and processed at once; bigger stores are split by source hash.
 #: 3 million events take about 600 MB of numpy columns at the peak of a partition.
 PARTITION_EVENTS = 3_000_000
-#: Above this share of sources with new events, recompute everything (cheaper).
+#: Above this share of sources with new events, recompute everything (cheaper)...
 FULL_SHARE = 0.3
+#: ... once the store knows this many sources (below it either way is quick).
+FULL_MIN_SOURCES = 10_000
 
 _META_ROWID = "scan.rowid"
 _META_LEDGER = "scan.ledger"
@@ -210,7 +213,8 @@ def _detect(store: Store, config: ScanConfig, full: bool,
                    SELECT DISTINCT src_hi, src_lo FROM {table} WHERE rowid > ?""", [wm])
             n_aff = _first(con.execute("SELECT count(*) FROM _affected"))
             known = _first(con.execute("SELECT count(*) FROM scan_profiles"))
-            if n_aff and known and n_aff[0] <= FULL_SHARE * max(known[0], 1):
+            if n_aff and known and (n_aff[0] <= FULL_SHARE * known[0]
+                                    or known[0] < FULL_MIN_SOURCES):
                 mode = "incremental"
     with store.transaction():
         summary = _run(store, config, mode, partition_events)

@@ -82,7 +82,9 @@ def packet_class(proto: int, flags: int, icmp_type: int) -> int:  # pragma: no c
         if f & _RST:
             return RST
         if f & _SYN:
-            return SYNACK if f & _ACK else SYN
+            if f & _ACK:
+                return SYNACK
+            return SYN if f == _SYN else TCP_OTHER  # SYN+FIN and the like: crafted
         if f & _ACK:
             if f & (_PSH | _FIN):
                 return STALE
@@ -367,8 +369,9 @@ def _filled(value: Any, dtype: Any, default: int) -> np.ndarray:
         value = value.dictionary_decode()
     if isinstance(value, pa.Array):
         if value.null_count:
-            value = pc.fill_null(value, pa.scalar(default, value.type)
-                                 if pa.types.is_integer(value.type) else default)
+            if pa.types.is_integer(value.type):
+                value = value.cast(pa.int64())  # room for a negative "unknown"
+            value = pc.fill_null(value, default)
         return value.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
     arr = np.asarray(value)
     if arr.dtype == object:

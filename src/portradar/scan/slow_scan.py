@@ -80,7 +80,8 @@ class SlowScan:
         pair = mix64(ordered.dkey ^ mix64(ordered.port.astype(np.uint64) + np.uint64(1)))
         counted = ordered.failed()
         base = len(self._hash)
-        total = int(min(len(ordered), self.threshold * (len(starts) - 1)))
+        # each source keeps at most threshold entries, and no more than it had plus its rows
+        total = int(np.minimum(self.threshold, c["count"][rows] + np.diff(starts)).sum())
         out_hash = np.empty(total, np.uint64)
         out_seen = np.empty(total, np.int64)
         used = _slide(starts, ordered.ts, pair, counted, rows, c["flagged_ts"],

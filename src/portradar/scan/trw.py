@@ -27,8 +27,9 @@ What counts, in portradar's events:
   a capture) or ``blocked``: a firewall drop seen by the sensor is a failed first
   contact, since the prober got nothing back;
 * ``unknown`` outcomes carry no information: the contact is remembered (it is no longer
-  a *first* contact later) but does not move the walk.  A contact's outcome is the
-  first known one among its events, in time order.
+  a *first* contact later) but does not move the walk.  A contact's outcome is that of
+  its first event, so the walk never looks ahead in time and a run cut into pieces
+  gives the same walk as one run.
 
 After a benign decision the walk restarts from zero (the source is watched again; the
 paper stops, but a client that later starts scanning should still be caught).  A
@@ -203,7 +204,6 @@ def _walk(starts, ts, dkey, obs, seen, rows, keys, mask, used, llr, decision,  #
     longest = 1
     for g in range(starts.shape[0] - 1):
         longest = max(longest, starts[g + 1] - starts[g])
-    slot_contact = np.empty(keys.shape[0], np.int64)  # table slot -> contact number
     firsts = np.empty(longest, np.int64)
     first_obs = np.empty(longest, np.int8)
     first_new = np.empty(longest, np.bool_)
@@ -223,8 +223,7 @@ def _walk(starts, ts, dkey, obs, seen, rows, keys, mask, used, llr, decision,  #
                           successes, flagged_ts, flagged_after, flagged_probes, cleared_ts,
                           cleared_after, clearings, step_success, step_failure, eta0, eta1)
             continue
-        # contacts in the order of their first event; a contact's outcome is the first
-        # known one among its events
+        # contacts in the order of their first event, with that event's outcome
         nf = 0
         for i in range(s, e):
             v = nonzero(dkey[i])
@@ -232,15 +231,10 @@ def _walk(starts, ts, dkey, obs, seen, rows, keys, mask, used, llr, decision,  #
             if keys[slot] == 0:
                 keys[slot] = v
                 used[nf] = np.int64(slot)
-                slot_contact[slot] = nf
                 firsts[nf] = i - s
                 first_obs[nf] = obs[i]
                 first_new[nf] = not seen[i]
                 nf += 1
-            else:
-                c = slot_contact[slot]
-                if first_obs[c] < 0 and obs[i] >= 0:
-                    first_obs[c] = obs[i]
         clear(keys, used, nf)
         for c in range(nf):
             if not first_new[c]:

@@ -1,0 +1,164 @@
+"""Detection over the store (portradar.scan.detect): watermark, settings, /64, backscatter,
+replies and campaigns, on synthetic events stored through the ingest pipeline."""
+
+from __future__ import annotations
+
+import pytest
+from scan_events import RSTACK, SYNACK, ev, put
+
+from portradar.scan.benign import BenignList
+from portradar.scan.detect import ScanConfig, detect, ensure_detection, save_settings
+from portradar.store import Store
+
+SCANNER, OTHER = "198.51.100.7", "198.51.100.8"
+
+
+def _rows(store, where: str = "TRUE") -> dict[str, dict]:
+    cur = store.con.execute(f"SELECT * FROM scanners WHERE {where}")
+    names = [d[0] for d in cur.description]
+    return {r[names.index("source")]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+
+
+def _comparable(rows: dict[str, dict]) -> dict[str, tuple]:
+    keep = ("status", "kind", "type", "tool", "detector", "probes", "ports", "targets",
+            "flagged_at", "flagged_probes", "evidence", "campaign_id")
+    return {k: tuple(v[c] for c in keep) for k, v in rows.items()}
+
+
+def test_watermark_recomputes_only_new_sources_and_matches_a_full_run(tmp_path):
+    part1 = [ev(SCANNER, f"192.0.2.{h}", 445, t=h) for h in range(1, 4)]
+    part1 += [ev(OTHER, "192.0.2.1", 1000 + p, t=p) for p in range(30)]
+    part2 = [ev(SCANNER, "192.0.2.9", 445, t=50)]
+    part2 += [ev("203.0.113.99", f"192.0.2.{h}", 22, t=60 + h) for h in range(1, 6)]
+    with Store.open(tmp_path / "a.duckdb") as store:
+        put(store, part1)
+        first = detect(store)
+        assert first.mode == "full"
+        assert set(_rows(store)) == {OTHER}  # the scanner has 3 failed contacts so far
+        assert ensure_detection(store).mode == "unchanged"
+        put(store, part2)
+        second = detect(store)
+        assert second.mode == "incremental" and second.sources == 2
+        incremental = _rows(store)
+    assert set(incremental) == {SCANNER, OTHER, "203.0.113.99"}
+    with Store.open(tmp_path / "b.duckdb") as store:
+        put(store, part1 + part2)
+        detect(store)
+        assert _comparable(_rows(store)) == _comparable(incremental)
+
+
+def test_settings_change_triggers_a_full_run_and_benign_marking(tmp_path):
+    rows = [ev("162.142.125.9", f"192.0.2.{h}", 443, t=h) for h in range(1, 8)]
+    with Store.open(tmp_path / "s.duckdb") as store:
+        put(store, rows)
+        detect(store)
+        assert _rows(store)["162.142.125.9"]["status"] == "scanner"
+        save_settings(store, benign=BenignList.parse("162.142.125.0/24 censys\n"))
+        assert detect(store).mode == "full"
+        row = _rows(store)["162.142.125.9"]
+        assert (row["status"], row["benign_name"]) == ("benign", "censys")
+        assert "listed benign: censys" in row["evidence"]
+        assert ScanConfig.from_store(store).benign.startswith("162.142.125.0/24")
+
+
+def test_dark_space_setting_lowers_the_fan_out_threshold(tmp_path):
+    rows = [ev(SCANNER, "203.0.113.1", 3000 + p, t=p, outcome="unknown") for p in range(6)]
+    rows += [ev(SCANNER, f"203.0.113.{h}", 3000, t=10 + h, outcome="unknown")
+             for h in range(2, 6)]
+    with Store.open(tmp_path / "d.duckdb") as store:
+        put(store, rows)
+        detect(store)
+        assert SCANNER not in _rows(store)
+        save_settings(store, dark=["203.0.113.0/24"])
+        detect(store)
+        row = _rows(store)[SCANNER]
+        assert row["fanout_rule"] == "dark" and "dark hosts" in row["evidence"]
+        with pytest.raises(Exception, match="not an IP network"):
+            save_settings(store, dark=["not-a-net"])
+
+
+def test_ipv6_sources_are_also_aggregated_by_64(tmp_path):
+    rows = []
+    for i, host in enumerate(("2001:db8:1:2::a", "2001:db8:1:2::b", "2001:db8:1:2::c")):
+        rows += [ev(host, f"2001:db8:ff::{2 * i + k + 1}", 22, t=10 * i + k) for k in range(2)]
+    with Store.open(tmp_path / "v6.duckdb") as store:
+        put(store, rows)
+        detect(store)
+        found = _rows(store)
+    row = found["2001:db8:1:2::/64"]
+    assert (row["prefix"], row["addresses"], row["targets"], row["detector"]) == (64, 3, 6, "trw")
+    # each address alone made 2 failed contacts: not flagged on its own (the three are a
+    # campaign of one /48, probing the same port the same day)
+    assert {found[a]["detector"] for a in ("2001:db8:1:2::a", "2001:db8:1:2::b",
+                                           "2001:db8:1:2::c")} == {"campaign"}
+
+
+def test_backscatter_is_labelled_not_flagged_and_replies_are_not_probes(tmp_path):
+    victim = "203.0.113.200"
+    rows = [ev(victim, f"192.0.2.{h}", 40000 + h, t=h, flags=SYNACK if h % 2 else RSTACK,
+               sport=80) for h in range(1, 31)]
+    # a capture: our host asks, the remote answers; the answer is a reply, not backscatter
+    server = "198.51.100.250"
+    for k in range(8):
+        rows.append(ev("192.0.2.77", server, 443, t=100 + k, sport=50000 + k,
+                       outcome="accepted"))
+        rows.append(ev(server, "192.0.2.77", 50000 + k, t=100.01 + k, sport=443, flags=SYNACK,
+                       outcome="unknown"))
+    with Store.open(tmp_path / "b.duckdb") as store:
+        put(store, rows)
+        detect(store)
+        assert not _rows(store, "status = 'scanner'")
+        found = _rows(store)
+    assert set(found) == {victim}
+    row = found[victim]
+    assert (row["status"], row["detector"], row["backscatter_replies"]) == \
+        ("backscatter", "backscatter", 30)
+    assert "unsolicited replies" in row["evidence"]
+
+
+def test_target_answers_in_a_capture_do_not_make_the_target_a_scanner(tmp_path):
+    scanner, target = "198.51.100.66", "192.0.2.5"
+    rows = []
+    for p in range(40):  # a SYN scan, each closed port answered by RST-ACK
+        rows.append(ev(scanner, target, 1000 + p, t=p, sport=61000, outcome="rejected"))
+        rows.append(ev(target, scanner, 61000, t=p + 0.001, sport=1000 + p, flags=RSTACK,
+                       outcome="unknown"))
+    with Store.open(tmp_path / "c.duckdb") as store:
+        put(store, rows)
+        detect(store)
+        found = _rows(store)
+    assert set(found) == {scanner}
+    assert found[scanner]["rejected"] == 40
+
+
+def test_campaigns_group_a_network_and_a_shared_port_set(tmp_path):
+    rows = []
+    # four quiet sources of one /24 probing the same ports on the same day
+    for i in range(4):
+        rows += [ev(f"203.0.113.{10 + i}", "192.0.2.1", port, t=i * 60 + k)
+                 for k, port in enumerate((23, 2323))]
+    # three loud scanners, far apart, with the same list of web ports
+    for i, src in enumerate(("198.51.100.1", "198.18.0.1", "198.19.0.1")):
+        rows += [ev(src, f"192.0.2.{h}", port, t=3600 + i * 600 + h)
+                 for h in range(1, 6) for port in (80, 8080, 8443)]
+    with Store.open(tmp_path / "camp.duckdb") as store:
+        put(store, rows)
+        summary = detect(store)
+        assert summary.campaigns == 2
+        camps = store.con.execute(
+            "SELECT rule, members, network, evidence FROM campaigns ORDER BY rule").fetchall()
+        found = _rows(store)
+    assert camps[0][:3] == ("network", 4, "203.0.113.0/24")
+    assert camps[1][:2] == ("port-set", 3)
+    quiet = found["203.0.113.10"]
+    assert quiet["detector"] == "campaign" and quiet["campaign_id"] is not None
+    assert found["198.51.100.1"]["campaign_id"] is not None
+    assert found["198.51.100.1"]["campaign_id"] != quiet["campaign_id"]
+
+
+def test_an_empty_store_and_a_read_only_store(tmp_path):
+    path = tmp_path / "e.duckdb"
+    with Store.open(path) as store:
+        assert detect(store).flagged == 0
+    with Store.open(path, read_only=True) as store:
+        assert ensure_detection(store).mode == "unchanged"
