@@ -246,7 +246,7 @@ def write_dshield(events: pa.Table | pa.RecordBatch, stream: IO[str] | IO[bytes]
             continue
         text = _dshield_lines(batch, userid)
         if isinstance(stream, io.TextIOBase) or "b" not in getattr(stream, "mode", "b"):
-            stream.write(text.decode())  # type: ignore[arg-type]
+            stream.write(text.decode())  # type: ignore[call-overload]
         else:
             stream.write(text)  # type: ignore[arg-type]
         written += batch.num_rows

@@ -58,8 +58,9 @@ not tell (``unknown_transport``) are counted but carry no probe.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -409,10 +410,11 @@ class _Columns:
             status[rows] = st
         return hi, lo, status
 
-    def decoded(self, name: str, fn: object, default: object, dtype: object) -> np.ndarray:
+    def decoded(self, name: str, fn: Callable[[str], Any], default: Any,
+                dtype: Any) -> np.ndarray:
         values = np.full(self.n, default, dtype=dtype)
         for rows, buf, s, e in self._spans(name):
-            values[rows] = f.decode(f.strings(buf, s, e), fn, default, dtype)  # type: ignore[arg-type]
+            values[rows] = f.decode(f.strings(buf, s, e), fn, default, dtype)
         return values
 
     def derive(self, status: np.ndarray, ts_st: np.ndarray) -> None:
