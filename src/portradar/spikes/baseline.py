@@ -272,8 +272,12 @@ def predictive_dispersion(mu: float, dispersion: float, bp: np.ndarray) -> float
 
 @numba.njit(cache=True)
 def baseline_update(state: np.ndarray, x: float, wd: int, h: int, bpd: int,
-                    bp: np.ndarray) -> None:
-    """Learn one bucket (robustly: the count is clipped to mu +- huber_c * sd)."""
+                    bp: np.ndarray, learn_dispersion: bool = True) -> None:
+    """Learn one bucket (robustly: the count is clipped to mu +- huber_c * sd).
+
+    ``learn_dispersion`` False keeps the dispersion as it is (the detector passes it
+    while a rise is building up, so the rise does not widen its own band).
+    """
     f_w = state[2 + wd]
     f_h = state[9 + h]
     mu = max(bp[_MU_MIN], state[0] * f_w * f_h)
@@ -293,8 +297,16 @@ def baseline_update(state: np.ndarray, x: float, wd: int, h: int, bpd: int,
     a_s = bp[_A_SEASON] * shrink
     lvl = max(state[0], 1e-9)
     if a_s > 0.0:
+        # a weekday factor learns once a day, an hour factor once a day too: hourly
+        # buckets must not let a day-long rise become "this weekday's level" in hours
         target_w = min(5.0, max(0.2, xc / (lvl * f_h)))
-        state[2 + wd] += a_s * (target_w - f_w)
+        state[2 + wd] += a_s / bpd * (target_w - f_w)
+        if bpd > 1:
+            target_h = min(5.0, max(0.2, xc / (lvl * state[2 + wd])))
+            state[9 + h] += a_s * (target_h - f_h)
+    # factors keep a mean of 1 (renormalised once a day: cheap, and drift within a day
+    # is a fraction of a percent)
+    if h == bpd - 1:
         norm = 0.0
         for k in range(7):
             norm += state[2 + k]
@@ -302,8 +314,6 @@ def baseline_update(state: np.ndarray, x: float, wd: int, h: int, bpd: int,
         for k in range(7):
             state[2 + k] /= norm
         if bpd > 1:
-            target_h = min(5.0, max(0.2, xc / (lvl * state[2 + wd])))
-            state[9 + h] += a_s * (target_h - f_h)
             norm = 0.0
             for k in range(bpd):
                 norm += state[9 + k]
@@ -311,9 +321,10 @@ def baseline_update(state: np.ndarray, x: float, wd: int, h: int, bpd: int,
             for k in range(bpd):
                 state[9 + k] /= norm
     # dispersion: moment estimate, weighted by how much a bucket can tell
-    if mu >= 1.0:
-        xd = min(x, mu + 2.0 * c * sd)
-        est = ((xd - mu) * (xd - mu) - mu) / (mu * mu)
+    if mu >= 1.0 and learn_dispersion:
+        # the winsorised residual (as for the level) keeps a slow rise from widening the
+        # band; 1.06 undoes the winsorising's shrinkage (E[min(z^2, 2.5^2)] = 0.94)
+        est = ((xc - mu) * (xc - mu) * 1.06 - mu) / (mu * mu)
         est = min(bp[_DISP_MAX], max(0.0, est))
         w = bp[_A_DISP] * mu / (mu + 5.0)
         state[1] += w * (est - state[1])

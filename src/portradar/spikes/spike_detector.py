@@ -104,7 +104,8 @@ class SpikeParams:
     onset_score: float = 1.3
     #: Scores are capped here so one absurd bucket cannot hold a spike open.
     score_cap: float = 30.0
-    #: Buckets under mean + z_prefilter * sd are not scored (p is above ~0.15 there).
+    #: Buckets under mean + z_prefilter * sd are not scored (p is above ~0.15 there;
+    #: hourly, 2 sd: p above ~0.03, which the hourly reference ignores anyway).
     z_prefilter: float = 1.0
     #: Excess sources below this never count (ten: DShield's reports ignore ports with
     #: fewer distinct sources; a handful of scanners is no campaign).
@@ -144,7 +145,7 @@ class SpikeParams:
             # hours of one day share that day's ups and downs, which a CUSUM that assumes
             # independent buckets would add up: demand more per hour (p <= 0.03) and more
             # in total (set on the demo simulation, seed 1)
-            base = cls(reference=1.5, threshold=5.0, min_excess_sources=4.0,
+            base = cls(reference=1.5, threshold=5.0, z_prefilter=2.0, min_excess_sources=4.0,
                        min_excess_records=500.0, quiet_buckets=12,
                        max_spike_buckets=21 * 24, burst_buckets=36, growth_min_buckets=36)
         else:
@@ -170,10 +171,10 @@ _NF = 11
 @numba.njit(cache=True, inline="always")
 def _score(x: float, mu: float, disp: float, min_excess: float, zpre: float,
            cap: float, bp: np.ndarray) -> float:
-    disp = predictive_dispersion(mu, disp, bp)
     e = x - mu
     if e < min_excess:
         return 0.0
+    disp = predictive_dispersion(mu, disp, bp)
     if e < zpre * math.sqrt(mu + disp * mu * mu):
         return 0.0
     return min(cap, nb_neglog10_sf(x, mu, disp))
@@ -294,7 +295,14 @@ def _run_row(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool, wd0:
     st_s = np.ones(33)
     st_r = np.ones(33)
     baseline_init(xs, wd0, bpd, bp, st_s)
-    baseline_init(xr, wd0, bpd, bp, st_r)
+    # the records channel is modelled only where records can reach the minimum excess
+    use_r = False
+    for t in range(t_len):
+        if xr[t] >= sp[_MINR]:
+            use_r = True
+            break
+    if use_r:
+        baseline_init(xr, wd0, bpd, bp, st_r)
     lvl_n = 0.0
     if has_new:
         k = min(t_len, max(1, warm))
@@ -322,14 +330,14 @@ def _run_row(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool, wd0:
         wd = (wd0 + t // bpd) % 7
         h = t % bpd
         mu_s = baseline_mean(st_s, wd, h, bp)
-        mu_r = baseline_mean(st_r, wd, h, bp)
         s_s = 0.0
         s_r = 0.0
         if t >= warm:
             s_s = _score(float(xs[t]), mu_s, st_s[1], sp[_MINS], zpre, cap, bp)
-            s_r = _score(float(xr[t]), mu_r, st_r[1], sp[_MINR], zpre, cap, bp) - sp[_RPEN]
-            if s_r < 0.0:
-                s_r = 0.0
+            if use_r:
+                mu_r = baseline_mean(st_r, wd, h, bp)
+                s_r = _score(float(xr[t]), mu_r, st_r[1], sp[_MINR], zpre, cap, bp)
+                s_r = max(0.0, s_r - sp[_RPEN])
         score = max(s_s, s_r)
         hist[t] = score
         if dense:
@@ -402,10 +410,14 @@ def _run_row(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool, wd0:
                     lo = max(0, t + 1 - warm)
                     lo -= lo % bpd  # whole days, so hour factors line up
                     baseline_init(xs[lo:t + 1], (wd0 + lo // bpd) % 7, bpd, bp, st_s)
-                    baseline_init(xr[lo:t + 1], (wd0 + lo // bpd) % 7, bpd, bp, st_r)
+                    if use_r:
+                        baseline_init(xr[lo:t + 1], (wd0 + lo // bpd) % 7, bpd, bp, st_r)
         if not in_spike:
-            baseline_update(st_s, float(xs[t]), wd, h, bpd, bp)
-            baseline_update(st_r, float(xr[t]), wd, h, bpd, bp)
+            # half-way to an alarm, a bucket no longer teaches the dispersion
+            calm = cusum < 0.5 * thr
+            baseline_update(st_s, float(xs[t]), wd, h, bpd, bp, calm)
+            if use_r:
+                baseline_update(st_r, float(xr[t]), wd, h, bpd, bp, calm)
             if has_new:
                 xn_t = min(float(xn[t]), lvl_n + 3.0 * math.sqrt(lvl_n + 1.0))
                 lvl_n += a_n * (xn_t - lvl_n)
