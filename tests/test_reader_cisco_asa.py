@@ -356,6 +356,23 @@ def test_cli_ingests_asa_log(tmp_path):
         assert stored.fetchone()[0] == events
 
 
+def test_fast_templates_agree_with_the_regexes(monkeypatch):
+    from portradar.ingest import cisco_asa
+    from portradar.ingest.text_fields import Templates
+
+    variants = [HEADER + m for m, _ in CISCO_FORMATS] + [framed(m, i) for m, (i, _)
+                                                         in SPEC_EXPECTED.items()]
+    variants += [line.replace("outside:", "out side:").replace("/5555", "") for line in variants]
+    text = "\n".join(variants) + "\n"
+    fast, fast_stats = parse(text)
+    assert cisco_asa.TEMPLATES.match is not None
+    monkeypatch.setattr(cisco_asa, "TEMPLATES", Templates.compile([]))
+    monkeypatch.setattr(cisco_asa, "TEMPLATE_FAMILY", [])
+    slow, slow_stats = parse(text)
+    assert fast == slow
+    assert dict(fast_stats.skipped) == dict(slow_stats.skipped)
+
+
 VALID = [(HEADER + m).encode() for m, _ in CISCO_FORMATS] + [
     framed(m, i).encode() for m, (i, _) in SPEC_EXPECTED.items()]
 test_fuzz_tolerant, test_fuzz_strict, test_fuzz_sniff = fuzz_tests(CiscoAsaReader, VALID)

@@ -98,9 +98,13 @@ KEYS = {
 }
 
 
-def unescape(text: pl.Expr) -> pl.Expr:
-    """A CEF value with ``\\=``, ``\\|`` and ``\\\\`` unescaped; empty is null."""
-    return first_present(text.str.strip_chars().str.replace_all(r"\\([=|\\])", "$1"))
+def unescape(text: pl.Expr, escaped: bool = True) -> pl.Expr:
+    """A CEF value with ``\\=``, ``\\|`` and ``\\\\`` unescaped; empty is null.
+
+    ``escaped=False`` (no backslash anywhere in the chunk) skips the regex.
+    """
+    text = text.str.strip_chars()
+    return first_present(text.str.replace_all(r"\\([=|\\])", "$1") if escaped else text)
 
 
 @register_reader
@@ -117,14 +121,15 @@ class CefReader(PolarsLineReader):
         starts, ends = delimited_spans(arr, frame["marker_pos"].fill_null(-1).to_numpy(), 8,
                                        sep="|", quote=None, escape="\\")
         spellings = [key for keys in KEYS.values() for key in keys]
+        escaped = bool(lines.str.contains("\\", literal=True).any())
         pairs = key_values(arr, spellings, KeyValueStyle(to_next_key=True),
                            start=relative(arr, starts[:, 7]))
         frame = frame.with_columns(
             [strings(arr, starts[:, 0], ends[:, 0]).alias("version"),
-             unescape(strings(arr, starts[:, 5], ends[:, 5])).alias("event_name"),
+             unescape(strings(arr, starts[:, 5], ends[:, 5]), escaped).alias("event_name"),
              pl.Series("has_ext", starts[:, 7] >= 0)]
-            + [unescape(pl.coalesce([pl.Series(pairs[k]).cast(pl.String) for k in keys]))
-               .alias(f"x_{col}") for col, keys in KEYS.items()])
+            + [unescape(pl.coalesce([pl.Series(pairs[k]).cast(pl.String) for k in keys]),
+                        escaped).alias(f"x_{col}") for col, keys in KEYS.items()])
         epoch = r"^\d{10,13}$"
 
         def epoch_us(col: str) -> pl.Expr:

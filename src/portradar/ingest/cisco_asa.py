@@ -64,6 +64,7 @@ from typing import ClassVar
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from portradar.events.schema import Outcome
 from portradar.ingest.polars_lines import (
@@ -76,7 +77,7 @@ from portradar.ingest.polars_lines import (
 from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_header import with_header
-from portradar.ingest.text_fields import after, string_buffers, strings
+from portradar.ingest.text_fields import Templates, after, relative, string_buffers, strings
 
 #: The tag that starts every message (``%ASA-6-302013:``), and the bare id (``302020:``).
 TAG = r"%?(?:ASA|PIX|FWSM|FTD)-(?:[A-Za-z]+-)?\d-\d{6}:"
@@ -163,6 +164,36 @@ FAMILIES: tuple[_Family, ...] = (
             r"(?P<dport>\d+)", B),
 )
 
+#: The most common message texts as compiled templates (the fast path; see
+#: :class:`portradar.ingest.text_fields.Templates`), each with the family it belongs to.
+#: A text no template takes goes to the regexes, which are the complete grammar.
+_TEMPLATES: tuple[tuple[str, str], ...] = (
+    ("106023", 'Deny {proto} src {in_if*}:{src}/{sport} dst {out_if*}:{dst}/{dport} '
+               'by access-group "{rule*}"'),
+    ("106023", 'Deny {proto} src {in_if*}:{src} dst {out_if*}:{dst} (type {itype}, code '
+               '{icode}) by access-group "{rule*}"'),
+    ("106023", 'Deny protocol {proto} src {in_if*}:{src}/{sport} dst {out_if*}:{dst}/{dport} '
+               'by access-group "{rule*}"'),
+    ("106100", "access-list {rule} {act} {proto} {in_if*}/{src}({sport}) -> "
+               "{out_if*}/{dst}({dport}) hit-cnt {hits} "),
+    ("302013", "Built {dir} {proto} connection {_} for {i1*}:{a1}/{p1} ({_}) to "
+               "{i2*}:{a2}/{p2} ("),
+    ("302014", "Teardown {proto} connection {_} for {i1*}:{a1}/{p1} to {i2*}:{a2}/{p2} "
+               "duration {_} bytes {bytes} {why*}"),
+    ("302014", "Teardown {proto} connection {_} for {i1*}:{a1}/{p1} to {i2*}:{a2}/{p2} "
+               "duration {_} bytes {bytes}"),
+    ("302020", "{act} {dir} {proto} connection for faddr {a1}/{_} gaddr {_}/{gtype} "
+               "laddr {a2}/{_}"),
+    ("302020", "{act} {proto} connection for faddr {a1}/{_} gaddr {_}/{gtype} laddr {a2}/{_}"),
+    ("106001", "Inbound {proto} connection denied from {src}/{sport} to {dst}/{dport} "
+               "flags {flags*} on interface {in_if*}"),
+    ("106006", "Deny inbound {proto} from {src}/{sport} to {dst}/{dport} on interface "
+               "{in_if*}"),
+    ("106015", "Deny {proto} (no connection) from {src}/{sport} to {dst}/{dport} flags "
+               "{flags*} on interface {in_if*}"),
+    ("313001", "Denied {proto} type={itype}, code={icode} from {src} on interface {in_if*}"),
+)
+
 #: How a body is told to be of a family before its regex runs: (starts with, contains),
 #: literal texts (a literal test is several times cheaper than a regex one).  Tried in
 #: this order; the first that holds decides.
@@ -190,6 +221,10 @@ PROBES: tuple[tuple[str, str | None, str | None], ...] = (
     ("110002", "Failed to locate egress interface ", None),
 )
 
+TEMPLATES = Templates.compile([text for _, text in _TEMPLATES])
+TEMPLATE_FAMILY = [next(n for n, f in enumerate(FAMILIES) if i in f.ids.split())
+                   for i, _ in _TEMPLATES]
+
 #: Message ids this reader turns into events (a line with one of these ids whose text
 #: is not recognised is reported as such).
 CONNECTION_IDS = frozenset(i for f in FAMILIES for i in f.ids.split())
@@ -216,15 +251,35 @@ class CiscoAsaReader(PolarsLineReader):
         frame = frame.with_columns(
             msgid=strings(arr, np.where(stop >= 6, stop - 6, -1), stop),
             body=strings(arr, start, end)).drop("line", "before_marker")
-        return _events(_match_families(frame))
+        return _events(_match_families(frame, arr, relative(arr, start)))
 
 
-def _match_families(frame: pl.DataFrame) -> pl.DataFrame:
-    """Which family each body is (literal tests, :data:`PROBES`), then its fields.
+def _match_families(frame: pl.DataFrame, arr: pa.Array, start: np.ndarray) -> pl.DataFrame:
+    """Which family each body is, and its fields.
 
-    Each family's capturing regex runs only on its own rows: one capture per line.  A
-    body that passes a probe but not its family's regex is "text not recognised".
+    The common texts go through the compiled :data:`TEMPLATES` (one pass, no regex);
+    the rest is told by literal tests (:data:`PROBES`) and read by its family's
+    capturing regex, run only on its own rows.  A body that passes a probe but not its
+    family's regex is "text not recognised".
     """
+    which, fs, fe = TEMPLATES.match(arr, start)
+    fam = np.array([*TEMPLATE_FAMILY, -1])[which]  # which is -1 where none matched
+    outcome = np.array([-1 if f.outcome is None else f.outcome for f in FAMILIES])[fam]
+    matched = fam >= 0
+    frame = frame.with_row_index("_row").with_columns(
+        [strings(arr, fs[:, i], fe[:, i]).alias(name) for i, name in enumerate(TEMPLATES.names)]
+        + [pl.Series("_fam", fam, pl.Int32).replace(-1, None),
+           pl.Series("_out", np.where(matched & (outcome >= 0), outcome, -1)).replace(-1, None)])
+    frame = frame.with_columns([pl.lit(None, pl.String).alias(c) for c in _COLUMNS
+                                if c not in frame.columns])
+    rest = frame.filter(pl.col("_fam").is_null() & pl.col("body").is_not_null())
+    if rest.height:
+        frame = frame.update(_regex_fields(rest), on="_row")
+    return frame
+
+
+def _regex_fields(rest: pl.DataFrame) -> pl.DataFrame:
+    """Family (by :data:`PROBES`) and fields (by the family's regex) of ``rest``."""
     body = pl.col("body")
     number_of = {f.ids.split()[0]: n for n, f in enumerate(FAMILIES)}
     fam: pl.Expr = pl.lit(None, pl.Int32)
@@ -235,21 +290,21 @@ def _match_families(frame: pl.DataFrame) -> pl.DataFrame:
         if has is not None:
             test = test & body.str.contains(has, literal=True)
         fam = pl.when(test).then(number_of[first_id]).otherwise(fam)
-    frame = frame.with_row_index("_row").with_columns(_fam=fam)
+    rest = rest.select("_row", "body").with_columns(_fam=fam)
     parts = []
-    for (number,), part in frame.partition_by("_fam", as_dict=True).items():
-        if number is not None:
-            family = FAMILIES[number]
-            first = re.search(r"\?P<(\w+)>", family.regex)[1]  # type: ignore[index]
-            parts.append(part.select("_row", body.str.extract_groups(family.regex).alias("_g"))
-                         .unnest("_g").with_columns(_out=pl.lit(family.outcome, pl.Int64),
-                                                    _ok=pl.col(first).is_not_null()))
-    if parts:
-        frame = frame.join(pl.concat(parts, how="diagonal_relaxed"), on="_row", how="left",
-                           maintain_order="left")
-        frame = frame.with_columns(_fam=pl.when(pl.col("_ok")).then(pl.col("_fam")))
-    missing = [c for c in (*_COLUMNS, "_out") if c not in frame.columns]
-    return frame.with_columns([pl.lit(None, pl.String).alias(c) for c in missing])
+    for (number,), part in rest.partition_by("_fam", as_dict=True).items():
+        if number is None:
+            continue
+        family = FAMILIES[number]
+        first = re.search(r"\?P<(\w+)>", family.regex)[1]  # type: ignore[index]
+        part = part.with_columns(_g=body.str.extract_groups(family.regex)).unnest("_g")
+        ok = pl.col(first).is_not_null()
+        parts.append(part.with_columns(
+            _fam=pl.when(ok).then(pl.col("_fam")),
+            _out=pl.when(ok).then(pl.lit(family.outcome, pl.Int64))).drop("body"))
+    if not parts:
+        return rest.select("_row").with_columns(_fam=pl.lit(None, pl.Int32))
+    return pl.concat(parts, how="diagonal_relaxed")
 
 
 def _skip_reason(msgid: str) -> str:

@@ -35,6 +35,7 @@ Value grammars (:class:`KeyValueStyle`):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numba
@@ -97,12 +98,16 @@ def _key_at(data, p, e, two_word):  # pragma: no cover - jit
 
 
 @numba.njit(cache=True)
-def _match_key(data, ks, ke, keys, key_off):  # pragma: no cover - jit
+def _match_key(data, ks, ke, keys, key_off, by_len):  # pragma: no cover - jit
+    """Index of the wanted key equal to data[ks:ke], or -1.
+
+    ``by_len[n]`` lists (as a range into ``key_off`` order) the keys of length n.
+    """
     n = ke - ks
-    for j in range(key_off.shape[0] - 1):
+    if n >= by_len.shape[0] - 1:
+        return -1
+    for j in range(by_len[n], by_len[n + 1]):
         a = key_off[j]
-        if key_off[j + 1] - a != n:
-            continue
         same = True
         for i in range(n):
             if data[ks + i] != keys[a + i]:
@@ -114,7 +119,7 @@ def _match_key(data, ks, ke, keys, key_off):  # pragma: no cover - jit
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
-def _kv_spans(data, offsets, start, keys, key_off, to_next_key, two_word,
+def _kv_spans(data, offsets, start, keys, key_off, by_len, to_next_key, two_word,
               pipe):  # pragma: no cover - jit
     n = offsets.shape[0] - 1
     m = key_off.shape[0] - 1
@@ -140,7 +145,7 @@ def _kv_spans(data, offsets, start, keys, key_off, to_next_key, two_word,
             if ke < 0:
                 p += 1
                 continue
-            j = _match_key(data, p, ke, keys, key_off)
+            j = _match_key(data, p, ke, keys, key_off, by_len)
             # the value
             if v < e and data[v] == 34:  # "quoted"
                 q = v + 1
@@ -252,30 +257,23 @@ def _after(data, offsets, pos, stops):  # pragma: no cover - jit
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _gather(data, s, e):  # pragma: no cover - jit
-    n = s.shape[0]
-    offsets = np.zeros(n + 1, np.int64)
-    total = 0
-    for i in range(n):
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _copy_spans(data, s, e, offsets, out):  # pragma: no cover - jit
+    for i in numba.prange(s.shape[0]):
         if s[i] >= 0:
-            total += e[i] - s[i]
-        offsets[i + 1] = total
-    out = np.empty(total, np.uint8)
-    k = 0
-    for i in range(n):
-        if s[i] >= 0:
-            for j in range(s[i], e[i]):
-                out[k] = data[j]
-                k += 1
-    return offsets, out
+            out[offsets[i]:offsets[i + 1]] = data[s[i]:e[i]]
 
 
 def span_strings(values: pa.Array, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     """The spans (absolute byte offsets into ``values``' data, -1: null) as strings."""
     _, _, data = string_buffers(values)
-    offsets, out = _gather(data, starts, ends)
+    starts = np.asarray(starts, np.int64)
+    ends = np.asarray(ends, np.int64)
     missing = starts < 0
+    offsets = np.zeros(len(starts) + 1, np.int64)
+    np.cumsum(np.where(missing, 0, ends - starts), out=offsets[1:])
+    out = np.empty(int(offsets[-1]), np.uint8)
+    _copy_spans(data, starts, ends, offsets, out)
     validity = None
     if missing.any():
         validity = pa.array(~missing).buffers()[1]
@@ -291,14 +289,18 @@ def key_values(values: pa.Array | pa.ChunkedArray, keys: list[str], style: KeyVa
     ``start[i]`` is the byte of line ``i`` where the pairs begin (-1: none); default 0.
     """
     arr, offsets, data = string_buffers(values)
-    encoded = [k.encode() for k in keys]
+    # keys sorted by length, so the kernel compares a token only with keys as long
+    order = sorted(range(len(keys)), key=lambda j: len(keys[j].encode()))
+    encoded = [keys[j].encode() for j in order]
     table = np.frombuffer(b"".join(encoded), np.uint8) if encoded else np.zeros(0, np.uint8)
     key_off = np.zeros(len(encoded) + 1, np.int64)
     key_off[1:] = np.cumsum([len(k) for k in encoded])
+    longest = max((len(k) for k in encoded), default=0)
+    by_len = np.searchsorted([len(k) for k in encoded], np.arange(longest + 2)).astype(np.int64)
     begin = np.zeros(len(arr), np.int64) if start is None else np.asarray(start, np.int64)
-    vs, ve = _kv_spans(data, offsets, begin, table, key_off, style.to_next_key,
+    vs, ve = _kv_spans(data, offsets, begin, table, key_off, by_len, style.to_next_key,
                        style.two_word_keys, style.pipe_separates)
-    return {k: span_strings(arr, vs[:, j], ve[:, j]) for j, k in enumerate(keys)}
+    return {keys[j]: span_strings(arr, vs[:, i], ve[:, i]) for i, j in enumerate(order)}
 
 
 def delimited_spans(values: pa.Array | pa.ChunkedArray, start: np.ndarray, nfields: int,
@@ -343,5 +345,150 @@ def relative(values: pa.Array | pa.ChunkedArray, absolute: np.ndarray) -> np.nda
 
 def strings(values: pa.Array | pa.ChunkedArray, starts: np.ndarray,
             ends: np.ndarray) -> pl.Series:
-    """:func:`span_strings` as a Polars string series."""
+    """:func:`span_strings` as a Polars string series (all-null spans cost nothing)."""
+    starts = np.asarray(starts, np.int64)
+    if not (starts >= 0).any():
+        return pl.repeat(None, len(starts), dtype=pl.String, eager=True)
     return pl.Series(span_strings(values, starts, ends)).cast(pl.String)
+
+
+# --- templates: scanf-like matching of fixed message texts ------------------------------
+
+_LITERAL, _FIELD = 0, 1
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Message texts like ``Deny {proto} src {in_if*}:{src}/{sport} dst ...``, compiled.
+
+    ``{name}`` is a field without spaces, ``{name*}`` one that may hold spaces, ``{_}``
+    a field that is skipped.  A field ends at the first place the literal text after
+    it follows (scanf's rule), so a template is only for texts whose fields cannot
+    contain that literal; anything else belongs to a regex.  A template matches a prefix
+    of the text (what follows its last literal is ignored).
+    """
+
+    texts: tuple[str, ...]
+    names: tuple[str, ...]  # the field slots, in order of first appearance
+    ops: np.ndarray  # (kind, literal start, literal length, slot, spaces allowed)
+    op_off: np.ndarray  # template i is ops[op_off[i]:op_off[i + 1]]
+    pool: np.ndarray  # the literal bytes
+
+    @classmethod
+    def compile(cls, texts: list[str]) -> Templates:
+        names: list[str] = []
+        ops: list[tuple[int, int, int, int, int]] = []
+        pool = bytearray()
+        op_off = [0]
+        for text in texts:
+            parts = re.split(r"(\{\w+\*?\})", text)
+            previous_field = False
+            for part in parts:
+                if not part:
+                    continue
+                if part.startswith("{"):
+                    if previous_field:
+                        raise ValueError(f"two fields without text between them: {text!r}")
+                    name = part.strip("{}*")
+                    slot = -1
+                    if name != "_":
+                        if name not in names:
+                            names.append(name)
+                        slot = names.index(name)
+                    ops.append((_FIELD, 0, 0, slot, int(part.endswith("*}"))))
+                    previous_field = True
+                else:
+                    raw = part.encode()
+                    ops.append((_LITERAL, len(pool), len(raw), -1, 0))
+                    pool += raw
+                    previous_field = False
+            op_off.append(len(ops))
+        return cls(tuple(texts), tuple(names), np.array(ops, np.int64).reshape(-1, 5),
+                   np.array(op_off, np.int64), np.frombuffer(bytes(pool), np.uint8).copy())
+
+    def match(self, values: pa.Array | pa.ChunkedArray,
+              start: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(template index or -1, field starts, field ends)`` per line, text from ``start``.
+
+        Spans are absolute byte offsets (for :func:`span_strings`), one column per name.
+
+        >>> t = Templates.compile(["Deny {proto} src {src}/{sport} dst", "Deny {proto} src {src}"])
+        >>> arr = pa.array(["Deny tcp src 1.2.3.4/55 dst x", "Deny udp src ::1", "Allow"])
+        >>> which, fs, fe = t.match(arr, np.zeros(3, np.int64))
+        >>> which.tolist(), span_strings(arr, fs[:, 1], fe[:, 1]).to_pylist()
+        ([0, 1, -1], ['1.2.3.4', '::1', None])
+        """
+        _, offsets, data = string_buffers(values)
+        return _match_templates(data, offsets, np.asarray(start, np.int64), self.ops,
+                                self.op_off, self.pool, len(self.names))
+
+
+@numba.njit(cache=True)
+def _literal_at(data, q, e, pool, a, n):  # pragma: no cover - jit
+    if q + n > e:
+        return False
+    for i in range(n):  # noqa: SIM110 - numba compiles no generator expressions
+        if data[q + i] != pool[a + i]:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _match_one(data, s, e, ops, lo, hi, pool, fs, fe):  # pragma: no cover - jit
+    p = s
+    for i in range(lo, hi):
+        kind = ops[i, 0]
+        if kind == _LITERAL:
+            if not _literal_at(data, p, e, pool, ops[i, 1], ops[i, 2]):
+                return False
+            p += ops[i, 2]
+            continue
+        spaces = ops[i, 4] == 1
+        q = p
+        if i + 1 < hi:  # the field ends where the next literal starts
+            a = ops[i + 1, 1]
+            n = ops[i + 1, 2]
+            while True:
+                if q >= e:
+                    return False
+                if q > p and _literal_at(data, q, e, pool, a, n):
+                    break
+                if data[q] == 32 and not spaces:
+                    return False
+                q += 1
+        else:  # a last field runs to the end of its token (or of the text)
+            while q < e and (spaces or data[q] != 32):
+                q += 1
+            if q == p:
+                return False
+        slot = ops[i, 3]
+        if slot >= 0:
+            fs[slot] = p
+            fe[slot] = q
+        p = q
+    return True
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _match_templates(data, offsets, start, ops, op_off, pool,
+                     nslots):  # pragma: no cover - jit
+    n = offsets.shape[0] - 1
+    which = np.full(n, -1, np.int64)
+    fs = np.full((n, nslots), -1, np.int64)
+    fe = np.full((n, nslots), -1, np.int64)
+    for row in numba.prange(n):
+        if start[row] < 0:
+            continue
+        s = offsets[row] + start[row]
+        e = offsets[row + 1]
+        ts = np.empty(nslots, np.int64)
+        te = np.empty(nslots, np.int64)
+        for t in range(op_off.shape[0] - 1):
+            ts[:] = -1
+            te[:] = -1
+            if _match_one(data, s, e, ops, op_off[t], op_off[t + 1], pool, ts, te):
+                which[row] = t
+                fs[row] = ts
+                fe[row] = te
+                break
+    return which, fs, fe
