@@ -70,8 +70,8 @@ def test_nmap_from_random_ttls_and_raw_windows():
     assert _tool(rows) == ""
 
 
-def test_hping3_from_window_64():
-    rows = [ev(SRC, "192.0.2.9", 1 + i, t=i, ttl=64, window=64, sport=3000 + i)
+def test_hping3_from_its_default_window():
+    rows = [ev(SRC, "192.0.2.9", 1 + i, t=i, ttl=64, window=512, sport=3000 + i)
             for i in range(30)]
     assert _tool(rows) == "hping3"
 

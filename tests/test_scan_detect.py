@@ -131,6 +131,20 @@ def test_target_answers_in_a_capture_do_not_make_the_target_a_scanner(tmp_path):
     assert found[scanner]["rejected"] == 40
 
 
+def test_icmp_errors_answering_a_udp_probe_are_replies(tmp_path):
+    scanner, target = "198.51.100.66", "192.0.2.5"
+    rows = []
+    for p in range(30):
+        rows.append(ev(scanner, target, 2000 + p, t=p, proto=17, outcome="rejected"))
+        rows.append(ev(target, scanner, None, t=p + 0.001, proto=1, icmp_type=3,
+                       outcome="unknown"))
+    with Store.open(tmp_path / "u.duckdb") as store:
+        put(store, rows)
+        detect(store)
+        found = _rows(store)
+    assert set(found) == {scanner} and found[scanner]["type"] == "udp"
+
+
 def test_campaigns_group_a_network_and_a_shared_port_set(tmp_path):
     rows = []
     # four quiet sources of one /24 probing the same ports on the same day

@@ -23,8 +23,10 @@ system would fill differently.  Each rule below was read from the tool's source:
 * **Mirai** and its descendants put the target's IPv4 address in the TCP sequence
   number (``tcph->seq = iph->daddr`` in ``mirai/bot/scanner.c`` of the published
   source; Antonakakis et al., USENIX Security 2017) and pick 23 or 2323.
-* **hping3** sends TCP with a window of 64 and TTL 64 by default (``hping3 --help``:
-  ``-w --win winsize (default 64)``, ``-t --ttl (default 64)``).
+* **hping3** sends TCP with a window of 512 and TTL 64 by default (``hping2.h``:
+  ``DEFAULT_SRCWINSIZE 512``, ``DEFAULT_TTL 64``; its ``--help`` text claims a window of
+  64, but the packets of Debian's hping3 3.a2 carry 512, as its source says), from a
+  random base source port incremented by one per packet.
 
 A source gets the tool that at least half of its probes match (nmap: 80 %, since a TTL
 of 59 or less is common on its own), checked in the order above; otherwise none.
@@ -61,6 +63,8 @@ MARK_BITS = {"mirai": MIRAI, "masscan": MASSCAN, "masscan-noseq": MASSCAN_NOSEQ,
 ZMAP_IP_ID = 54321
 #: TCP windows of nmap's raw probes.
 NMAP_WINDOWS = (1024, 2048, 3072, 4096)
+#: hping3's default TCP window (hping2.h DEFAULT_SRCWINSIZE).
+HPING3_WINDOW = 512
 #: Largest TTL an nmap raw packet can arrive with: it draws 37..59.
 NMAP_MAX_TTL = 59
 #: Shares of a source's probes a tool's mark must cover.
@@ -87,7 +91,7 @@ def probe_marks(p: Probes) -> np.ndarray:
                       MASSCAN_NOSEQ, 0)
     nmap_window = ~tcp | np.isin(p.window, NMAP_WINDOWS)
     marks |= np.where((p.ttl >= 1) & (p.ttl <= NMAP_MAX_TTL) & nmap_window & ~zmap, NMAP, 0)
-    marks |= np.where(tcp & (p.window == 64), HPING3, 0)
+    marks |= np.where(tcp & (p.window == HPING3_WINDOW) & (p.ttl >= 1) & (p.ttl <= 64), HPING3, 0)
     return marks
 
 

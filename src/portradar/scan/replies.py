@@ -13,8 +13,9 @@ packet in the opposite direction, sent at most ``window`` seconds before it:
   conversation): the reverse packet must have the ports swapped;
 * UDP and UDP-Lite: the same (a DNS answer comes from port 53 to the query's port);
 * ICMP / ICMPv6 echo reply: an echo request in the other direction;
-* ICMP / ICMPv6 errors: any packet in the other direction (the quoted header that
-  would pin it down is not part of the event schema).
+* ICMP / ICMPv6 errors: any packet in the other direction, of any protocol (the UDP
+  probe a port unreachable answers; the quoted header that would pin it down is not
+  part of the event schema).
 
 Default ``window``: 120 seconds, Linux conntrack's timeout for a UDP stream
 (``nf_conntrack_udp_timeout_stream``), the longest a stateful firewall itself would
@@ -76,11 +77,12 @@ def reply_rowids(con: duckdb.DuckDBPyConnection, scope_sql: str = "TRUE",
                 FROM {table} r SEMI JOIN _reply_hosts ON r.src_hi = h AND r.src_lo = l)
             SELECT DISTINCT c.rid FROM cand c JOIN rev r
               ON r.src_hi = c.dst_hi AND r.src_lo = c.dst_lo AND r.dst_hi = c.src_hi
-             AND r.dst_lo = c.src_lo AND r.proto = c.proto
+             AND r.dst_lo = c.src_lo
             WHERE r.ts <= c.ts AND epoch_us(c.ts) - epoch_us(r.ts) <= {int(window * 1e6)}
-              AND (c.proto IN (1, 58) OR (r.sport = c.dport AND r.dport = c.sport))
+              AND (c.proto IN (1, 58)
+                   OR (r.proto = c.proto AND r.sport = c.dport AND r.dport = c.sport))
               AND (c.proto NOT IN (1, 58) OR c.icmp_type NOT IN (0, 129)
-                   OR r.icmp_type IN (8, 128))
+                   OR (r.proto = c.proto AND r.icmp_type IN (8, 128)))
             ORDER BY 1"""
     ).fetchnumpy()
     con.execute("DROP TABLE IF EXISTS _reply_hosts")
