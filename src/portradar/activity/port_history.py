@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from portradar.activity.periods import proto_number, table_for
-from portradar.store.duckdb_store import Store
+from portradar.store.duckdb_store import Store, first_row
 
 
 def port_history(
@@ -22,9 +22,9 @@ def port_history(
     table = table_for(period)
     step = "INTERVAL 1 HOUR" if period == "hour" else "INTERVAL 1 DAY"
     cast = "TIMESTAMP" if period == "hour" else "DATE"
-    end = store.con.execute(
+    end = first_row(store.con.execute(
         f"SELECT max(bucket) FROM {table} WHERE sensor = ?", [sensor]
-    ).fetchone()[0]  # type: ignore[index]
+    ))[0]  # type: ignore[index]
     if end is None:
         return []
     rows = store.con.execute(

@@ -13,16 +13,16 @@ from typing import Any
 
 from portradar.activity.periods import proto_name, proto_number, table_for
 from portradar.errors import PortradarError
-from portradar.store.duckdb_store import Store
+from portradar.store.duckdb_store import Store, first_row
 
 RANK_BY = ("records", "sources", "targets")
 
 
 def latest_bucket(store: Store, period: str, sensor: str = "*") -> Any:
     table = table_for(period)
-    return store.con.execute(
+    return first_row(store.con.execute(
         f"SELECT max(bucket) FROM {table} WHERE sensor = ?", [sensor]
-    ).fetchone()[0]  # type: ignore[index]
+    ))[0]  # type: ignore[index]
 
 
 def top_ports(

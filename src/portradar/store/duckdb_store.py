@@ -58,6 +58,15 @@ _NAMED_COLUMNS = (("sensor", "sensor"), ("rule", "rule"), ("in_iface", "iface"),
 ACTIVITY_REFRESHERS: list[Callable[[Store, Any, Any], None]] = []
 
 
+def first_row(cursor: duckdb.DuckDBPyConnection) -> Any:
+    """The first row of a query (None when there is none), with the result consumed.
+
+    DuckDB 2 refuses a new query while a result is still open, so never ``fetchone``.
+    """
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
+
+
 def _sql(name: str) -> str:
     return files("portradar.store").joinpath(name).read_text()
 
@@ -97,10 +106,10 @@ class Store:
 
     def _migrate(self) -> None:
         self.con.execute(_sql("schema.sql"))
-        if not self.con.execute("SELECT count(*) FROM outcomes").fetchone()[0]:  # type: ignore[index]
+        if not first_row(self.con.execute("SELECT count(*) FROM outcomes"))[0]:  # type: ignore[index]
             self.con.executemany("INSERT INTO outcomes VALUES (?, ?)",
                                  [(int(o), o.label) for o in Outcome])
-        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        row = first_row(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'"))
         if row is None:
             self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         elif int(row[0]) > SCHEMA_VERSION:
@@ -147,8 +156,8 @@ class Store:
                 [kind, wanted]).fetchall())
             missing = [t for t in wanted if t not in known]
             if missing:
-                (top,) = self.con.execute(
-                    "SELECT coalesce(max(id), 0) FROM names WHERE kind = ?", [kind]).fetchone()  # type: ignore[misc]
+                (top,) = first_row(self.con.execute(
+                    "SELECT coalesce(max(id), 0) FROM names WHERE kind = ?", [kind]))  # type: ignore[misc]
                 new = {t: top + 1 + i for i, t in enumerate(missing)}
                 self.con.executemany("INSERT INTO names VALUES (?, ?, ?)",
                                      [(kind, i, t) for t, i in new.items()])
@@ -190,7 +199,7 @@ class Store:
         """Recompute hourly and daily port activity for dirty days; returns days refreshed."""
         if self.read_only:
             return 0
-        n = self.con.execute("SELECT count(*) FROM activity_dirty").fetchone()[0]  # type: ignore[index]
+        n = first_row(self.con.execute("SELECT count(*) FROM activity_dirty"))[0]  # type: ignore[index]
         if not n:
             return 0
         with self.transaction():
@@ -198,7 +207,7 @@ class Store:
             self.con.execute(
                 "CREATE OR REPLACE TEMP TABLE _dirty AS SELECT DISTINCT day FROM activity_dirty"
             )
-            lo, hi = self.con.execute("SELECT min(day), max(day) FROM _dirty").fetchone()  # type: ignore[misc]
+            lo, hi = first_row(self.con.execute("SELECT min(day), max(day) FROM _dirty"))  # type: ignore[misc]
             self.con.execute(
                 """DELETE FROM port_activity_hourly WHERE CAST(bucket AS DATE) IN
                    (SELECT day FROM _dirty)"""
@@ -288,7 +297,7 @@ class Store:
 
     # -- settings --------------------------------------------------------------------
     def setting(self, key: str, default: str | None = None) -> str | None:
-        row = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        row = first_row(self.con.execute("SELECT value FROM meta WHERE key = ?", [key]))
         return row[0] if row else default
 
     def set_setting(self, key: str, value: str) -> None:
@@ -304,15 +313,15 @@ class Store:
         days = int(self.setting("retention_days", "0") or 0)
         if days <= 0 or self.read_only:
             return 0
-        newest = self.con.execute("SELECT max(ts) FROM event_rows").fetchone()[0]  # type: ignore[index]
+        newest = first_row(self.con.execute("SELECT max(ts) FROM event_rows"))[0]  # type: ignore[index]
         if newest is None:
             return 0
         self.refresh_activity()
         with self.transaction():
-            n = self.con.execute(
+            n = first_row(self.con.execute(
                 "SELECT count(*) FROM event_rows WHERE ts < CAST(? AS TIMESTAMP) - to_days(?)",
                 [newest, days],
-            ).fetchone()[0]  # type: ignore[index]
+            ))[0]  # type: ignore[index]
             if n:
                 self.con.execute(
                     "DELETE FROM event_rows WHERE ts < CAST(? AS TIMESTAMP) - to_days(?)",

@@ -21,7 +21,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from portradar.store.duckdb_store import Store
+from portradar.store.duckdb_store import Store, first_row
 
 #: How much of an input's start identifies it.
 HEAD_BYTES = 4096
@@ -75,7 +75,7 @@ def create(store: Store, head: bytes, name: str, fmt: str) -> int:
     """Start a ledger entry for a new input; returns its id."""
     length, sha = fingerprint(head)
     now = datetime.now(tz=UTC)
-    (input_id,) = store.con.execute("SELECT nextval('input_ids')").fetchone()  # type: ignore[misc]
+    (input_id,) = first_row(store.con.execute("SELECT nextval('input_ids')"))  # type: ignore[misc]
     store.con.execute(
         """INSERT INTO inputs VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, NULL, ?, ?)""",
         [input_id, length, sha, name, name, fmt, now, now],
