@@ -273,7 +273,9 @@ def _close(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool,
     # a jump is not growth: the bucket before the top must already hold a quarter of it
     # (a doubling time under half a bucket is a jump at this resolution)
     gradual = m >= 2 and ys[m - 2] >= ys[m - 1] + math.log(0.25)
-    if epf[_F_MAXS] < sp[_ONESRC]:
+    # one loud source: the sources never left their band, or the records were far more
+    # surprising than the sources (ten thousand times less likely)
+    if epf[_F_MAXS] < sp[_ONESRC] or epf[_F_MAXR] >= epf[_F_MAXS] + 4.0:
         epi[_I_KIND] = ONE_SOURCE
     elif (t_grow - onset + 1 >= sp[_GMIN] and gradual and slope > 0 and r2 >= sp[_GR2]
           and slope * (m - 1) >= math.log(sp[_GFAC])):
