@@ -13,6 +13,7 @@ from portradar.cli.app import cli
 from portradar.errors import InputError
 from portradar.events.addresses import key_to_text
 from portradar.ingest.generic_table import GenericTableReader
+from portradar.ingest.pipeline import ingest_input
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.registry import get_reader
 from portradar.store import Store
@@ -114,6 +115,19 @@ def test_action_words_can_be_overridden():
     assert row["outcome"] == "unknown"
     (row,) = parse(text, GenericTableReader(), ReadOptions(actions={"noted": "rejected"}))
     assert row["outcome"] == "rejected"
+
+
+def test_resuming_a_grown_table_reads_its_header_first(tmp_path, store):
+    line = "{p},1.2.3.4,198.51.100.7,2024-02-01T10:00:00Z,udp\n"
+    table = tmp_path / "probes.csv"
+    table.write_text("dport,dst,src,ts,proto\n" + "".join(line.format(p=p) for p in range(20)))
+    first = ingest_input(store, table, fmt="generic")
+    with table.open("a") as fh:
+        fh.write("".join(line.format(p=p) for p in range(20, 30)))
+    grown = ingest_input(store, table, fmt="generic")
+    assert (first.events, grown.events, grown.skipped, grown.status) == (20, 10, {}, "ingested")
+    ports = store.con.execute("select min(dport), max(dport), count(*) from events").fetchone()
+    assert ports == (0, 29, 30)
 
 
 def test_bad_rows_are_counted_by_reason():

@@ -16,6 +16,7 @@ from header_reader_fuzz import fuzz_tests
 
 from portradar.cli.app import cli
 from portradar.events.addresses import key_to_text
+from portradar.ingest.pipeline import ingest_input
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.sniff import sniff_format
 from portradar.ingest.windows_firewall import WindowsFirewallReader
@@ -102,6 +103,22 @@ def test_other_field_order_extra_columns_and_utc():
     assert (local["dport"], local["ts"]) == (445, datetime(2024, 1, 15, 9, tzinfo=UTC))
     assert (utc["dport"], utc["ts"]) == (139, datetime(2024, 1, 15, 10, tzinfo=UTC))
     assert local["bytes"] is None and local["tcp_flags"] is None
+
+
+def test_resuming_a_grown_log_replays_its_header(tmp_path, store):
+    head = ("#Software: Microsoft Windows Firewall\n"
+            "#Fields: action time date src-ip src-port dst-ip dst-port protocol path pid\n")
+    line = "DROP 10:00:00 2024-01-15 198.51.100.7 4444 192.0.2.10 {p} TCP RECEIVE 4\n"
+    log = tmp_path / "pfirewall.log"
+    log.write_text(head + "".join(line.format(p=p) for p in range(10)))
+    options = ReadOptions(tz="UTC")
+    first = ingest_input(store, log, options=options)
+    with log.open("a") as fh:
+        fh.write("".join(line.format(p=p) for p in range(10, 15)))
+    grown = ingest_input(store, log, options=options)
+    assert (first.events, grown.events, grown.skipped) == (10, 5, {})
+    ports = store.con.execute("select min(dport), max(dport), count(*) from events").fetchone()
+    assert ports == (0, 14, 15)
 
 
 def test_bad_lines_are_counted_by_reason():

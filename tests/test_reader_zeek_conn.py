@@ -21,6 +21,7 @@ from logstash_spec import spec_messages
 from portradar.cli.app import cli
 from portradar.errors import FormatError
 from portradar.events.addresses import key_to_text
+from portradar.ingest.pipeline import ingest_input
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.sniff import sniff_format
 from portradar.ingest.zeek_conn import CONN_FIELDS, CONN_FIELDS_OLD, ZeekConnReader
@@ -180,6 +181,43 @@ def test_header_state_carries_across_chunks_and_rotation():
     ports = [p for c in chunks for p in c.batch.column("dport").to_pylist()]
     assert len(ports) == 3001 and stats.skipped_total == 0
     assert ports[:3] == [0, 1, 2] and ports[-1] == 3389
+
+
+class OneWay:
+    """A stream that cannot seek (standard input, a pipe)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._io = io.BytesIO(data)
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        return self._io.read(size)
+
+    def readinto(self, view: memoryview) -> int:
+        return self._io.readinto(view)
+
+
+def test_resuming_a_grown_log_replays_its_header(tmp_path, store):
+    fields = ["id.resp_p", "id.resp_h", "proto", "ts", "id.orig_p", "id.orig_h", "conn_state"]
+    line = "{p}\t192.0.2.1\ttcp\t1700000000.5\t4444\t198.51.100.7\tS0\n"
+    log = tmp_path / "conn.log"
+    log.write_text(header(fields) + "".join(line.format(p=p) for p in range(100)))
+    first = ingest_input(store, log)
+    with log.open("a") as fh:
+        fh.write("".join(line.format(p=p) for p in range(100, 150)))
+    grown = ingest_input(store, log)
+    assert (first.events, grown.events, grown.resumed_at, grown.skipped) == (100, 50, 108, {})
+    ports = store.con.execute("select min(dport), max(dport), count(*) from events").fetchone()
+    assert ports == (0, 149, 150)
+    # the same from a stream that cannot seek: the header is read through, not sought
+    data = log.read_bytes()
+    offset = data.index(line.format(p=100).encode())
+    chunks = list(ZeekConnReader().read(OneWay(data), start_offset=offset,
+                                        options=ReadOptions(), stats=ReadStats()))
+    assert [c.batch.column("dport").to_pylist() for c in chunks] == [list(range(100, 150))]
+    assert chunks[-1].offset == len(data)
 
 
 def test_json_lines():

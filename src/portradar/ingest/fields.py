@@ -38,7 +38,7 @@ offsets without a copy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import numba
 import numpy as np
@@ -589,3 +589,86 @@ def count_quietly(stats: ReadStats, reason: str, count: int) -> None:
     """Count well-formed records that are not probes (never an error, even when strict)."""
     if count > 0:
         stats.skipped[reason] += count
+
+
+def prefix_lines(stream: BinaryIO, end: int, mark: int | None) -> list[bytes]:
+    """Lines among the first ``end`` bytes of ``stream`` that start with the byte ``mark``.
+
+    For readers whose records depend on header lines (Zeek's ``#fields``, a CSV
+    header): when the pipeline resumes a grown file at ``end``, the header is before
+    it.  With ``mark`` None only the first non-blank line is returned.  The stream is
+    left at ``end`` (sought when seekable, read through otherwise); only header lines
+    are kept, so a long prefix costs one sequential read.
+    """
+    if stream.seekable():
+        stream.seek(0)
+    found: list[bytes] = []
+    carry = b""
+    remaining = end
+    want = b"\n" + bytes([0 if mark is None else mark])
+    first_pending = True
+    while remaining > 0:
+        data = stream.read(min(remaining, 8 << 20))
+        if not data:
+            break
+        remaining -= len(data)
+        block = carry + data
+        cut = len(block) if remaining <= 0 else block.rfind(b"\n") + 1
+        whole, carry = block[:cut], block[cut:]
+        if mark is None:
+            if first_pending:
+                for line in whole.split(b"\n"):
+                    if line.strip():
+                        found.append(line.rstrip(b"\r"))
+                        first_pending = False
+                        break
+            if not first_pending and stream.seekable():
+                break
+            continue
+        if whole[:1] == bytes([mark]):  # a block always starts at a line start
+            stop = whole.find(b"\n")
+            found.append(whole[:stop if stop >= 0 else len(whole)])
+        at = whole.find(want)
+        while at >= 0:
+            stop = whole.find(b"\n", at + 1)
+            found.append(whole[at + 1:stop if stop >= 0 else len(whole)])
+            at = whole.find(want, at + 1)
+    if stream.seekable():
+        stream.seek(end)
+    return [line.rstrip(b"\r") for line in found]
+
+
+class Positioned:
+    """A stream already at ``position``: :func:`portradar.ingest.lines.skip_to` is a no-op.
+
+    After :func:`prefix_lines` has read through a non-seekable input up to the resume
+    offset, the line reader must not skip that many bytes again.
+    """
+
+    def __init__(self, stream: BinaryIO, position: int) -> None:
+        self._stream = stream
+        self._position = position
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence != 0 or offset != self._position:
+            raise ValueError("a resumed stream can only stay where it is")
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._position += len(data)
+        return data
+
+    def readinto(self, view: memoryview) -> int:
+        reader = getattr(self._stream, "readinto", None)
+        if reader is not None:
+            n = int(reader(view) or 0)
+        else:
+            data = self._stream.read(len(view))
+            n = len(data)
+            view[:n] = data
+        self._position += n
+        return n

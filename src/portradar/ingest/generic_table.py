@@ -45,8 +45,8 @@ as generic by guessing.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Iterator, Mapping
+from typing import BinaryIO, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -59,7 +59,7 @@ from portradar.ingest import fields as f
 from portradar.ingest import json_lines as jl
 from portradar.ingest.iptables import outcome_for_prefix
 from portradar.ingest.lines import LineReader, line_bounds
-from portradar.ingest.reader import ReadOptions, ReadStats
+from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_time import (
     YearState,
@@ -151,6 +151,20 @@ class GenericTableReader(LineReader):
         batch = self.parse_lines(buf, starts, ends, 1, options, stats)
         stats.events += batch.num_rows
         return batch
+
+    def read(self, stream: BinaryIO, *, start_offset: int, options: ReadOptions,
+             stats: ReadStats, start_line: int = 1) -> Iterator[ReadChunk]:
+        """Read from ``start_offset``, first reading the CSV header before it."""
+        if start_offset > 0:
+            first = f.prefix_lines(stream, start_offset, None)
+            if first:
+                if self.fmt == "auto":
+                    self.fmt = "jsonl" if first[0].lstrip()[:1] == b"{" else "csv"
+                if self.fmt == "csv" and self._header is None:
+                    self._read_header(first[0])
+            stream = f.Positioned(stream, start_offset)  # type: ignore[assignment]
+        yield from super().read(stream, start_offset=start_offset, options=options,
+                                stats=stats, start_line=start_line)
 
     def parse_lines(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                     first_line: int, options: ReadOptions, stats: ReadStats) -> pa.RecordBatch:

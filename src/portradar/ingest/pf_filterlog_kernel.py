@@ -72,7 +72,7 @@ def _starts_with(buf, p, e, word):  # pragma: no cover - jit
     m = word.shape[0]
     if e - p < m:
         return False
-    for j in range(m):  # noqa: SIM110 - numba compiles no generator expressions
+    for j in range(m):
         if buf[p + j] != word[j]:
             return False
     return True

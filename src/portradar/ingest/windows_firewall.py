@@ -49,7 +49,8 @@ counted as such, never an error.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from collections.abc import Iterator
+from typing import BinaryIO, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -58,7 +59,7 @@ from portradar.events.schema import PROTO_NUMBERS, Outcome, make_batch
 from portradar.ingest import fields as f
 from portradar.ingest import iptables_kernel as ik
 from portradar.ingest.lines import LineReader, line_bounds
-from portradar.ingest.reader import ReadOptions, ReadStats
+from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_time import YearState, reference_time, resolve, zone
 
@@ -144,6 +145,16 @@ class WindowsFirewallReader(LineReader):
         batch = self.parse_lines(buf, starts, ends, 1, options, stats)
         stats.events += batch.num_rows
         return batch
+
+    def read(self, stream: BinaryIO, *, start_offset: int, options: ReadOptions,
+             stats: ReadStats, start_line: int = 1) -> Iterator[ReadChunk]:
+        """Read from ``start_offset``, first replaying the header lines before it."""
+        if start_offset > 0:
+            for line in f.prefix_lines(stream, start_offset, ord("#")):
+                self._directive(line.decode("utf-8", "replace"))
+            stream = f.Positioned(stream, start_offset)  # type: ignore[assignment]
+        yield from super().read(stream, start_offset=start_offset, options=options,
+                                stats=stats, start_line=start_line)
 
     def parse_lines(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                     first_line: int, options: ReadOptions, stats: ReadStats) -> pa.RecordBatch:

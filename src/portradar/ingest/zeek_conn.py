@@ -58,9 +58,9 @@ not tell (``unknown_transport``) are counted but carry no probe.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -69,7 +69,7 @@ from portradar.events.schema import PROTO_NUMBERS, Outcome, make_batch
 from portradar.ingest import fields as f
 from portradar.ingest import json_lines as jl
 from portradar.ingest.lines import LineReader, line_bounds
-from portradar.ingest.reader import ReadOptions, ReadStats
+from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_time import YearState, reference_time, resolve, zone
 
@@ -227,6 +227,16 @@ class ZeekConnReader(LineReader):
         batch = self.parse_lines(buf, starts, ends, 1, options, stats)
         stats.events += batch.num_rows
         return batch
+
+    def read(self, stream: BinaryIO, *, start_offset: int, options: ReadOptions,
+             stats: ReadStats, start_line: int = 1) -> Iterator[ReadChunk]:
+        """Read from ``start_offset``, first replaying the header lines before it."""
+        if start_offset > 0:
+            for line in f.prefix_lines(stream, start_offset, ord("#")):
+                self._directive(line)
+            stream = f.Positioned(stream, start_offset)  # type: ignore[assignment]
+        yield from super().read(stream, start_offset=start_offset, options=options,
+                                stats=stats, start_line=start_line)
 
     # -- chunk -------------------------------------------------------------------------
 
