@@ -100,6 +100,30 @@ FLAGS = f.bit_table({"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U":
                      "e": 0x40, "c": 0x80, "w": 0x80})
 
 
+def parse_mapping(text: str) -> dict[str, str]:
+    """The mapping of a ``--map`` option: ``field=column`` pairs separated by commas.
+
+    >>> parse_mapping("ts=time, src=source,dst=$.server.ip")
+    {'ts': 'time', 'src': 'source', 'dst': '$.server.ip'}
+    >>> parse_mapping("port=dpt")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    portradar.errors.InputError: --map: cannot map to 'port'; event fields are ts, src, ...
+    """
+    mapping: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        target, sep, column = item.partition("=")
+        target, column = target.strip(), column.strip()
+        if not sep or not column:
+            raise InputError(f"--map: {item.strip()!r} is not FIELD=COLUMN")
+        if target not in TARGETS:
+            raise InputError(f"--map: cannot map to {target!r}; event fields are "
+                             f"{', '.join(TARGETS)}")
+        mapping[target] = column
+    return mapping
+
+
 def _proto_number(text: str) -> int | None:
     text = text.strip()
     if text.isdigit():
