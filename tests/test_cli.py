@@ -111,3 +111,16 @@ def test_formats_lists_the_readers(env):
     run, _, _ = env
     names = {r["format"] for r in json.loads(run("formats", "--json").output)}
     assert {"iptables", "pcap"} <= names
+
+
+def test_generic_table_with_a_column_map(env):
+    run, _, tmp = env
+    table = tmp / "export.csv"
+    table.write_text("time,source,dest,port,proto\n"
+                     "2026-11-26T10:00:00Z,198.51.100.7,192.0.2.1,445,tcp\n"
+                     "2026-11-26T10:00:05Z,198.51.100.8,192.0.2.1,445,tcp\n")
+    out = json.loads(run("ingest", "--json", "--map",
+                         "ts=time,src=source,dst=dest,dport=port,proto=proto",
+                         str(table)).output)
+    assert (out[0]["format"], out[0]["events"]) == ("generic", 2)
+    assert "cannot map to" in run("ingest", "--map", "port=x", str(table), code=1).output

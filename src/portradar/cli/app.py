@@ -63,6 +63,14 @@ def _parse_actions(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--boot-time", help="Boot time (ISO) for raw dmesg uptime stamps.")
 @click.option("--action", "actions", multiple=True, metavar="PREFIX=OUTCOME",
               help="Outcome of a log prefix, e.g. 'fw-in=blocked'; '*=blocked' for the rest.")
+@click.option("--map", "mapping", metavar="FIELD=COLUMN,...",
+              help="Generic CSV/JSON lines: which column is which event field "
+                   "(e.g. ts=time,src=source,dst=dest,dport=port); implies --format generic.")
+@click.option("--table-format", type=click.Choice(["auto", "csv", "jsonl"]), default="auto",
+              show_default=True, help="Generic tables: CSV or JSON lines.")
+@click.option("--ts-format", default="auto", show_default=True,
+              help="Generic tables: auto, epoch, epoch_ms, epoch_us, iso or a strptime pattern.")
+@click.option("--delimiter", help="Generic CSV: the field delimiter (default: sniffed).")
 @click.option("--strict", is_flag=True, help="Stop at the first malformed record.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @output_options
@@ -70,6 +78,7 @@ def _parse_actions(values: tuple[str, ...]) -> dict[str, str]:
 @friendly
 def ingest(ctx: click.Context, inputs: tuple[str, ...], fmt: str | None, sensor: str | None,
            year: int | None, tz: str | None, boot_time: str | None, actions: tuple[str, ...],
+           mapping: str | None, table_format: str, ts_format: str, delimiter: str | None,
            strict: bool, quiet: bool, as_json: bool, as_csv: bool) -> None:
     """Read logs and captures (any format, compressed or not, '-' for stdin) into the store.
 
@@ -84,6 +93,17 @@ def ingest(ctx: click.Context, inputs: tuple[str, ...], fmt: str | None, sensor:
     from portradar.ingest.syslog_time import zone
 
     out_fmt = output_format(as_json, as_csv)
+    factory = None
+    if mapping or fmt == "generic":
+        import functools
+
+        from portradar.ingest.generic_table import GenericTableReader, parse_mapping
+
+        fmt = "generic"
+        factory = functools.partial(
+            GenericTableReader, mapping=parse_mapping(mapping or ""), fmt=table_format,
+            ts_format=ts_format, delimiter=delimiter)
+        factory()  # check the options before reading anything
     if fmt:
         get_reader(fmt)
     if tz:
@@ -93,7 +113,8 @@ def ingest(ctx: click.Context, inputs: tuple[str, ...], fmt: str | None, sensor:
     progress = IngestProgress(enabled=not quiet and out_fmt == "table")
     with open_store(ctx) as store:
         try:
-            results = ingest_inputs(store, inputs, fmt=fmt, options=options, progress=progress)
+            results = ingest_inputs(store, inputs, fmt=fmt, options=options, progress=progress,
+                                    reader_factory=factory)
         finally:
             progress.close()
     rows = []

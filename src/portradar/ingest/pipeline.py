@@ -100,8 +100,13 @@ def ingest_input(
     fmt: str | None = None,
     options: ReadOptions | None = None,
     progress: ProgressFn | None = None,
+    reader_factory: Callable[[], object] | None = None,
 ) -> IngestResult:
-    """Ingest one input; never raises for a bad input (the result says what went wrong)."""
+    """Ingest one input; never raises for a bad input (the result says what went wrong).
+
+    ``reader_factory`` builds the reader when it needs arguments (the generic table
+    reader's column mapping); by default the registry's class is called without any.
+    """
     options = options or ReadOptions()
     name = os.fspath(path) if os.fspath(path) != "-" else "<stdin>"
     started = time.perf_counter()
@@ -121,7 +126,7 @@ def ingest_input(
         fmt = fmt or sniff_format(head, name=name)
         reader_cls = get_reader(fmt)
         result.format, result.unit = fmt, reader_cls.unit
-        reader = reader_cls()
+        reader = reader_factory() if reader_factory else reader_cls()
         entry = _resume_point(opened, head, store)
         if entry is not None and opened.size is not None and opened.seekable and (
             entry.offset >= opened.size
@@ -314,12 +319,14 @@ def ingest_inputs(
     fmt: str | None = None,
     options: ReadOptions | None = None,
     progress: Callable[[str], ProgressFn | None] | None = None,
+    reader_factory: Callable[[], object] | None = None,
 ) -> list[IngestResult]:
     """Ingest several inputs, then refresh per-port activity and apply retention once."""
     results = []
     for path in paths:
         callback = progress(os.fspath(path)) if progress else None
-        results.append(ingest_input(store, path, fmt=fmt, options=options, progress=callback))
+        results.append(ingest_input(store, path, fmt=fmt, options=options, progress=callback,
+                                    reader_factory=reader_factory))
     if not store.read_only:
         store.refresh_activity()
         store.apply_retention()
