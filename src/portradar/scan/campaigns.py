@@ -36,15 +36,6 @@ from typing import Any
 
 import duckdb
 
-from portradar.scan.fingerprint import TOOLS
-from portradar.scan.scan_shape import SHAPES
-from portradar.scan.scan_type import TYPES
-
-
-def _case(column: str, names: tuple[str, ...]) -> str:
-    whens = " ".join(f"WHEN {i} THEN '{n}'" for i, n in enumerate(names))
-    return f"(CASE {column} {whens} ELSE '' END)"
-
 
 class Campaigns:
     """Groups sources into campaigns (rules and defaults in the module docstring)."""
@@ -64,23 +55,28 @@ class Campaigns:
         """
         gap_us = int(self.gap * 1_000_000)
         m = int(self.min_members)
+        # sources that may join: not loopback, unspecified or backscatter (few rows)
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _cand AS
-               SELECT p.*, coalesce(s.status IN ('scanner', 'benign'), FALSE) AS is_flagged
-               FROM scan_profiles p
-               LEFT JOIN scanners s
-                 ON s.src_hi = p.src_hi AND s.src_lo = p.src_lo AND s.prefix = 128
-               WHERE coalesce(s.status, 'scanner') NOT IN
-                     ('loopback', 'unspecified', 'backscatter')"""
+            """CREATE OR REPLACE TEMP TABLE _excluded AS
+               SELECT src_hi, src_lo FROM scanners
+               WHERE prefix = 128 AND status IN ('loopback', 'unspecified', 'backscatter')"""
         )
-        # rule 1: same /24 or /48, same day, same port set
+        # rule 1: same /24 or /48, same day, same port set (``net_group``, hashed when the
+        # profile was written); grouped first, then the members of big enough groups
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _camp AS
-                SELECT src_hi, src_lo, 1 AS rule_no,
-                       hash(CASE WHEN src_hi = 0 THEN src_lo >> 8 ELSE src_hi >> 16 END,
-                            src_hi = 0, port_sig, CAST(first_seen AS DATE)) AS grp
-                FROM _cand
-                QUALIFY count(*) OVER (PARTITION BY grp) >= {m}"""
+                SELECT p.src_hi, p.src_lo, 1 AS rule_no, p.net_group AS grp
+                FROM scan_profiles p
+                SEMI JOIN (SELECT net_group FROM scan_profiles GROUP BY net_group
+                           HAVING count(*) >= {m}) g USING (net_group)
+                ANTI JOIN _excluded x USING (src_hi, src_lo)"""
+        )
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _cand AS
+               SELECT p.src_hi, p.src_lo, p.first_seen, p.last_seen, p.port_keys, p.targets,
+                      s.tool, p.port_sig, p.target_sig
+               FROM scan_profiles p JOIN scanners s USING (src_hi, src_lo)
+               WHERE p.flagged AND s.prefix = 128 AND s.status IN ('scanner', 'benign')"""
         )
         # rules 2 and 3: flagged sources chained in time on a shared signature
         for rule_no, sig, extra in (
@@ -101,7 +97,7 @@ class Campaigns:
                                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
                                     + {gap_us} THEN 1 ELSE 0 END AS new_group
                         FROM _cand c ANTI JOIN _camp x USING (src_hi, src_lo)
-                        WHERE is_flagged AND {extra}))
+                        WHERE {extra}))
                     QUALIFY count(*) OVER (PARTITION BY grp) >= {m}"""
             )
         con.execute("DELETE FROM campaign_members")
@@ -124,8 +120,7 @@ class Campaigns:
             f"""INSERT INTO campaigns
                 SELECT i.campaign_id, {rules}, count(*), min(p.first_seen), max(p.last_seen),
                        sum(p.probes), max(p.port_keys), max(p.targets),
-                       {_case('mode(p.tool)', TOOLS)}, {_case('mode(p.kind)', SHAPES)},
-                       {_case('mode(p.type)', TYPES)},
+                       '', '', '',
                        NULL,
                        '', ''
                 FROM _camp c JOIN _camp_ids i USING (rule_no, grp)
@@ -133,9 +128,33 @@ class Campaigns:
                 GROUP BY i.campaign_id, i.rule_no"""
         )
         n = _first(con.execute("SELECT count(*) FROM campaigns"))
-        for table in ("_cand", "_camp", "_camp_ids"):
+        for table in ("_cand", "_camp", "_camp_ids", "_excluded"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return int(n[0]) if n else 0
+
+    def describe(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Fill each campaign's commonest tool, shape and type (from its members'
+        verdicts, once every member has one) and its evidence in words."""
+        con.execute(
+            """UPDATE campaigns SET tool = x.tool, kind = x.kind, type = x.type
+               FROM (SELECT m.campaign_id, mode(s.tool) AS tool, mode(s.kind) AS kind,
+                            mode(s.type) AS type
+                     FROM campaign_members m JOIN scanners s
+                       ON s.src_hi = m.src_hi AND s.src_lo = m.src_lo AND s.prefix = 128
+                     GROUP BY m.campaign_id) x
+               WHERE campaigns.campaign_id = x.campaign_id"""
+        )
+        con.execute(
+            """UPDATE campaigns SET evidence = CASE rule
+                 WHEN 'network' THEN printf('%d sources of %s probed the same %d port keys on '
+                                            || 'the same day', members, network, port_keys)
+                 WHEN 'port-set' THEN printf('%d flagged sources probed the same %d port keys%s, '
+                                             || 'active within a day of each other', members,
+                                             port_keys, CASE WHEN tool <> '' THEN ' with ' || tool
+                                             ELSE '' END)
+                 ELSE printf('%d flagged sources probed the same %d targets, active within a '
+                             || 'day of each other', members, targets) END"""
+        )
 
 
 def _first(cursor: Any) -> Any:

@@ -71,6 +71,7 @@ from portradar.scan.probes import (
     address_key,
     is_ipv4,
     is_multicast,
+    mix64,
     packet_class,
 )
 from portradar.scan.replies import DEFAULT_REPLY_WINDOW, reply_rowids
@@ -170,12 +171,24 @@ def detect(store: Store, config: ScanConfig | None = None, *, full: bool = False
     return summary
 
 
+#: Layout of the scan tables; they hold derived data only, so a store with another
+#: layout has them dropped and rebuilt by a full run.
+SCAN_SCHEMA_VERSION = 3
+_SCAN_TABLES = ("scanners", "scan_profiles", "campaigns", "campaign_members")
+
+
 def _apply_schema(store: Store) -> None:
     from importlib.resources import files
 
     if store.read_only:
         return
-    store.con.execute(files("portradar.scan").joinpath("schema.sql").read_text())
+    con = store.con
+    if store.setting("scan.schema") != str(SCAN_SCHEMA_VERSION):
+        for table in _SCAN_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        store.set_setting("scan.schema", str(SCAN_SCHEMA_VERSION))
+        store.set_setting(_META_CONFIG, "")  # forces a full run
+    con.execute(files("portradar.scan").joinpath("schema.sql").read_text())
 
 
 def _progress_bar(con: duckdb.DuckDBPyConnection, on: bool | None) -> bool | None:
@@ -289,7 +302,7 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int) -> 
     benign = BenignList.parse(config.benign) if config.benign else None
     for part in range(parts):
         where = scope if parts == 1 else f"{scope} AND hash(e.src_hi, e.src_lo) % {parts} = {part}"
-        cols = con.sql(f"SELECT {load} FROM {table} e WHERE {where}").fetchnumpy()
+        cols = _fetch(con, f"SELECT {load} FROM {table} e WHERE {where}")
         summary.events += len(cols["ts"])
         result = _analyse(cols, replies, config, dark, benign, prefix64=False)
         del cols
@@ -300,7 +313,7 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int) -> 
     # IPv6 sources by /64
     v6_scope = "e.src_hi <> 0" if mode == "full" else \
         "e.src_hi IN (SELECT src_hi FROM _affected WHERE src_hi <> 0)"
-    cols = con.sql(f"SELECT {load} FROM {table} e WHERE {v6_scope}").fetchnumpy()
+    cols = _fetch(con, f"SELECT {load} FROM {table} e WHERE {v6_scope}")
     if len(cols["ts"]):
         if mode != "full":
             replies = reply_rowids(con, v6_scope, config.reply_window, table=table)
@@ -309,6 +322,14 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int) -> 
     summary.partitions = parts
     summary.campaigns = _campaigns(store, config, dark, benign)
     return summary
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
+    """Columns of a query as numpy arrays (through Arrow: measured faster than
+    ``fetchnumpy``; the load query leaves no nulls, so most columns convert without
+    a copy)."""
+    table = con.sql(sql).to_arrow_table()
+    return {name: table.column(name).to_numpy() for name in table.column_names}
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -346,8 +367,14 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
     trw = ThresholdRandomWalk(**config.trw)
     fan = FanOut(**config.fanout, dark=dark)
     slow = SlowScan(**config.slow_scan)
+    # a source with fewer probes than any detector needs to fire (TRW's 4 failed first
+    # contacts, by default) cannot be flagged on its own: only its profile is kept
+    least = min(trw.min_probes, fan.min_probes, slow.min_probes)
+    _, starts = probes.grouped()
+    candidates = probes.select_sources(np.diff(starts) >= least)
     for detector in (trw, fan, slow):
-        detector.update(probes)
+        detector.update(candidates)
+    del candidates
     prof = profile(probes)
     addresses = _addresses_per_prefix(prof["skey"], src_hi, src_lo, probe_mask) \
         if prefix64 else None
@@ -659,20 +686,26 @@ def _backscatter_rows(back: Backscatter, frame: Probes, prof: dict[str, np.ndarr
 
 
 def _profile_table(prof: dict[str, np.ndarray], det: dict[str, np.ndarray]) -> pa.Table:
-    tool, _ = tool_of(prof["marks"], prof["probes"], prof["ttls"])
-    kind = scan_shape(prof["hosts"], prof["port_keys"], prof["pairs"])
-    typ = scan_type(prof["classes"], protocols=prof["protocols"],
-                    established=prof["established"], syn_sports=prof["syn_sports"],
-                    syn_big_window=prof["syn_big_window"], tool=tool,
-                    syn_ephemeral=prof["syn_ephemeral"])
     flagged = det["trw_hit"] | det["fan_hit"] | det["slow_hit"]
     return pa.table({
         "src_hi": prof["key_hi"], "src_lo": prof["key_lo"],
         "first_seen": _ts_array(prof["first_ts"]), "last_seen": _ts_array(prof["last_ts"]),
         "probes": prof["probes"], "port_keys": prof["port_keys"], "targets": prof["hosts"],
-        "kind": kind.astype(np.uint8), "type": typ.astype(np.uint8), "tool": tool.astype(np.uint8),
-        "port_sig": prof["port_sig"], "target_sig": prof["target_sig"], "flagged": flagged,
+        "port_sig": prof["port_sig"], "target_sig": prof["target_sig"],
+        "net_group": net_group(prof["key_hi"], prof["key_lo"], prof["port_sig"],
+                               prof["first_ts"]),
+        "flagged": flagged,
     })
+
+
+def net_group(key_hi: np.ndarray, key_lo: np.ndarray, port_sig: np.ndarray,
+              first_ts: np.ndarray) -> np.ndarray:
+    """Campaign rule 1's group of each source: its /24 (IPv4) or /48 (IPv6), its port
+    set and the UTC day it was first seen, hashed into one key."""
+    v4 = is_ipv4(key_hi, key_lo)
+    net = np.where(v4, key_lo >> np.uint64(8), (key_hi >> np.uint64(16)) | np.uint64(1 << 63))
+    day = (np.asarray(first_ts, np.int64) // 86_400_000_000).astype(np.uint64)
+    return mix64(net ^ mix64(np.asarray(port_sig, np.uint64) ^ mix64(day)))
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table | None) -> int:
@@ -757,7 +790,7 @@ def _campaigns(store: Store, config: ScanConfig, dark: CidrSet | None,
     if _count(con, "SELECT count(*) FROM _lonely"):
         table, load = event_table(con)
         lonely = "(e.src_hi, e.src_lo) IN (SELECT src_hi, src_lo FROM _lonely)"
-        cols = con.sql(f"SELECT {load} FROM {table} e WHERE {lonely}").fetchnumpy()
+        cols = _fetch(con, f"SELECT {load} FROM {table} e WHERE {lonely}")
         replies = reply_rowids(con, lonely, config.reply_window, table=table)
         rows = _analyse(cols, replies, config, dark, benign, prefix64=False,
                         only_campaign=True).rows
@@ -789,16 +822,7 @@ def _campaigns(store: Store, config: ScanConfig, dark: CidrSet | None,
                        FROM _texts t WHERE campaigns.campaign_id = t.campaign_id""")
     finally:
         con.unregister("_texts")
-    con.execute(
-        """UPDATE campaigns SET evidence = CASE rule
-             WHEN 'network' THEN printf('%d sources of %s probed the same %d port keys on the '
-                                        || 'same day', members, network, port_keys)
-             WHEN 'port-set' THEN printf('%d flagged sources probed the same %d port keys%s, '
-                                         || 'active within a day of each other', members,
-                                         port_keys, CASE WHEN tool <> '' THEN ' with ' || tool
-                                         ELSE '' END)
-             ELSE printf('%d flagged sources probed the same %d targets, active within a day '
-                         || 'of each other', members, targets) END""")
+    Campaigns(**config.campaigns).describe(con)
     return n
 
 

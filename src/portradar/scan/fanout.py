@@ -104,6 +104,14 @@ class FanOut:
         self._ep = _empty_episodes()
         self._en = _empty_entries()
 
+    @property
+    def min_probes(self) -> int:
+        """Fewest probes that can flag a source (one per distinct pair or port)."""
+        least = min(self.threshold, self.port_threshold + 1)
+        if self.dark is not None:
+            least = min(least, max(self.dark_threshold, self.dark_hosts))
+        return least
+
     # -- updating and merging ---------------------------------------------------------
     def update(self, probes: Probes) -> None:
         """Add a batch of probes (any order; each batch is sorted by source and time)."""

@@ -51,9 +51,10 @@ of 59 or less is common on its own), checked in the order above; otherwise none.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from portradar.scan.probes import SYN, Probes, is_ipv4
+from portradar.scan.probes import SYN, Probes
 
 TOOLS = ("", "masscan", "zmap", "nmap", "mirai", "hping3")
 MIRAI, MASSCAN, MASSCAN_NOSEQ, ZMAP, NMAP, HPING3 = 1, 2, 4, 8, 16, 32
@@ -74,25 +75,39 @@ NMAP_SHARE = 0.8
 NMAP_MIN_TTLS = 3
 
 
+@numba.vectorize(["int64(int16, int8, int64, uint64, uint64, int32, int32, int16, int32)"],
+                 nopython=True, cache=True)
+def _marks(proto, cls, seq, dst_hi, dst_lo, ip_id, window, ttl, port):  # pragma: no cover
+    m = 0
+    tcp = proto == 6
+    v4 = dst_hi == 0 and (dst_lo >> np.uint64(32)) == np.uint64(0xFFFF)
+    dst4 = np.int64(dst_lo & np.uint64(0xFFFFFFFF))
+    has_seq = seq >= 0
+    if tcp and cls == SYN and v4 and has_seq and seq == dst4:
+        m |= MIRAI
+    if tcp and v4 and has_seq and ip_id >= 0 and ((dst4 ^ port ^ seq) & 0xFFFF) == ip_id:
+        m |= MASSCAN
+    zmap = ip_id == ZMAP_IP_ID
+    if zmap:
+        m |= ZMAP
+    if tcp and not has_seq and window == 1024 and ttl > 128 and not zmap:
+        m |= MASSCAN_NOSEQ
+    if 1 <= ttl <= NMAP_MAX_TTL and not zmap and (
+            not tcp or window == 1024 or window == 2048 or window == 3072 or window == 4096):
+        m |= NMAP
+    if tcp and window == HPING3_WINDOW and 1 <= ttl <= 64:
+        m |= HPING3
+    return m
+
+
 def probe_marks(p: Probes) -> np.ndarray:
     """Bit mask per probe of the tool marks it carries (:data:`MARK_BITS`)."""
-    n = len(p)
-    marks = np.zeros(n, np.int64)
-    tcp = p.proto == 6
-    v4 = is_ipv4(p.dst_hi, p.dst_lo)
-    dst4 = (p.dst_lo & np.uint64(0xFFFF_FFFF)).astype(np.int64)
-    has_seq = p.seq >= 0
-    marks |= np.where(tcp & (p.cls == SYN) & v4 & has_seq & (p.seq == dst4), MIRAI, 0)
-    masscan_id = (dst4 ^ p.port.astype(np.int64) ^ p.seq) & 0xFFFF
-    marks |= np.where(tcp & v4 & has_seq & (p.ip_id >= 0) & (masscan_id == p.ip_id), MASSCAN, 0)
-    zmap = p.ip_id == ZMAP_IP_ID
-    marks |= np.where(zmap, ZMAP, 0)
-    marks |= np.where(tcp & ~has_seq & (p.window == 1024) & (p.ttl > 128) & ~zmap,
-                      MASSCAN_NOSEQ, 0)
-    nmap_window = ~tcp | np.isin(p.window, NMAP_WINDOWS)
-    marks |= np.where((p.ttl >= 1) & (p.ttl <= NMAP_MAX_TTL) & nmap_window & ~zmap, NMAP, 0)
-    marks |= np.where(tcp & (p.window == HPING3_WINDOW) & (p.ttl >= 1) & (p.ttl <= 64), HPING3, 0)
-    return marks
+    if not len(p):
+        return np.zeros(0, np.int64)
+    return _marks(p.proto.astype(np.int16, copy=False), p.cls.astype(np.int8, copy=False),
+                  p.seq.astype(np.int64, copy=False), p.dst_hi, p.dst_lo,
+                  p.ip_id.astype(np.int32, copy=False), p.window.astype(np.int32, copy=False),
+                  p.ttl.astype(np.int16, copy=False), p.port.astype(np.int32, copy=False))
 
 
 def tool_of(counts: np.ndarray, probes: np.ndarray, ttls: np.ndarray) -> tuple[np.ndarray,

@@ -165,6 +165,54 @@ def is_ipv4(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     return (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
 
 
+@numba.njit(cache=True, nogil=True)
+def _radix_pass(keys, order, out, shift):  # pragma: no cover - jit
+    counts = np.zeros(65537, np.int64)
+    for i in range(order.shape[0]):
+        counts[((keys[order[i]] >> shift) & np.uint64(0xFFFF)) + np.uint64(1)] += 1
+    for d in range(1, 65537):
+        counts[d] += counts[d - 1]
+    for i in range(order.shape[0]):
+        j = order[i]
+        d = (keys[j] >> shift) & np.uint64(0xFFFF)
+        out[counts[d]] = j
+        counts[d] += 1
+
+
+def radix_argsort(keys: np.ndarray) -> np.ndarray:
+    """Stable argsort of uint64 keys: LSD radix sort in 16-bit digits.
+
+    numpy's stable sort of 64-bit integers is a timsort, three times slower than its
+    unstable one (measured: 0.92 s against 0.28 s for 2.5 M keys); grouping by source
+    needs the stable order (rows of a source stay in time order), and source keys use
+    48 bits for IPv4, so three linear passes usually suffice.
+
+    >>> radix_argsort(np.array([5, 3, 5, 1, 3], np.uint64)).tolist()
+    [3, 1, 4, 0, 2]
+    """
+    keys = np.asarray(keys, np.uint64)
+    order = np.arange(keys.shape[0], dtype=np.int64)
+    if keys.shape[0] < 2:
+        return order
+    high = keys >= np.uint64(1 << 63)
+    if high.any() and not high.all():
+        # IPv6 keys (top bit set) would cost every IPv4 row four passes instead of two:
+        # sort the two kinds apart; all IPv4 keys come first in any case
+        low_idx, high_idx = np.flatnonzero(~high), np.flatnonzero(high)
+        return np.concatenate([low_idx[radix_argsort(keys[low_idx])],
+                               high_idx[radix_argsort(keys[high_idx])]])
+    top = int(keys.max())
+    spare = np.empty_like(order)
+    shift = 0
+    while shift < 64 and (top >> shift) > 0:
+        digit = (keys >> np.uint64(shift)) & np.uint64(0xFFFF)
+        if digit.min() != digit.max():  # a digit all keys share orders nothing
+            _radix_pass(keys, order, spare, np.uint64(shift))
+            order, spare = spare, order
+        shift += 16
+    return order
+
+
 # --- the frame ---------------------------------------------------------------------------
 
 
@@ -271,7 +319,7 @@ class Probes:
         sk = skey_all[idx]
         ts = ts_all[idx]
         if not idx.size or (ts[1:] >= ts[:-1]).all():
-            order = np.argsort(sk, kind="stable")
+            order = radix_argsort(sk)
         else:
             order = np.lexsort((ts, sk))
         sel = idx[order]
@@ -335,7 +383,7 @@ class Probes:
         """
         if self._grouped is None:
             if len(self) and (np.diff(self.ts) >= 0).all():
-                order = np.argsort(self.skey, kind="stable")
+                order = radix_argsort(self.skey)
             else:
                 order = np.lexsort((self.ts, self.skey))
             if len(self) and (order == np.arange(len(self))).all():
@@ -350,6 +398,18 @@ class Probes:
             ordered._grouped = (ordered, starts)
             self._grouped = (ordered, starts)
         return self._grouped
+
+    def select_sources(self, keep: np.ndarray) -> Probes:
+        """The rows of the sources (in :meth:`grouped` order) where ``keep`` is True,
+        still grouped: no new sort."""
+        ordered, starts = self.grouped()
+        if keep.all():
+            return ordered
+        sizes = np.diff(starts)
+        sub = ordered.take(np.repeat(keep, sizes))
+        kept = sizes[keep]
+        sub._grouped = (sub, np.concatenate([[0], np.cumsum(kept)]).astype(np.int64))
+        return sub
 
     def source_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(key_hi, key_lo, skey) of each source, in :meth:`grouped` order."""

@@ -60,11 +60,9 @@ CREATE TABLE IF NOT EXISTS scan_profiles (
     probes     BIGINT NOT NULL,
     port_keys  INTEGER NOT NULL,
     targets    INTEGER NOT NULL,
-    kind       UTINYINT NOT NULL,
-    type       UTINYINT NOT NULL,
-    tool       UTINYINT NOT NULL,
     port_sig   UBIGINT NOT NULL,
     target_sig UBIGINT NOT NULL,
+    net_group  UBIGINT NOT NULL,       -- hash of (/24 or /48, port set, first day)
     flagged    BOOLEAN NOT NULL
 );
 

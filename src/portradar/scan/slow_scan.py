@@ -69,6 +69,11 @@ class SlowScan:
         self._hash = np.empty(0, np.uint64)
         self._seen = np.empty(0, np.int64)
 
+    @property
+    def min_probes(self) -> int:
+        """Fewest probes that can flag a source."""
+        return self.threshold
+
     def update(self, probes: Probes) -> None:
         """Slide every source's window over its new probes, in time order."""
         if not len(probes):

@@ -101,6 +101,11 @@ class ThresholdRandomWalk:
         self._contacts = np.empty(0, np.uint64)  # sorted hashes of (source, destination)
         self._pending: list[np.ndarray] = []  # contact hashes not merged in yet
 
+    @property
+    def min_probes(self) -> int:
+        """Fewest probes that can flag a source: one failed first contact each."""
+        return math.ceil(self.eta1 / self.step_failure - 1e-9)
+
     def update(self, probes: Probes) -> None:
         """Walk every source of ``probes`` over its new first contacts, in time order."""
         if not len(probes):
