@@ -126,7 +126,8 @@ class CefReader(PolarsLineReader):
                            start=relative(arr, starts[:, 7]))
         frame = frame.with_columns(
             [strings(arr, starts[:, 0], ends[:, 0]).alias("version"),
-             unescape(strings(arr, starts[:, 5], ends[:, 5]), escaped).alias("event_name"),
+             unescape(pl.lit(strings(arr, starts[:, 5], ends[:, 5])), escaped)
+             .alias("event_name"),
              pl.Series("has_ext", starts[:, 7] >= 0)]
             + [unescape(pl.coalesce([pl.Series(pairs[k]).cast(pl.String) for k in keys]),
                         escaped).alias(f"x_{col}") for col, keys in KEYS.items()])

@@ -98,8 +98,9 @@ class FortigateReader(PolarsLineReader):
         arr = string_buffers(lines.to_arrow())[0]
         pairs = key_values(arr, list(KEYS), KeyValueStyle(),
                            start=frame["marker_pos"].fill_null(-1).to_numpy())
-        frame = frame.with_columns([first_present(pl.Series(f"k_{key}", values).cast(pl.String))
-                                    .alias(f"k_{key}") for key, values in pairs.items()])
+        frame = frame.with_columns([
+            first_present(pl.lit(pl.Series(values).cast(pl.String))).alias(f"k_{key}")
+            for key, values in pairs.items()])
         date_time = pl.concat_str("k_date", pl.lit(" "), "k_time")
         frame = frame.with_columns(_dt=date_time, epoch_us=epoch_us(pl.col("k_eventtime")))
         timed = with_time(frame, "_dt", tz_column="k_tz").drop("_dt")

@@ -1,20 +1,19 @@
-"""Line readers written as Polars expressions: the shared half of the vendor log readers.
+"""Line readers written as Polars expressions and numba kernels: the vendor readers' base.
 
 The vendor firewall formats (Cisco ASA, Juniper, MikroTik, Palo Alto, FortiGate, CEF)
-are each a handful of regular expressions over one line.  Run line by line in Python
-they parse some 100,000 lines/s; run as Polars expressions (Rust's ``regex`` over a
-whole chunk, no Python object per line) they parse several times that (measured by
-``bench/formats_vendor_bench.py``).  A reader subclasses :class:`PolarsLineReader`,
-sets :attr:`~PolarsLineReader.sniff_pattern`, and implements only
-:meth:`~PolarsLineReader.parse_frame`, which turns the column ``line`` into text and
-number columns (the contract is :data:`FRAME_COLUMNS`).  This module does the rest, the
-same way for every format:
+are each a syslog header and a handful of message shapes.  A reader subclasses
+:class:`PolarsLineReader`, sets :attr:`~PolarsLineReader.sniff_pattern`, and implements
+only :meth:`~PolarsLineReader.parse_frame`, which turns the column ``line`` into text and
+number columns (the contract is :data:`FRAME_COLUMNS`), using the compiled scanners of
+:mod:`portradar.ingest.syslog_header` and :mod:`portradar.ingest.text_fields` and Polars
+expressions (Rust regexes) for the rest: no Python object per line.  This module does the
+rest, the same way for every format:
 
 * the chunk's lines become one Arrow string array (invalid UTF-8 bytes become ``?``,
   so a damaged line is skipped, never a crash), blank lines are ignored;
 * times are resolved by :func:`portradar.ingest.syslog_header.resolve_times`;
 * addresses (text, IPv4 or IPv6) become the ``hi``/``lo`` pairs of the event schema,
-  each *distinct* address parsed once;
+  by the compiled address parser of :mod:`portradar.ingest.fields`;
 * numbers are range-checked (a port above 65535 is a damaged line, not an event);
 * every row with a ``reason`` is counted with :meth:`ReadStats.skip` (first line,
   count, the start of the line), in line order, so ``--strict`` names the first bad line.
@@ -170,7 +169,8 @@ def _sanitize_utf8(data: np.ndarray, offsets: np.ndarray) -> int:  # pragma: no 
 def line_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.StringArray:
     """The lines ``buf[starts[i]:ends[i]]`` as one Arrow string array, valid UTF-8."""
     offsets, data = k.gather_spans(buf, starts, ends)
-    _sanitize_utf8(data, offsets)
+    if data.size and data.max() >= 0x80:  # pure ASCII (most logs) needs no check
+        _sanitize_utf8(data, offsets)
     return pa.Array.from_buffers(pa.string(), len(starts),
                                  [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 

@@ -1,13 +1,19 @@
-"""Compiled scanners for the fields inside log lines: ``key=value`` pairs and quoted CSV.
+"""Compiled scanners for the fields inside log lines: ``key=value``, CSV, fixed texts.
 
 FortiGate, CEF extensions, ScreenOS and Junos structured data are ``key=value`` lists;
-PAN-OS is CSV with quoted fields.  Extracting twenty keys with twenty regexes costs
-twenty passes over every line, and a regex capture over a long line is slow (Rust's
-``regex`` must fall back from its DFA to a capturing engine: about 2 µs per capture on a
-500-byte line, measured on the reference machine).  These numba kernels instead walk each
-line once over the Arrow string buffers and return, per line and per wanted field, the
-byte span of the value (``-1`` when absent); :func:`span_strings` turns spans into an
-Arrow string array without a Python object per line.
+PAN-OS is CSV with quoted fields; Cisco's messages are fixed texts with holes.  A regex
+per field costs one pass over every line each, and a capturing regex is slow whatever
+the engine: about 3 µs per 150-byte line in Rust's ``regex`` (through Polars) as in
+Python's ``re``, measured on the reference machine (``bench/formats_vendor_bench.py``).
+These numba kernels walk each line once over the Arrow string buffers and return byte
+spans (``-1`` when absent); :func:`span_strings` turns spans into an Arrow string array
+without a Python object per line.
+
+* :func:`key_values`: the values of the wanted keys;
+* :func:`delimited_spans` / :func:`csv_spans`: the first fields of a delimited record;
+* :func:`after`: the text after a marker (a message body);
+* :class:`Templates`: scanf-like matching of fixed message texts
+  (``Deny {proto} src {in_if*}:{src}/{sport} dst ...``).
 
 Value grammars (:class:`KeyValueStyle`):
 
