@@ -72,7 +72,7 @@ def test_scan_sample_shows_one_source_probing_many_ports():
     assert {r["outcome"] for r in rows} == {"blocked"} and {r["tcp_flags"] for r in rows} == {2}
 
 
-@pytest.mark.parametrize(("line", "expected"), [
+VARIANTS = [
     ("Mar 18 20:35:05 MikroTik firewall,info input: in:ether1 out:(unknown 0), src-mac "
      "00:17:10:88:bc:02, proto ICMP (type 8, code 0), 198.51.100.9->81.82.202.145, len 84",
      {"proto": 1, "icmp_type": 8, "icmp_code": 0, "sport": None, "dport": None,
@@ -90,7 +90,10 @@ def test_scan_sample_shows_one_source_probing_many_ports():
     ("Mar 18 20:35:05 gw firewall,info input: in:ether1 out:(unknown 0), proto ICMPv6 "
      "(type 128, code 0), 2001:db8::7->2001:db8::1, len 64",
      {"src": "2001:db8::7", "proto": 58, "icmp_type": 128}),
-])
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), VARIANTS)
 def test_routeros_variants(line, expected):
     (row,), stats = parse(line, ReadOptions(tz="UTC", year=2023))
     assert stats.skipped_total == 0
@@ -122,6 +125,23 @@ def test_cli_ingests_scan_sample(tmp_path):
         got = store.con.execute("select count(*), count(distinct dport) from events "
                                 "where format = 'mikrotik'").fetchone()
     assert got == (19, 17)
+
+
+def test_fast_templates_agree_with_the_regex(monkeypatch):
+    from portradar.ingest import mikrotik
+    from portradar.ingest.text_fields import Templates
+
+    lines = need(LOGS / "mikrotik-logs.log").read_text().splitlines()
+    lines += [line for line, _ in VARIANTS]
+    lines += [line.replace("in:", "in: ").replace(", len", ", NAT (1.2.3.4:5->6.7.8.9:10)"
+                                                     "->6.7.8.9:10, len") for line in lines]
+    text = "\n".join(lines) + "\n"
+    fast = parse(text, ReadOptions(tz="UTC", year=2023))
+    monkeypatch.setattr(mikrotik, "HEAD", Templates.compile([]))
+    monkeypatch.setattr(mikrotik, "TAIL", Templates.compile([]))
+    slow = parse(text, ReadOptions(tz="UTC", year=2023))
+    assert fast[0] == slow[0]
+    assert dict(fast[1].skipped) == dict(slow[1].skipped)
 
 
 def _valid() -> list[bytes]:

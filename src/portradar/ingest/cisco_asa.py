@@ -168,30 +168,30 @@ FAMILIES: tuple[_Family, ...] = (
 #: :class:`portradar.ingest.text_fields.Templates`), each with the family it belongs to.
 #: A text no template takes goes to the regexes, which are the complete grammar.
 _TEMPLATES: tuple[tuple[str, str], ...] = (
-    ("106023", 'Deny {proto} src {in_if*}:{src}/{sport} dst {out_if*}:{dst}/{dport} '
+    ("106023", 'Deny {proto} src {in_if*}:{src}/{sport:d} dst {out_if*}:{dst}/{dport:d} '
                'by access-group "{rule*}"'),
-    ("106023", 'Deny {proto} src {in_if*}:{src} dst {out_if*}:{dst} (type {itype}, code '
-               '{icode}) by access-group "{rule*}"'),
-    ("106023", 'Deny protocol {proto} src {in_if*}:{src}/{sport} dst {out_if*}:{dst}/{dport} '
+    ("106023", 'Deny {proto} src {in_if*}:{src} dst {out_if*}:{dst} (type {itype:d}, code '
+               '{icode:d}) by access-group "{rule*}"'),
+    ("106023", 'Deny protocol {proto} src {in_if*}:{src}/{sport:d} dst {out_if*}:{dst}/{dport:d} '
                'by access-group "{rule*}"'),
-    ("106100", "access-list {rule} {act} {proto} {in_if*}/{src}({sport}) -> "
-               "{out_if*}/{dst}({dport}) hit-cnt {hits} "),
-    ("302013", "Built {dir} {proto} connection {_} for {i1*}:{a1}/{p1} ({_}) to "
-               "{i2*}:{a2}/{p2} ("),
-    ("302014", "Teardown {proto} connection {_} for {i1*}:{a1}/{p1} to {i2*}:{a2}/{p2} "
-               "duration {_} bytes {bytes} {why*}"),
-    ("302014", "Teardown {proto} connection {_} for {i1*}:{a1}/{p1} to {i2*}:{a2}/{p2} "
-               "duration {_} bytes {bytes}"),
-    ("302020", "{act} {dir} {proto} connection for faddr {a1}/{_} gaddr {_}/{gtype} "
+    ("106100", "access-list {rule} {act} {proto} {in_if*}/{src}({sport:d}) -> "
+               "{out_if*}/{dst}({dport:d}) hit-cnt {hits:d} "),
+    ("302013", "Built {dir} {proto} connection {_} for {i1*}:{a1}/{p1:d} ({_}) to "
+               "{i2*}:{a2}/{p2:d} ("),
+    ("302014", "Teardown {proto} connection {_} for {i1*}:{a1}/{p1:d} to {i2*}:{a2}/{p2:d} "
+               "duration {_} bytes {bytes:d} {why*}"),
+    ("302014", "Teardown {proto} connection {_} for {i1*}:{a1}/{p1:d} to {i2*}:{a2}/{p2:d} "
+               "duration {_} bytes {bytes:d}"),
+    ("302020", "{act} {dir} {proto} connection for faddr {a1}/{_} gaddr {_}/{gtype:d} "
                "laddr {a2}/{_}"),
-    ("302020", "{act} {proto} connection for faddr {a1}/{_} gaddr {_}/{gtype} laddr {a2}/{_}"),
-    ("106001", "Inbound {proto} connection denied from {src}/{sport} to {dst}/{dport} "
+    ("302020", "{act} {proto} connection for faddr {a1}/{_} gaddr {_}/{gtype:d} laddr {a2}/{_}"),
+    ("106001", "Inbound {proto} connection denied from {src}/{sport:d} to {dst}/{dport:d} "
                "flags {flags*} on interface {in_if*}"),
-    ("106006", "Deny inbound {proto} from {src}/{sport} to {dst}/{dport} on interface "
+    ("106006", "Deny inbound {proto} from {src}/{sport:d} to {dst}/{dport:d} on interface "
                "{in_if*}"),
-    ("106015", "Deny {proto} (no connection) from {src}/{sport} to {dst}/{dport} flags "
+    ("106015", "Deny {proto} (no connection) from {src}/{sport:d} to {dst}/{dport:d} flags "
                "{flags*} on interface {in_if*}"),
-    ("313001", "Denied {proto} type={itype}, code={icode} from {src} on interface {in_if*}"),
+    ("313001", "Denied {proto} type={itype:d}, code={icode:d} from {src} on interface {in_if*}"),
 )
 
 #: How a body is told to be of a family before its regex runs: (starts with, contains),

@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
 from portradar.ingest.iptables import outcome_for_prefix
@@ -48,7 +49,7 @@ from portradar.ingest.polars_lines import (
 from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_header import with_header
-from portradar.ingest.text_fields import after, string_buffers, strings
+from portradar.ingest.text_fields import Templates, after, relative, string_buffers, strings
 
 #: The topics that start a firewall message (the text before them is syslog framing).
 TAG = r"\bfirewall(?:,[\w-]+)* "
@@ -64,6 +65,26 @@ BODY = (
     + r"(?:, NAT .*?)?(?:, len (?P<len>\d+))?\s*$"
 )
 
+#: The fast path (compiled templates, see :class:`~portradar.ingest.text_fields.Templates`):
+#: the part up to the interfaces, matched at the start of the message ...
+HEAD = Templates.compile([
+    "{prefix} {chain}: in:{in_if*} out:{out_if*}, ",
+    "{chain}: in:{in_if*} out:{out_if*}, ",
+])
+#: ... and the protocol and addresses, matched at ``proto``.  Lines neither takes go to
+#: :data:`BODY`, the complete grammar.
+TAIL = Templates.compile([
+    "proto {proto} ({info*}), {src}:{sport:d}->{dst}:{dport:d}, ",
+    "proto {proto} ({info*}), [{src}]:{sport:d}->[{dst}]:{dport:d}, ",
+    "proto {proto}, {src}:{sport:d}->{dst}:{dport:d}, ",
+    "proto {proto}, [{src}]:{sport:d}->[{dst}]:{dport:d}, ",
+    "proto {proto} ({info*}), {src}->{dst}, ",
+    "proto {proto}, {src}->{dst}, ",
+])
+
+_FIELDS = ("prefix", "chain", "in_if", "out_if", "proto", "info", "src", "sport", "dst",
+           "dport")
+
 
 @register_reader
 class MikrotikReader(PolarsLineReader):
@@ -77,8 +98,22 @@ class MikrotikReader(PolarsLineReader):
         frame = with_header(lines.to_frame(), TAG)
         arr = string_buffers(lines.to_arrow())[0]
         _, start, end = after(arr, frame["marker_pos"].fill_null(-1).to_numpy(), b" ")
-        frame = frame.with_columns(body=strings(arr, start, end)).drop("line", "before_marker")
-        frame = frame.with_columns(b=pl.col("body").str.extract_groups(BODY)).unnest("b")
+        proto_at = lines.str.find(", proto ", literal=True).fill_null(-3).to_numpy() + 2
+        head, hs, he = HEAD.match(arr, relative(arr, start))
+        tail, ts, te = TAIL.match(arr, np.where(start >= 0, proto_at, -1))
+        fast = (head >= 0) & (tail >= 0)
+        spans = {n: (hs[:, i], he[:, i]) for i, n in enumerate(HEAD.names)}
+        spans |= {n: (ts[:, i], te[:, i]) for i, n in enumerate(TAIL.names)}
+        frame = frame.with_columns(
+            [strings(arr, np.where(fast, a, -1), b).alias(n) for n, (a, b) in spans.items()]
+            + [strings(arr, start, end).alias("body")]
+        ).drop("line", "before_marker").with_row_index("_row")
+        frame = frame.with_columns([pl.lit(None, pl.String).alias(n) for n in _FIELDS
+                                    if n not in frame.columns])
+        frame = frame.with_columns(len=pl.col("body").str.extract(r", len (\d+)\s*$", 1))
+        slow = frame.filter(pl.col("body").is_not_null() & pl.Series(~fast))
+        if slow.height:
+            frame = frame.update(_regex_fields(slow), on="_row")
         i64 = pl.Int64
         proto = proto_number(pl.col("proto"))
         info = pl.col("info")
@@ -98,12 +133,8 @@ class MikrotikReader(PolarsLineReader):
 
         frame = frame.with_columns(
             reason=reason,
-            src=pl.coalesce("sb", "s4", "s6"),
-            dst=pl.coalesce("db", "d4", "d6"),
-            sport=pl.when(icmp).then(None)
-            .otherwise(pl.coalesce("sbp", "s4p").cast(i64, strict=False)),
-            dport=pl.when(icmp).then(None)
-            .otherwise(pl.coalesce("dbp", "d4p").cast(i64, strict=False)),
+            sport=pl.when(icmp).then(None).otherwise(pl.col("sport").cast(i64, strict=False)),
+            dport=pl.when(icmp).then(None).otherwise(pl.col("dport").cast(i64, strict=False)),
             proto=proto,
             tcp_flags=pl.when(proto == 6).then(tcp_flag_bits(info)),
             icmp_type=pl.when(icmp).then(info.str.extract(r"type (\d+)", 1).cast(i64)),
@@ -113,6 +144,15 @@ class MikrotikReader(PolarsLineReader):
             bytes=pl.col("len").cast(i64, strict=False),
         )
         return frame.with_columns(outcome=_outcomes(frame["rule"], options))
+
+
+def _regex_fields(slow: pl.DataFrame) -> pl.DataFrame:
+    """The fields of the lines the templates did not take, by :data:`BODY`."""
+    g = slow.select("_row", pl.col("body").str.extract_groups(BODY).alias("_g")).unnest("_g")
+    return g.select(
+        "_row", "prefix", "chain", "in_if", "out_if", "proto", "info", "len",
+        src=pl.coalesce("sb", "s4", "s6"), dst=pl.coalesce("db", "d4", "d6"),
+        sport=pl.coalesce("sbp", "s4p"), dport=pl.coalesce("dbp", "d4p"))
 
 
 def _outcomes(rule: pl.Series, options: ReadOptions) -> pl.Series:

@@ -367,11 +367,12 @@ _LITERAL, _FIELD = 0, 1
 class Templates:
     """Message texts like ``Deny {proto} src {in_if*}:{src}/{sport} dst ...``, compiled.
 
-    ``{name}`` is a field without spaces, ``{name*}`` one that may hold spaces, ``{_}``
-    a field that is skipped.  A field ends at the first place the literal text after
-    it follows (scanf's rule), so a template is only for texts whose fields cannot
-    contain that literal; anything else belongs to a regex.  A template matches a prefix
-    of the text (what follows its last literal is ignored).
+    ``{name}`` is a field without spaces, ``{name*}`` one that may hold spaces,
+    ``{name:d}`` one of digits only, ``{_}`` a field that is skipped.  A field ends at
+    the first place the literal text after it follows (scanf's rule), so a template is
+    only for texts whose fields cannot contain that literal; anything else belongs to a
+    regex.  A template matches a prefix of the text (what follows its last literal is
+    ignored).
     """
 
     texts: tuple[str, ...]
@@ -387,7 +388,7 @@ class Templates:
         pool = bytearray()
         op_off = [0]
         for text in texts:
-            parts = re.split(r"(\{\w+\*?\})", text)
+            parts = re.split(r"(\{\w+(?:\*|:d)?\})", text)
             previous_field = False
             for part in parts:
                 if not part:
@@ -395,13 +396,14 @@ class Templates:
                 if part.startswith("{"):
                     if previous_field:
                         raise ValueError(f"two fields without text between them: {text!r}")
-                    name = part.strip("{}*")
+                    name = part.strip("{}*").removesuffix(":d")
                     slot = -1
                     if name != "_":
                         if name not in names:
                             names.append(name)
                         slot = names.index(name)
-                    ops.append((_FIELD, 0, 0, slot, int(part.endswith("*}"))))
+                    kind = 1 if part.endswith("*}") else 2 if part.endswith(":d}") else 0
+                    ops.append((_FIELD, 0, 0, slot, kind))
                     previous_field = True
                 else:
                     raw = part.encode()
@@ -418,7 +420,8 @@ class Templates:
 
         Spans are absolute byte offsets (for :func:`span_strings`), one column per name.
 
-        >>> t = Templates.compile(["Deny {proto} src {src}/{sport} dst", "Deny {proto} src {src}"])
+        >>> t = Templates.compile(["Deny {proto} src {src}/{sport:d} dst",
+        ...                        "Deny {proto} src {src}"])
         >>> arr = pa.array(["Deny tcp src 1.2.3.4/55 dst x", "Deny udp src ::1", "Allow"])
         >>> which, fs, fe = t.match(arr, np.zeros(3, np.int64))
         >>> which.tolist(), span_strings(arr, fs[:, 1], fe[:, 1]).to_pylist()
@@ -450,6 +453,7 @@ def _match_one(data, s, e, ops, lo, hi, pool, fs, fe):  # pragma: no cover - jit
             p += ops[i, 2]
             continue
         spaces = ops[i, 4] == 1
+        digits = ops[i, 4] == 2
         q = p
         if i + 1 < hi:  # the field ends where the next literal starts
             a = ops[i + 1, 1]
@@ -459,11 +463,13 @@ def _match_one(data, s, e, ops, lo, hi, pool, fs, fe):  # pragma: no cover - jit
                     return False
                 if q > p and _literal_at(data, q, e, pool, a, n):
                     break
-                if data[q] == 32 and not spaces:
+                if (data[q] == 32 and not spaces) or (digits and not 48 <= data[q] <= 57):
                     return False
                 q += 1
         else:  # a last field runs to the end of its token (or of the text)
             while q < e and (spaces or data[q] != 32):
+                if digits and not 48 <= data[q] <= 57:
+                    break
                 q += 1
             if q == p:
                 return False
