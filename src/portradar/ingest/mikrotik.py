@@ -74,16 +74,16 @@ HEAD = Templates.compile([
 #: ... and the protocol and addresses, matched at ``proto``.  Lines neither takes go to
 #: :data:`BODY`, the complete grammar.
 TAIL = Templates.compile([
-    "proto {proto} ({info*}), {src}:{sport:d}->{dst}:{dport:d}, ",
-    "proto {proto} ({info*}), [{src}]:{sport:d}->[{dst}]:{dport:d}, ",
-    "proto {proto}, {src}:{sport:d}->{dst}:{dport:d}, ",
-    "proto {proto}, [{src}]:{sport:d}->[{dst}]:{dport:d}, ",
-    "proto {proto} ({info*}), {src}->{dst}, ",
-    "proto {proto}, {src}->{dst}, ",
+    "proto {proto} ({info*}), {src}:{sport:d}->{dst}:{dport:d}, len {len:d}",
+    "proto {proto} ({info*}), [{src}]:{sport:d}->[{dst}]:{dport:d}, len {len:d}",
+    "proto {proto}, {src}:{sport:d}->{dst}:{dport:d}, len {len:d}",
+    "proto {proto}, [{src}]:{sport:d}->[{dst}]:{dport:d}, len {len:d}",
+    "proto {proto} ({info*}), {src}->{dst}, len {len:d}",
+    "proto {proto}, {src}->{dst}, len {len:d}",
 ])
 
 _FIELDS = ("prefix", "chain", "in_if", "out_if", "proto", "info", "src", "sport", "dst",
-           "dport")
+           "dport", "len")
 
 
 @register_reader
@@ -106,12 +106,11 @@ class MikrotikReader(PolarsLineReader):
         spans |= {n: (ts[:, i], te[:, i]) for i, n in enumerate(TAIL.names)}
         frame = frame.with_columns(
             [strings(arr, np.where(fast, a, -1), b).alias(n) for n, (a, b) in spans.items()]
-            + [strings(arr, start, end).alias("body")]
+            + [strings(arr, np.where(fast, -1, start), end).alias("body")]
         ).drop("line", "before_marker").with_row_index("_row")
         frame = frame.with_columns([pl.lit(None, pl.String).alias(n) for n in _FIELDS
                                     if n not in frame.columns])
-        frame = frame.with_columns(len=pl.col("body").str.extract(r", len (\d+)\s*$", 1))
-        slow = frame.filter(pl.col("body").is_not_null() & pl.Series(~fast))
+        slow = frame.filter(pl.col("body").is_not_null())
         if slow.height:
             frame = frame.update(_regex_fields(slow), on="_row")
         i64 = pl.Int64
@@ -122,7 +121,8 @@ class MikrotikReader(PolarsLineReader):
             .then(pl.col("prefix").str.strip_chars()).otherwise(pl.col("chain"))
         frame = frame.with_columns(rule=rule)
         reason = (
-            pl.when(pl.col("body").is_null()).then(pl.lit("not a MikroTik firewall log line"))
+            pl.when(pl.col("marker_pos").is_null())
+            .then(pl.lit("not a MikroTik firewall log line"))
             .when(pl.col("chain").is_null()).then(pl.lit("MikroTik firewall line not "
                                                          "recognised"))
         )
