@@ -328,9 +328,14 @@ def _run_row(xs: np.ndarray, xr: np.ndarray, xn: np.ndarray, has_new: bool, wd0:
     quiet = 0
     n_ep = 0
     cur = 0
+    wd = wd0 % 7
+    h = -1
     for t in range(t_len):
-        wd = (wd0 + t // bpd) % 7
-        h = t % bpd
+        # weekday and hour by counting, not dividing (this loop runs once per cell)
+        h += 1
+        if h == bpd:
+            h = 0
+            wd = wd + 1 if wd < 6 else 0
         mu_s = baseline_mean(st_s, wd, h, bp)
         s_s = 0.0
         s_r = 0.0
