@@ -17,8 +17,9 @@ raw events are gone (retention), and across shards or collectors.
   limit becomes a HyperLogLog.  Merging is associative and commutative, and merging
   the sketches of two halves of a stream gives exactly the sketch of the whole.
 
-Sketches are stored per day and sensor in ``port_source_sketches`` by a refresher
-registered in :data:`portradar.store.duckdb_store.ACTIVITY_REFRESHERS`.
+Sketches are stored per day and sensor in ``port_source_sketches``, computed on demand
+by :func:`sync` for the days whose activity changed (not during ingest, which they
+would slow several times over).
 
 >>> import numpy as np
 >>> a = SourceSketch.of(np.arange(600, dtype=np.uint64), np.arange(600, dtype=np.uint64))
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from portradar.store.duckdb_store import ACTIVITY_REFRESHERS, Store
+from portradar.store.duckdb_store import Store
 
 #: Exact sets up to this many distinct sources (8 KiB), HyperLogLog above.
 EXACT_LIMIT = 1024
@@ -326,5 +327,6 @@ def distinct_sources(store: Store, *, proto: int, port: int, first_day: Any, las
     return merge_all(SourceSketch.from_bytes(r[0]) for r in rows).count()
 
 
-if refresh not in ACTIVITY_REFRESHERS:
-    ACTIVITY_REFRESHERS.append(refresh)
+# Not registered in ACTIVITY_REFRESHERS on purpose: computing the sketches on every ingest
+# made ingest several times slower (measured: about 3 to 4 CPU-seconds per million
+# events each).  Readers call sync() first, which computes exactly the stale days.
