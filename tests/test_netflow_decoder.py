@@ -187,6 +187,26 @@ def test_v9_template_and_exports(pk, template_first):
     assert decoder.pending_sets == 0 and stats.skipped_total == 0
 
 
+@pytest.mark.parametrize("template_at", [0, 500, 999])
+def test_v9_stream_of_a_thousand_packets(pk, template_at):
+    """test_netflow.py's test_recv_all_packets: the template first, in the middle, last."""
+    rng = np.random.default_rng(template_at)
+    stream = [pk["PACKET_V9_TEMPLATE"] if i == template_at
+              else pk["PACKETS_V9"][int(rng.integers(3))] for i in range(1000)]
+    batch, decoder, stats = _decode(stream)
+    assert batch.num_rows == 999 * 12 + 8  # 12 flows per export, 8 in the template packet
+    assert decoder.pending_sets == 0 and stats.skipped_total == 0
+
+
+def test_invalid_packets_are_skipped_between_good_ones(pk):
+    """test_netflow.py's test_ignore_invalid_packets."""
+    batch, _, stats = _decode(pk["PACKET_INVALID"], pk["PACKET_V9_TEMPLATE"],
+                              pk["PACKETS_V9"][0], pk["PACKET_INVALID"], pk["PACKETS_V9"][2],
+                              pk["PACKET_INVALID"])
+    assert batch.num_rows == 8 + 12 + 12
+    assert stats.skipped == {"not a NetFlow v1/v5/v9 or IPFIX packet": 3}
+
+
 def test_v9_flow_start_is_relative_to_sysuptime(pk):
     batch = _decode(pk["PACKET_V9_TEMPLATE"])[0]
     packet = pk["PACKET_V9_TEMPLATE"]

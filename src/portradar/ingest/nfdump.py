@@ -105,8 +105,8 @@ class NfdumpReader:
     @classmethod
     def sniff(cls, head: bytes) -> float:
         if len(head) >= 4 and head[:2] in MAGICS:
-            order = "little" if head[:2] == MAGICS[0] else "big"
-            if int.from_bytes(head[2:4], order) in LAYOUTS:
+            little = head[:2] == MAGICS[0]
+            if int.from_bytes(head[2:4], "little" if little else "big") in LAYOUTS:
                 return 1.0
         return 0.0
 
