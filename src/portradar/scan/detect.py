@@ -295,14 +295,19 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int) -> 
         oldest = f"(SELECT min(ts) FROM {table})"
         con.execute(f"DELETE FROM scanners WHERE prefix = 64 OR last_seen >= {oldest}")
         con.execute(f"DELETE FROM scan_profiles WHERE last_seen >= {oldest}")
-    n_events = _count(con, f"SELECT count(*) FROM {table} e WHERE {scope}")
+    if mode == "incremental":
+        # the new events' sources: their own events only (the ledger counts the new ones)
+        n_events = _count(con, f"SELECT count(*) FROM {table} e WHERE {scope}") \
+            if _count(con, "SELECT count(*) FROM _affected") > 100_000 else 0
+    else:
+        n_events = _count(con, f"SELECT count(*) FROM {table}")
     parts = max(1, math.ceil(n_events / max(partition_events, 1)))
-    replies = reply_rowids(con, scope, config.reply_window, table=table)
     dark = CidrSet.parse(config.dark) if config.dark else None
     benign = BenignList.parse(config.benign) if config.benign else None
     for part in range(parts):
         where = scope if parts == 1 else f"{scope} AND hash(e.src_hi, e.src_lo) % {parts} = {part}"
         cols = _fetch(con, f"SELECT {load} FROM {table} e WHERE {where}")
+        replies = _replies(con, table, where, cols, config)
         summary.events += len(cols["ts"])
         result = _analyse(cols, replies, config, dark, benign, prefix64=False)
         del cols
@@ -315,8 +320,7 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int) -> 
         "e.src_hi IN (SELECT src_hi FROM _affected WHERE src_hi <> 0)"
     cols = _fetch(con, f"SELECT {load} FROM {table} e WHERE {v6_scope}")
     if len(cols["ts"]):
-        if mode != "full":
-            replies = reply_rowids(con, v6_scope, config.reply_window, table=table)
+        replies = _replies(con, table, v6_scope, cols, config)
         result = _analyse(cols, replies, config, dark, benign, prefix64=True)
         summary.flagged += _insert_scanners(con, result.rows, config)
     summary.partitions = parts
@@ -330,6 +334,20 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
     a copy)."""
     table = con.sql(sql).to_arrow_table()
     return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
+def _replies(con: duckdb.DuckDBPyConnection, table: str, where: str,
+             cols: dict[str, np.ndarray], config: ScanConfig) -> np.ndarray:
+    """Rowids of the loaded events that are replies (see :mod:`portradar.scan.replies`)."""
+    cls = packet_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"])
+    reply_like = np.isin(cls, REPLY_CLASSES) | (cols["proto"] == 17) | (cols["proto"] == 136)
+    reply_like &= ~is_multicast(cols["dst_hi"], cols["dst_lo"])
+    if cols["proto"].size:
+        tcp_acked = (cols["proto"] == 6) & (cols["tcp_flags"] >= 0) & \
+            ((cols["tcp_flags"] & 0x14) != 0)
+        reply_like |= tcp_acked
+    return reply_rowids(con, where, config.reply_window, table=table,
+                        hosts=(cols["dst_hi"][reply_like], cols["dst_lo"][reply_like]))
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -433,10 +451,10 @@ def _aligned_results(skey: np.ndarray, trw: ThresholdRandomWalk, fan: FanOut,
     out: dict[str, np.ndarray] = {}
     for prefix, res, names in (
         ("trw_", trw.result_arrays(), ("decision", "llr", "failures", "successes", "contacts",
-                                       "flagged_after", "flagged_ts")),
+                                       "flagged_after", "flagged_ts", "flagged_probes")),
         ("fan_", fan.result_arrays(), ("flagged", "flagged_ts", "rule", "pairs", "ports",
                                        "episodes")),
-        ("slow_", slow.result_arrays(), ("flagged", "flagged_ts", "peak")),
+        ("slow_", slow.result_arrays(), ("flagged", "flagged_ts", "flagged_probes", "peak")),
     ):
         keys = res["skey"]
         if keys.size:
@@ -491,7 +509,14 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
     s_at = np.where(slow_hit, det["slow_flagged_ts"], big)[sel]
     flagged_at = np.minimum(np.minimum(t_at, f_at), s_at)
     has_at = flagged_at < big
-    flagged_probes = probes_until(probes, sel, np.where(has_at, flagged_at, 0))
+    # probes sent until the first detector fired: TRW and the slow window know the
+    # probe; for the fan-out it is the first probe at its time (log times are often
+    # whole seconds, and counting every probe of that second would overstate it)
+    f_idx = probes_until(probes, sel, np.where(f_at < big, f_at - 1, 0)) + 1
+    idx = np.stack([np.where(t_at == flagged_at, det["trw_flagged_probes"][sel], big),
+                    np.where(f_at == flagged_at, f_idx, big),
+                    np.where(s_at == flagged_at, det["slow_flagged_probes"][sel], big)])
+    flagged_probes = np.where(has_at, idx.min(axis=0), 0)
 
     def g(name: str) -> np.ndarray:
         return prof[name][sel]
@@ -791,7 +816,7 @@ def _campaigns(store: Store, config: ScanConfig, dark: CidrSet | None,
         table, load = event_table(con)
         lonely = "(e.src_hi, e.src_lo) IN (SELECT src_hi, src_lo FROM _lonely)"
         cols = _fetch(con, f"SELECT {load} FROM {table} e WHERE {lonely}")
-        replies = reply_rowids(con, lonely, config.reply_window, table=table)
+        replies = _replies(con, table, lonely, cols, config)
         rows = _analyse(cols, replies, config, dark, benign, prefix64=False,
                         only_campaign=True).rows
         if rows is not None:

@@ -34,6 +34,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 #: Seconds a reply may follow the packet it answers (see the module docstring).
 DEFAULT_REPLY_WINDOW = 120.0
@@ -47,18 +48,33 @@ REPLY_LIKE_SQL = """(
 
 
 def reply_rowids(con: duckdb.DuckDBPyConnection, scope_sql: str = "TRUE",
-                 window: float = DEFAULT_REPLY_WINDOW, *, table: str = "events") -> np.ndarray:
+                 window: float = DEFAULT_REPLY_WINDOW, *, table: str = "events",
+                 hosts: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Sorted ``rowid`` of the events (alias ``e``, within ``scope_sql``) that are replies.
 
     ``scope_sql`` is a condition on ``e`` (which sources to look at); it may refer to
     temporary tables of the connection.  ``table`` holds the events (the store's
-    ``event_rows``, or an ``events`` table).
+    ``event_rows``, or an ``events`` table).  ``hosts`` are the destinations of the
+    scope's reply-like events when the caller has them at hand (its loaded columns),
+    which saves a scan.
     """
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _reply_hosts AS
-            SELECT DISTINCT e.dst_hi AS h, e.dst_lo AS l FROM {table} e
-            WHERE {REPLY_LIKE_SQL} AND ({scope_sql})"""
-    )
+    if hosts is not None:
+        hi, lo = (np.asarray(h, np.uint64) for h in hosts)
+        if not hi.size:
+            return np.empty(0, np.int64)
+        pairs = np.unique(np.stack([hi, lo], axis=1), axis=0)
+        con.register("_reply_hosts_in", pa.table({"h": pairs[:, 0], "l": pairs[:, 1]}))
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE _reply_hosts AS "
+                        "SELECT h, l FROM _reply_hosts_in")
+        finally:
+            con.unregister("_reply_hosts_in")
+    else:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _reply_hosts AS
+                SELECT DISTINCT e.dst_hi AS h, e.dst_lo AS l FROM {table} e
+                WHERE {REPLY_LIKE_SQL} AND ({scope_sql})"""
+        )
     row = _first(con.execute(
         f"""SELECT count(*) FROM (SELECT 1 FROM {table} r SEMI JOIN _reply_hosts
                                   ON r.src_hi = h AND r.src_lo = l LIMIT 1)"""
