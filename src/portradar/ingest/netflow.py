@@ -258,7 +258,7 @@ def udp_datagram(linktype: int, frame: bytes, stats: ReadStats,
 
 @register_reader
 class NetflowReader:
-    """NetFlow/IPFIX export datagrams in a pcap or pcapng capture (``--format netflow``)."""
+    """NetFlow v1/v5/v9 and IPFIX export datagrams in a pcap/pcapng capture (--format netflow)."""
 
     name: ClassVar[str] = "netflow"
     unit: ClassVar[str] = "flows"

@@ -96,7 +96,7 @@ def flag_bits(text: str) -> int | None:
 
 @register_reader
 class NfdumpReader:
-    """nfcapd files, decoded by the ``nfdump`` program (``--format nfdump``, or sniffed)."""
+    """nfdump collector (nfcapd) files, read through the nfdump program (sniffed)."""
 
     name: ClassVar[str] = "nfdump"
     unit: ClassVar[str] = "flows"
