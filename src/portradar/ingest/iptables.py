@@ -101,7 +101,7 @@ def _nullable(values: np.ndarray, dtype: type) -> pa.Array:
 
 @register_reader
 class IptablesReader(LineReader):
-    """Netfilter LOG lines in any of the framings in :mod:`portradar.ingest.iptables_kernel`."""
+    """Linux netfilter LOG lines (iptables, nftables, UFW, Shorewall) from dmesg, syslog, journald, ulogd."""
 
     name: ClassVar[str] = "iptables"
     unit: ClassVar[str] = "lines"
