@@ -128,8 +128,6 @@ def test_unifi_plain_logs_are_netfilter_lines_for_the_iptables_reader():
     assert [r["outcome"] for r in rows[:2]] == ["blocked", "blocked"]
 
 
-@pytest.mark.xfail(strict=True, reason="iptables reader: UniFi's [CHAIN-A-id] accept tag is "
-                   "not read; DESCR's 'Block All Traffic' makes it blocked (see report)")
 def test_unifi_accept_tag_gives_accepted():
     text = need(UNIFI_LOGS / "unifi-logs.log").read_text()
     rows, _ = parse(IptablesReader, text, ReadOptions(tz="UTC", year=2023))

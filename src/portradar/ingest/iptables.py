@@ -10,11 +10,12 @@ upper-cased prefix:
 
 1. ``--action PREFIX=OUTCOME`` given by the user (exact prefix, or ``*`` for the
    default of unrecognised prefixes);
-2. ``REJECT`` or ``REJ`` → rejected;
-3. ``DROP``, ``BLOCK``, ``DENY``, ``INVALID``, ``REFUSE`` → blocked
+2. a UniFi action tag ``[RULESET-A-2000]`` (A accepted, D blocked, R rejected);
+3. ``REJECT`` or ``REJ`` → rejected;
+4. ``DROP``, ``BLOCK``, ``DENY``, ``INVALID``, ``REFUSE`` → blocked
    (``[UFW BLOCK]``, ``[UFW LIMIT BLOCK]``, Shorewall's ``...:DROP:``, ``policy DROP``);
-4. ``ACCEPT``, ``ALLOW``, ``PASS``, ``PERMIT`` → accepted (``[UFW ALLOW]``);
-5. anything else, or no prefix → unknown.
+5. ``ACCEPT``, ``ALLOW``, ``PASS``, ``PERMIT`` → accepted (``[UFW ALLOW]``);
+6. anything else, or no prefix → unknown.
 
 The sensor is ``--sensor`` or else the syslog host name of each line, so one central
 log of many firewalls yields one sensor per firewall.
@@ -49,6 +50,10 @@ from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_time import YearState, reference_time, resolve, zone
 
+#: UniFi (Ubiquiti) prefixes carry the rule's action as a letter: [WAN_IN-A-2000].
+_UNIFI_TAG = re.compile(r"\[[A-Z0-9_]+-([ADR])-\d+\]")
+_UNIFI_ACTIONS = {"A": Outcome.ACCEPTED, "D": Outcome.BLOCKED, "R": Outcome.REJECTED}
+
 _RULES: tuple[tuple[re.Pattern[str], Outcome], ...] = (
     (re.compile(r"REJECT|(?<![A-Z])REJ(?![A-Z])"), Outcome.REJECTED),
     (re.compile(r"DROP|BLOCK|DENY|DENIED|INVALID|REFUSE"), Outcome.BLOCKED),
@@ -66,6 +71,8 @@ def outcome_for_prefix(prefix: str | None, actions: dict[str, str] | None = None
 
     >>> outcome_for_prefix("[UFW ALLOW]"), outcome_for_prefix("Shorewall:net2fw:DROP:")
     (<Outcome.ACCEPTED: 3>, <Outcome.BLOCKED: 1>)
+    >>> outcome_for_prefix("[WAN_LOCAL-A-2000] Block All Traffic")
+    <Outcome.ACCEPTED: 3>
     >>> outcome_for_prefix("fw-in", {"fw-in": "rejected"})
     <Outcome.REJECTED: 2>
     >>> outcome_for_prefix(None), outcome_for_prefix("LOG", {"*": "blocked"})
@@ -76,6 +83,9 @@ def outcome_for_prefix(prefix: str | None, actions: dict[str, str] | None = None
     if text in actions:
         return Outcome[actions[text].upper()]
     upper = text.upper()
+    tag = _UNIFI_TAG.search(upper)
+    if tag:
+        return _UNIFI_ACTIONS[tag.group(1)]
     for pattern, outcome in _RULES:
         if pattern.search(upper):
             return outcome
