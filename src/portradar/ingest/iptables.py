@@ -111,7 +111,7 @@ def _nullable(values: np.ndarray, dtype: type) -> pa.Array:
 
 @register_reader
 class IptablesReader(LineReader):
-    """Linux netfilter LOG lines (iptables, nftables, UFW, Shorewall) from dmesg, syslog, journald, ulogd."""
+    """Linux netfilter LOG lines (iptables, nftables, UFW, Shorewall): dmesg, syslog, journald."""
 
     name: ClassVar[str] = "iptables"
     unit: ClassVar[str] = "lines"
