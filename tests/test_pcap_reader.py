@@ -1,7 +1,7 @@
 """Tests of the pcap/pcapng reader: containers, link types, decoding, outcomes, bad input.
 
 Captures are built in memory by the small writers below (no fixture files), except the
-real captures of ``/work/shared/data/pcaps/mmt-security`` whose expected outcomes were
+real captures of ``../shared/data/pcaps/mmt-security`` whose expected outcomes were
 read off ``tcpdump -nr`` and are written out explicitly in :data:`MMT_EXPECTED`.
 """
 
@@ -20,6 +20,7 @@ import dpkt
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +32,7 @@ from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import get_reader
 from portradar.ingest.sniff import sniff_format
 
-MMT = Path("/work/shared/data/pcaps/mmt-security")
+MMT = DATA / "pcaps" / "mmt-security"
 SYN, RST, ACK, FIN, PSH, URG = 0x02, 0x04, 0x10, 0x01, 0x08, 0x20
 
 # --------------------------------------------------------------------------------------
