@@ -13,7 +13,6 @@ import io
 import socket
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, cast
 
 import dpkt
