@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 
 from portradar.errors import InputError
-from portradar.events.addresses import key_to_text
 from portradar.scan.cidr_set import CidrSet
 from portradar.store.duckdb_store import Store
 
@@ -265,6 +264,3 @@ def labels_from_truth(truth: dict[str, Any]) -> str:
                          c.get("last", "")])
     return out.getvalue()
 
-
-def source_text(hi: int, lo: int) -> str:
-    return key_to_text(hi, lo)
