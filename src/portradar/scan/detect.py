@@ -74,12 +74,13 @@ from portradar.scan.probes import (
     is_multicast,
     mix64,
     packet_class,
+    port_key,
 )
 from portradar.scan.replies import DEFAULT_REPLY_WINDOW, reply_rowids
 from portradar.scan.scan_shape import SHAPES, scan_shape
 from portradar.scan.scan_type import TYPES, scan_type
 from portradar.scan.slow_scan import SlowScan
-from portradar.scan.source_profile import probes_until, profile
+from portradar.scan.source_profile import light_profile, probes_until, profile
 from portradar.scan.trw import SCANNER, ThresholdRandomWalk
 from portradar.store.duckdb_store import Store
 
@@ -396,46 +397,65 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
         ok &= ~is_ipv4(src_hi, src_lo)
     probe_mask = ok & np.isin(cls, PROBE_CLASSES)
     reply_like = ok & np.isin(cls, REPLY_CLASSES)
-    del ok, cls
-    probes = Probes.grouped_from_columns(cols, probe_mask, prefix64=prefix64)
+    del ok
+    key_lo = src_lo if not prefix64 else np.where(is_ipv4(src_hi, src_lo), src_lo,
+                                                  np.uint64(0))
+    skey = address_key(src_hi, key_lo)
     trw = ThresholdRandomWalk(**config.trw)
     fan = FanOut(**config.fanout, dark=dark)
     slow = SlowScan(**config.slow_scan)
     # a source with fewer probes than any detector needs to fire (TRW's 4 failed first
-    # contacts, by default) cannot be flagged on its own: only its profile is kept
+    # contacts, by default) cannot be flagged on its own: the detectors never see it and
+    # it only gets the light profile the campaigns need (most sources are like that)
     least = min(trw.min_probes, fan.min_probes, slow.min_probes)
-    _, starts = probes.grouped()
-    candidates = probes.select_sources(np.diff(starts) >= least)
+    probe_idx = np.flatnonzero(probe_mask)
+    _, inverse, sizes = np.unique(skey[probe_idx], return_inverse=True, return_counts=True)
+    big = np.zeros(probe_mask.size, np.bool_)
+    big[probe_idx] = sizes[inverse] >= least
+    small = probe_mask & ~big
+    if only_campaign:
+        big, small = probe_mask, np.zeros(probe_mask.size, np.bool_)
+    probes = Probes.grouped_from_columns(cols, big, prefix64=prefix64, skey=skey)
     for detector in (trw, fan, slow):
-        detector.update(candidates)
-    del candidates
+        detector.update(probes)
     prof = profile(probes)
-    addresses = _addresses_per_prefix(prof["skey"], src_hi, src_lo, probe_mask) \
-        if prefix64 else None
+    addresses = _addresses_per_prefix(prof["skey"], src_hi, src_lo, big) if prefix64 else None
     state = trw.nbytes() + fan.nbytes() + slow.nbytes()
-    det = _aligned_results(prof["skey"], np.diff(starts) >= least, trw, fan, slow)
+    det = _aligned_results(prof["skey"], np.ones(prof["skey"].size, np.bool_), trw, fan, slow)
     del trw, fan, slow
     rows = _verdicts(probes, prof, det, config, benign, addresses, prefix64=prefix64,
                      only_campaign=only_campaign)
-    profiles = None if prefix64 or only_campaign else \
-        _profile_table(prof, det, int(config.campaigns.get("min_members", 3)))
+    n_sources = len(prof["skey"])
+    profiles = None
+    if not prefix64 and not only_campaign:
+        light = None
+        if small.any():
+            dkey = address_key(cols["dst_hi"][small], cols["dst_lo"][small])
+            proto = np.asarray(cols["proto"])[small]
+            port = port_key(proto, np.asarray(cols["dport"])[small],
+                            np.asarray(cols["icmp_type"])[small])
+            pkey = port.astype(np.int64).astype(np.uint64) | \
+                (proto.astype(np.uint64) << np.uint64(32))
+            light = light_profile(skey[small], src_hi[small], key_lo[small],
+                                  np.asarray(cols["ts"])[small], pkey, dkey)
+            n_sources += len(light["skey"])
+        profiles = _profile_table(prof, det, light, int(config.campaigns.get("min_members", 3)))
+    del cls
     if reply_like.any():
         # backscatter: reply-like packets, with the probes of the sources that sent them
-        key_lo = src_lo if not prefix64 else np.where(is_ipv4(src_hi, src_lo), src_lo, 0)
-        skey = address_key(src_hi, key_lo.astype(np.uint64))
         senders = np.unique(skey[reply_like])
         pos = np.searchsorted(senders, skey)
         pos[pos >= senders.size] = 0
         mine = senders[pos] == skey
         back_frame = Probes.grouped_from_columns(cols, reply_like | (probe_mask & mine),
-                                                 prefix64=prefix64)
+                                                 prefix64=prefix64, skey=skey)
         back = Backscatter(**config.backscatter)
         back.update(back_frame)
         back_rows = _backscatter_rows(back, back_frame, prof, det)
         if back_rows is not None:
             rows = back_rows if rows is None else pa.concat_tables(
                 [rows, back_rows], promote_options="default")
-    return _Analysis(rows, profiles, state, len(prof["skey"]))
+    return _Analysis(rows, profiles, state, n_sources)
 
 
 def _addresses_per_prefix(skey: np.ndarray, src_hi: np.ndarray, src_lo: np.ndarray,
@@ -753,22 +773,28 @@ def _backscatter_rows(back: Backscatter, frame: Probes, prof: dict[str, np.ndarr
 
 
 def _profile_table(prof: dict[str, np.ndarray], det: dict[str, np.ndarray],
-                   min_members: int) -> pa.Table:
+                   light: dict[str, np.ndarray] | None, min_members: int) -> pa.Table:
     """Profiles a campaign may use: flagged sources (rules 2 and 3) and sources whose
     network group has enough members (rule 1).  A partition holds whole networks, so
     the group sizes counted here are exact; most background sources have no peer and
-    are not written (1.8 M rows down to a few hundred thousand on the benchmark)."""
+    are not written (1.8 M rows down to the 200,000 flagged on the benchmark)."""
+    names = ("key_hi", "key_lo", "first_ts", "last_ts", "probes", "port_keys", "hosts",
+             "port_sig", "target_sig")
     flagged = det["trw_hit"] | det["fan_hit"] | det["slow_hit"]
-    group = net_group(prof["key_hi"], prof["key_lo"], prof["port_sig"], prof["first_ts"])
+    cols = {n: prof[n] for n in names}
+    if light is not None:
+        cols = {n: np.concatenate([prof[n], light[n]]) for n in names}
+        flagged = np.concatenate([flagged, np.zeros(len(light["skey"]), np.bool_)])
+    group = net_group(cols["key_hi"], cols["key_lo"], cols["port_sig"], cols["first_ts"])
     _, inverse, counts = np.unique(group, return_inverse=True, return_counts=True)
     keep = flagged | (counts[inverse] >= min_members)
     return pa.table({
-        "src_hi": prof["key_hi"][keep], "src_lo": prof["key_lo"][keep],
-        "first_seen": _ts_array(prof["first_ts"][keep]),
-        "last_seen": _ts_array(prof["last_ts"][keep]),
-        "probes": prof["probes"][keep], "port_keys": prof["port_keys"][keep],
-        "targets": prof["hosts"][keep], "port_sig": prof["port_sig"][keep],
-        "target_sig": prof["target_sig"][keep], "net_group": group[keep],
+        "src_hi": cols["key_hi"][keep], "src_lo": cols["key_lo"][keep],
+        "first_seen": _ts_array(cols["first_ts"][keep]),
+        "last_seen": _ts_array(cols["last_ts"][keep]),
+        "probes": cols["probes"][keep], "port_keys": cols["port_keys"][keep],
+        "targets": cols["hosts"][keep], "port_sig": cols["port_sig"][keep],
+        "target_sig": cols["target_sig"][keep], "net_group": group[keep],
         "flagged": flagged[keep],
     })
 

@@ -301,19 +301,21 @@ class Probes:
 
     @classmethod
     def grouped_from_columns(cls, columns: dict[str, np.ndarray], mask: np.ndarray | None = None,
-                             *, prefix64: bool = False) -> Probes:
+                             *, prefix64: bool = False,
+                             skey: np.ndarray | None = None) -> Probes:
         """The rows of ``columns`` selected by ``mask``, already in :meth:`grouped` order.
 
         For big loads: every column is gathered once, straight into (source, time)
         order, instead of a selection followed by a sort.  ``columns`` must hold the
-        load's compact dtypes (see :mod:`portradar.scan.detect`).
+        load's compact dtypes (see :mod:`portradar.scan.detect`); ``skey``, when given,
+        is every row's source key (:func:`address_key`), already computed.
         """
         src_hi = np.asarray(columns["src_hi"], np.uint64)
         src_lo = np.asarray(columns["src_lo"], np.uint64)
         key_lo = src_lo
         if prefix64:
             key_lo = np.where(is_ipv4(src_hi, src_lo), src_lo, np.uint64(0))
-        skey_all = address_key(src_hi, key_lo)
+        skey_all = address_key(src_hi, key_lo) if skey is None else skey
         idx = np.flatnonzero(mask) if mask is not None else np.arange(len(src_hi))
         ts_all = np.asarray(columns["ts"], np.int64)
         sk = skey_all[idx]

@@ -68,6 +68,53 @@ def profile(probes: Probes) -> dict[str, np.ndarray]:
     return out
 
 
+def light_profile(skey: np.ndarray, key_hi: np.ndarray, key_lo: np.ndarray, ts: np.ndarray,
+                  pkey: np.ndarray, dkey: np.ndarray) -> dict[str, np.ndarray]:
+    """The few profile columns the campaigns need, for sources no detector can flag.
+
+    Rows in any order; one row per source out, sorted by ``skey``: ``key_hi``,
+    ``key_lo``, ``skey``, ``probes``, ``first_ts``, ``last_ts``, ``hosts``,
+    ``port_keys``, ``port_sig``, ``target_sig`` (as :func:`profile` computes them).
+    Gathers three columns instead of a whole frame: most sources are this kind.
+    """
+    from portradar.scan.probes import radix_argsort
+
+    order = radix_argsort(skey)
+    k = skey[order]
+    cut = np.flatnonzero(k[1:] != k[:-1]) + 1
+    starts = np.concatenate([[0], cut, [k.size]]).astype(np.int64) if k.size \
+        else np.zeros(1, np.int64)
+    first = order[starts[:-1]]
+    n = len(starts) - 1
+    out_i = np.zeros((n, 5), np.int64)
+    out_sig = np.zeros((n, 2), np.uint64)
+    if n:
+        keys, mask = table(int(np.diff(starts).max()))
+        used = np.empty(keys.size, np.int64)
+        _light(starts, ts[order], pkey[order], dkey[order], keys, mask, used, out_i, out_sig)
+    return {"key_hi": key_hi[first], "key_lo": key_lo[first], "skey": k[starts[:-1]],
+            "probes": out_i[:, 0], "first_ts": out_i[:, 1], "last_ts": out_i[:, 2],
+            "hosts": out_i[:, 3], "port_keys": out_i[:, 4], "port_sig": out_sig[:, 0],
+            "target_sig": out_sig[:, 1]}
+
+
+@numba.njit(cache=True, nogil=True)
+def _light(starts, ts, pkey, dkey, keys, mask, used, out_i, out_sig):  # pragma: no cover
+    for g in range(starts.shape[0] - 1):
+        s = starts[g]
+        e = starts[g + 1]
+        lo = ts[s]
+        hi = ts[s]
+        for i in range(s + 1, e):
+            lo = min(lo, ts[i])
+            hi = max(hi, ts[i])
+        out_i[g, 0] = e - s
+        out_i[g, 1] = lo
+        out_i[g, 2] = hi
+        out_i[g, 3], out_sig[g, 1] = _distinct_xor(dkey, s, e, keys, mask, used)
+        out_i[g, 4], out_sig[g, 0] = _distinct_xor(pkey, s, e, keys, mask, used)
+
+
 def port_lists(probes: Probes, sources: np.ndarray) -> list[np.ndarray]:
     """Distinct TCP/UDP/SCTP destination ports of the given sources (grouped order)."""
     ordered, starts = probes.grouped()
