@@ -43,7 +43,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -92,6 +95,8 @@ DETECTOR_VERSION = 1
 #: leanest (peak RSS 2.0 GB against 2.3 GB for 3 M).  Loading all events with one
 #: query and partitioning in numpy was tried: no faster, 0.8 GB more.
 PARTITION_EVENTS = 1_000_000
+#: Parts analysed at once, by worker threads, while the main thread loads and inserts.
+ANALYSIS_THREADS = max(1, min(2, os.cpu_count() or 1))
 #: Above this share of new events, recompute everything (cheaper)...
 FULL_SHARE = 0.3
 #: ... once the store holds this many events (below it either way is quick).
@@ -315,21 +320,34 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int) -> 
                                 ON r.src_hi = d.dst_hi AND r.src_lo = d.dst_lo LIMIT 1)""") > 0
     dark = CidrSet.parse(config.dark) if config.dark else None
     benign = BenignList.parse(config.benign) if config.benign else None
-    for part in range(parts):
-        # consecutive networks go to consecutive parts: a modulo spreads them as well as
-        # a hash and is cheaper to evaluate (measured: 0.24 s against 0.36 s a scan)
-        where = scope if parts == 1 else \
-            f"{scope} AND {NET_KEY_SQL.format(e='e')} % {parts} = {part}"
-        cols = _fetch(con, f"SELECT {load} FROM {table} e WHERE {where}")
-        replies = _replies(con, table, where, cols, config) if answering else _NONE
-        summary.events += len(cols["ts"])
-        result = _analyse(cols, replies, config, dark, benign, prefix64=False)
-        del cols
+    # the main thread talks to DuckDB (load, insert) while worker threads analyse the
+    # parts already loaded: the kernels release the GIL, so loading, inserting and the
+    # analyses overlap on a multi-core machine (the detectors are per part, no sharing)
+    pending: deque[Future[_Analysis]] = deque()
+
+    def collect(result: _Analysis) -> None:
         summary.state_bytes = max(summary.state_bytes, result.state_bytes)
         summary.sources += result.sources
         summary.partitions += 1
         _insert(con, "scan_profiles", result.profiles)
         summary.flagged += _insert_scanners(con, result.rows, config)
+
+    with ThreadPoolExecutor(max_workers=ANALYSIS_THREADS) as pool:
+        for part in range(parts):
+            # consecutive networks go to consecutive parts: a modulo spreads them as well
+            # as a hash and is cheaper to evaluate (measured: 0.24 s against 0.36 s a scan)
+            where = scope if parts == 1 else \
+                f"{scope} AND {NET_KEY_SQL.format(e='e')} % {parts} = {part}"
+            cols = _fetch(con, f"SELECT {load} FROM {table} e WHERE {where}")
+            replies = _replies(con, table, where, cols, config) if answering else _NONE
+            summary.events += len(cols["ts"])
+            pending.append(pool.submit(_analyse, cols, replies, config, dark, benign,
+                                       prefix64=False))
+            del cols
+            while len(pending) >= ANALYSIS_THREADS or (pending and pending[0].done()):
+                collect(pending.popleft().result())
+        while pending:
+            collect(pending.popleft().result())
     # IPv6 sources by /64
     v6_scope = "e.src_hi <> 0" if mode == "full" else \
         f"e.src_hi <> 0 AND {scope}"
