@@ -26,7 +26,7 @@ def sparkline(values: Sequence[float]) -> str:
     """Unicode sparkline of a series.
 
     >>> sparkline([0, 1, 2, 4, 8])
-    '▁▁▂▄█'
+    '▁▂▃▅█'
     """
     if not values:
         return ""
