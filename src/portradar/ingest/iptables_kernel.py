@@ -145,6 +145,25 @@ def _digits(buf, p, e, maxlen):  # pragma: no cover - jit
     return v, q
 
 
+@numba.njit(cache=True, inline="always")
+def _micros(buf, p, e):  # pragma: no cover - jit
+    """Decimal fraction digits at p as microseconds (extra digits dropped); -1 if none."""
+    us = 0
+    nd = 0
+    q = p
+    while q < e and 48 <= buf[q] <= 57:
+        if nd < 6:
+            us = us * 10 + (buf[q] - 48)
+        nd += 1
+        q += 1
+    if nd == 0:
+        return -1, p
+    while nd < 6:
+        us *= 10
+        nd += 1
+    return us, q
+
+
 @numba.njit(cache=True)
 def _month_at(buf, p, e):  # pragma: no cover - jit
     if p + 3 > e:
@@ -170,18 +189,9 @@ def _hms(buf, p, e, row, out):  # pragma: no cover - jit
         return -1
     us = 0
     if q < e and (buf[q] == 46 or buf[q] == 44):
-        q += 1
-        nd = 0
-        while q < e and 48 <= buf[q] <= 57:
-            if nd < 6:
-                us = us * 10 + (buf[q] - 48)
-            nd += 1
-            q += 1
-        if nd == 0:
+        us, q = _micros(buf, q + 1, e)
+        if us < 0:
             return -1
-        while nd < 6:
-            us *= 10
-            nd += 1
     if h > 23 or m > 59 or s > 60:
         out[row, ST] = BAD_TIMESTAMP
     out[row, SOD] = ((h * 60 + m) * 60 + s) * 1_000_000 + us
@@ -301,24 +311,10 @@ def _bracket_ts(buf, p, e, row, out):  # pragma: no cover - jit
     while q < e and buf[q] == 32:
         q += 1
     if q < e and 48 <= buf[q] <= 57:
-        secs, q = _digits(buf, q, e, 12)
-        us = 0
-        if q < e and buf[q] == 46:
-            q += 1
-            nd = 0
-            while q < e and 48 <= buf[q] <= 57:
-                if nd < 6:
-                    us = us * 10 + (buf[q] - 48)
-                nd += 1
-                q += 1
-            while nd < 6:
-                us *= 10
-                nd += 1
-        if q >= e or buf[q] != 93:
-            return -1
-        out[row, UP] = secs * 1_000_000 + us
-        out[row, TK] = TS_UPTIME
-        return q + 1
+        r = _bracket_ts_uptime_only(buf, p, e, row, out)
+        if r >= 0:
+            out[row, TK] = TS_UPTIME
+        return r
     # [Www Mmm dd HH:MM:SS YYYY]
     if q + 4 > e or buf[q + 3] != 32:
         return -1
@@ -819,16 +815,9 @@ def _bracket_ts_uptime_only(buf, p, e, row, out):  # pragma: no cover - jit
         return -1
     us = 0
     if q < e and buf[q] == 46:
-        q += 1
-        nd = 0
-        while q < e and 48 <= buf[q] <= 57:
-            if nd < 6:
-                us = us * 10 + (buf[q] - 48)
-            nd += 1
-            q += 1
-        while nd < 6:
-            us *= 10
-            nd += 1
+        us, q = _micros(buf, q + 1, e)
+        if us < 0:
+            return -1
     if q >= e or buf[q] != 93:
         return -1
     out[row, UP] = secs * 1_000_000 + us
