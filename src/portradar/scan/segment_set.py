@@ -85,3 +85,29 @@ def count_distinct(values, keys, mask, used):  # pragma: no cover - jit
             n += 1
     clear(keys, used, n)
     return n
+
+
+@numba.njit(cache=True, nogil=True)
+def count_per_row(values, keys, mask, used):  # pragma: no cover - jit
+    """For each row, how many rows share its value (a group-by count without sorting).
+
+    ``keys`` must hold twice as many slots as there are distinct values (:func:`table`
+    for ``values.shape[0]``); it is left empty.
+    """
+    n = 0
+    slot_of = np.empty(values.shape[0], np.int64)
+    counts = np.zeros(keys.shape[0], np.int64)
+    for x in range(values.shape[0]):
+        v = nonzero(values[x])
+        slot = probe(keys, mask, v)
+        if keys[slot] == 0:
+            keys[slot] = v
+            used[n] = np.int64(slot)
+            n += 1
+        slot_of[x] = np.int64(slot)
+        counts[slot] += 1
+    out = np.empty(values.shape[0], np.int64)
+    for x in range(values.shape[0]):
+        out[x] = counts[slot_of[x]]
+    clear(keys, used, n)
+    return out
