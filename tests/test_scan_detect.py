@@ -178,3 +178,18 @@ def test_an_empty_store_and_a_read_only_store(tmp_path):
         assert detect(store).flagged == 0
     with Store.open(path, read_only=True) as store:
         assert ensure_detection(store).mode == "unchanged"
+
+
+def test_backscatter_counts_merge_like_one_pass():
+    from scan_events import probes
+
+    from portradar.scan.backscatter import Backscatter
+
+    rows = [ev(f"203.0.113.{1 + i % 3}", f"192.0.2.{i % 9}", 40000 + i, t=i,
+               flags=(SYNACK, RSTACK, 0x02)[i % 3], sport=80) for i in range(60)]
+    whole = Backscatter()
+    whole.update(probes(rows))
+    a, b = Backscatter(), Backscatter()
+    a.update(probes(rows[::2]))
+    b.update(probes(rows[1::2]))
+    assert a.merge(b).result().to_pylist() == whole.result().to_pylist()
