@@ -24,7 +24,7 @@ def port_history(
     cast = "TIMESTAMP" if period == "hour" else "DATE"
     end = first_row(store.con.execute(
         f"SELECT max(bucket) FROM {table} WHERE sensor = ?", [sensor]
-    ))[0]  # type: ignore[index]
+    ))[0]
     if end is None:
         return []
     rows = store.con.execute(

@@ -170,8 +170,8 @@ class SourceSketch:
         if self.registers is None and other.registers is None:
             assert self.hashes is not None and other.hashes is not None
             return SourceSketch(np.union1d(self.hashes, other.hashes))
-        mine = self.registers if self.registers is not None else _registers(self.hashes)
-        theirs = other.registers if other.registers is not None else _registers(other.hashes)
+        mine = self.registers if self.registers is not None else _registers(self.hashes)  # type: ignore[arg-type]
+        theirs = other.registers if other.registers is not None else _registers(other.hashes)  # type: ignore[arg-type]
         return SourceSketch(registers=np.maximum(mine, theirs))
 
     def to_bytes(self) -> bytes:
@@ -197,7 +197,7 @@ class SourceSketch:
             return False
         if self.registers is not None and other.registers is not None:
             return bool(np.array_equal(self.registers, other.registers))
-        return bool(np.array_equal(self.hashes, other.hashes))
+        return bool(np.array_equal(self.hashes, other.hashes))  # type: ignore[arg-type]
 
     def __hash__(self) -> int:
         return hash(self.to_bytes())

@@ -22,7 +22,7 @@ def latest_bucket(store: Store, period: str, sensor: str = "*") -> Any:
     table = table_for(period)
     return first_row(store.con.execute(
         f"SELECT max(bucket) FROM {table} WHERE sensor = ?", [sensor]
-    ))[0]  # type: ignore[index]
+    ))[0]
 
 
 def top_ports(

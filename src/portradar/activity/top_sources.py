@@ -21,7 +21,8 @@ def top_sources(
     limit: int = 20,
 ) -> list[dict[str, Any]]:
     """Sources ranked by probes, with distinct ports and targets and first/last seen."""
-    where, params = ["TRUE"], []
+    where: list[str] = ["TRUE"]
+    params: list[Any] = []
     if since is not None:
         where.append("ts >= ?")
         params.append(since)

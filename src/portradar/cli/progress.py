@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -25,11 +26,11 @@ class IngestProgress:
         self._progress: Progress | None = None
         self._started = time.perf_counter()
 
-    def __call__(self, name: str):  # type: ignore[no-untyped-def]
+    def __call__(self, name: str):
         if not self.enabled:
             return None
         start = time.perf_counter()
-        task: list[int] = []
+        task: list[TaskID] = []
 
         def update(records: int, done: int, total: int | None, unit: str) -> None:
             elapsed = time.perf_counter() - start

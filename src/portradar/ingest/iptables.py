@@ -105,7 +105,7 @@ def _strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Dictio
 
 def _nullable(values: np.ndarray, dtype: type) -> pa.Array:
     missing = values < 0
-    clean = np.where(missing, 0, values).astype(dtype)
+    clean: np.ndarray = np.where(missing, 0, values).astype(dtype)
     return pa.array(clean, mask=missing if missing.any() else None)
 
 

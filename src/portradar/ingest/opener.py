@@ -94,20 +94,20 @@ def _decompressor(raw: BinaryIO, compression: str | None) -> BinaryIO:
     if compression == "zstd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     return raw
 
 
 def open_stream(raw: BinaryIO, *, name: str, size: int | None = None,
                 mtime: datetime | None = None) -> OpenedInput:
     """Wrap an already open binary stream, decompressing it when needed."""
-    buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
-    head = buffered.peek(8)[:8]  # type: ignore[attr-defined]
+    buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[type-var]
+    head = buffered.peek(8)[:8]
     compression = detect_compression(head)
     inner = _decompressor(buffered, compression)
     stream = _Peekable(inner) if compression else buffered
     seekable = compression is None and _is_seekable(raw)
-    return OpenedInput(name, stream, compression, size, mtime, seekable)  # type: ignore[arg-type]
+    return OpenedInput(name, stream, compression, size, mtime, seekable)
 
 
 def _is_seekable(raw: BinaryIO) -> bool:

@@ -50,7 +50,7 @@ R = TypeVar("R", bound=type)
 def register_reader(cls: R) -> R:
     """Class decorator: make a reader available under its ``name``."""
     name = cls.name  # type: ignore[attr-defined]
-    _READERS[name] = cls  # type: ignore[assignment]
+    _READERS[name] = cls
     return cls
 
 

@@ -220,7 +220,8 @@ def evaluate(total: ActivityMatrix, by_sensor: ActivityMatrix | None,
     the first detector's detection rate (``matched``)."""
     detectors = list(detectors) if detectors is not None else default_detectors(total.period)
     busiest = busiest_ports(total, truth)
-    common = {"n_ports": int((total.sensor < 0).sum()), "n_buckets": total.n_buckets,
+    common: dict[str, Any] = {"n_ports": int((total.sensor < 0).sum()),
+                              "n_buckets": total.n_buckets,
               "busiest": busiest, "eval_from": eval_from,
               "buckets_per_year": 365.0 * total.buckets_per_day}
     out: list[DetectorScore] = []

@@ -568,7 +568,8 @@ class SpikeDetector:
             rows = self.candidate_rows(matrix, sp)
         rows = np.asarray(rows, np.int64)
         has_new = matrix.new_sources is not None
-        new = _as_counts(matrix.new_sources) if has_new else np.zeros((1, 1), src.dtype)
+        new = (_as_counts(matrix.new_sources) if matrix.new_sources is not None
+               else np.zeros((1, 1), src.dtype))
         k = sp.max_episodes
         n = len(rows)
         ep_n = np.zeros(n, np.int64)

@@ -106,7 +106,7 @@ class Store:
 
     def _migrate(self) -> None:
         self.con.execute(_sql("schema.sql"))
-        if not first_row(self.con.execute("SELECT count(*) FROM outcomes"))[0]:  # type: ignore[index]
+        if not first_row(self.con.execute("SELECT count(*) FROM outcomes"))[0]:
             self.con.executemany("INSERT INTO outcomes VALUES (?, ?)",
                                  [(int(o), o.label) for o in Outcome])
         row = first_row(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'"))
@@ -157,7 +157,7 @@ class Store:
             missing = [t for t in wanted if t not in known]
             if missing:
                 (top,) = first_row(self.con.execute(
-                    "SELECT coalesce(max(id), 0) FROM names WHERE kind = ?", [kind]))  # type: ignore[misc]
+                    "SELECT coalesce(max(id), 0) FROM names WHERE kind = ?", [kind]))
                 new = {t: top + 1 + i for i, t in enumerate(missing)}
                 self.con.executemany("INSERT INTO names VALUES (?, ?, ?)",
                                      [(kind, i, t) for t, i in new.items()])
@@ -199,7 +199,7 @@ class Store:
         """Recompute hourly and daily port activity for dirty days; returns days refreshed."""
         if self.read_only:
             return 0
-        n = first_row(self.con.execute("SELECT count(*) FROM activity_dirty"))[0]  # type: ignore[index]
+        n = first_row(self.con.execute("SELECT count(*) FROM activity_dirty"))[0]
         if not n:
             return 0
         with self.transaction():
@@ -207,7 +207,7 @@ class Store:
             self.con.execute(
                 "CREATE OR REPLACE TEMP TABLE _dirty AS SELECT DISTINCT day FROM activity_dirty"
             )
-            lo, hi = first_row(self.con.execute("SELECT min(day), max(day) FROM _dirty"))  # type: ignore[misc]
+            lo, hi = first_row(self.con.execute("SELECT min(day), max(day) FROM _dirty"))
             self.con.execute(
                 """DELETE FROM port_activity_hourly WHERE CAST(bucket AS DATE) IN
                    (SELECT day FROM _dirty)"""
@@ -313,7 +313,7 @@ class Store:
         days = int(self.setting("retention_days", "0") or 0)
         if days <= 0 or self.read_only:
             return 0
-        newest = first_row(self.con.execute("SELECT max(ts) FROM event_rows"))[0]  # type: ignore[index]
+        newest = first_row(self.con.execute("SELECT max(ts) FROM event_rows"))[0]
         if newest is None:
             return 0
         self.refresh_activity()
@@ -321,7 +321,7 @@ class Store:
             n = first_row(self.con.execute(
                 "SELECT count(*) FROM event_rows WHERE ts < CAST(? AS TIMESTAMP) - to_days(?)",
                 [newest, days],
-            ))[0]  # type: ignore[index]
+            ))[0]
             if n:
                 self.con.execute(
                     "DELETE FROM event_rows WHERE ts < CAST(? AS TIMESTAMP) - to_days(?)",

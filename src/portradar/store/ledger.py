@@ -75,7 +75,7 @@ def create(store: Store, head: bytes, name: str, fmt: str) -> int:
     """Start a ledger entry for a new input; returns its id."""
     length, sha = fingerprint(head)
     now = datetime.now(tz=UTC)
-    (input_id,) = first_row(store.con.execute("SELECT nextval('input_ids')"))  # type: ignore[misc]
+    (input_id,) = first_row(store.con.execute("SELECT nextval('input_ids')"))
     store.con.execute(
         """INSERT INTO inputs VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, NULL, ?, ?)""",
         [input_id, length, sha, name, name, fmt, now, now],

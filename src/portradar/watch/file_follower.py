@@ -95,7 +95,7 @@ def _open_any(path: str) -> BinaryIO | None:
             opener = _OPENERS[ext]
             if opener is None:
                 return None  # zstd needs a package; such a copy is reported as a gap
-            return opener(path, "rb")  # type: ignore[no-any-return]
+            return opener(path, "rb")  # type: ignore[return-value]
         return open(path, "rb")
     except OSError:
         return None
