@@ -116,7 +116,8 @@ def scanners(ctx: click.Context, port_: int | None, since: str | None, until: st
     from portradar.cli.render import render
 
     fmt = output_format(as_json, as_csv)
-    where, params = ["TRUE"], []
+    where: list[str] = ["TRUE"]
+    params: list[Any] = []
     statuses = SCAN_STATUSES if status is None else (() if status == "all" else (status,))
     if statuses:
         where.append(f"status IN ({', '.join('?' for _ in statuses)})")

@@ -118,11 +118,11 @@ _META_BENIGN = "scan.benign"
 class ScanConfig:
     """Every parameter of the detection; defaults and their sources are in each module."""
 
-    trw: dict[str, float] = field(default_factory=dict)
-    fanout: dict[str, float] = field(default_factory=dict)
-    slow_scan: dict[str, float] = field(default_factory=dict)
-    backscatter: dict[str, float] = field(default_factory=dict)
-    campaigns: dict[str, float] = field(default_factory=dict)
+    trw: dict[str, Any] = field(default_factory=dict)
+    fanout: dict[str, Any] = field(default_factory=dict)
+    slow_scan: dict[str, Any] = field(default_factory=dict)
+    backscatter: dict[str, Any] = field(default_factory=dict)
+    campaigns: dict[str, Any] = field(default_factory=dict)
     reply_window: float = DEFAULT_REPLY_WINDOW
     dark: list[str] = field(default_factory=list)  # the user's dark address space
     benign: str = ""  # the user's benign list, as text (see portradar.scan.benign)

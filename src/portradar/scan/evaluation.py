@@ -218,7 +218,7 @@ def evaluate(store: Store, labels: list[Label]) -> Evaluation:
     matched = np.zeros(len(verdicts), np.bool_)
     results = []
     for index, lab in enumerate(labels):  # one pass per label over its network's verdicts
-        inside = CidrSet([nets.networks[index]]).contains(hi, lo) if nets else []
+        inside: Any = CidrSet([nets.networks[index]]).contains(hi, lo) if nets else []
         found = []
         for j in np.flatnonzero(inside):
             v = verdicts[j]

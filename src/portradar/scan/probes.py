@@ -129,7 +129,7 @@ def port_key(proto: int, dport: int, icmp_type: int) -> int:  # pragma: no cover
 
 
 @numba.vectorize(["uint64(uint64)"], nopython=True, cache=True)
-def mix64(x: int) -> int:  # pragma: no cover - jit
+def mix64(x: Any) -> Any:  # pragma: no cover - jit
     """SplitMix64 finaliser (Steele, Lea, Flood 2014): a cheap, well-mixed 64-bit hash."""
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)

@@ -62,7 +62,7 @@ def profile(probes: Probes) -> dict[str, np.ndarray]:
     names = ("probes", "packets", "first_ts", "last_ts", "hosts", "port_keys", "pairs",
              "protocols", "sensors", "ttls", "answered", "established", "rejected",
              "syn_sports", "syn_big_window", "ports", "max_ttl", "min_ttl", "syn_ephemeral")
-    out = {name: out_i[:, i] for i, name in enumerate(names)}
+    out: dict[str, np.ndarray] = {name: out_i[:, i] for i, name in enumerate(names)}
     out.update(key_hi=key_hi, key_lo=key_lo, skey=skey, classes=out_cls, marks=out_marks,
                port_sig=out_sig[:, 0], target_sig=out_sig[:, 1])
     return out
