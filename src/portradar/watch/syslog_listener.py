@@ -92,12 +92,12 @@ class SyslogListener:
     @property
     def udp_address(self) -> tuple[str, int]:
         assert self._udp is not None
-        return self._udp.getsockname()[:2]  # type: ignore[no-any-return]
+        return self._udp.getsockname()[:2]
 
     @property
     def tcp_address(self) -> tuple[str, int]:
         assert self._tcp is not None
-        return self._tcp.getsockname()[:2]  # type: ignore[no-any-return]
+        return self._tcp.getsockname()[:2]
 
     def start(self) -> SyslogListener:
         if self.udp_port is not None:
