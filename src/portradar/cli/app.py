@@ -293,7 +293,8 @@ def evaluate() -> None:
 #: evaluate``).  A feature's commands live beside it; this list is the only place
 #: that names them.
 COMMAND_MODULES: tuple[str, ...] = ("portradar.cli.spikes_cmd", "portradar.cli.scanners_cmd",
-                                    "portradar.cli.intel_cmd", "portradar.cli.watch_cmd")
+                                    "portradar.cli.intel_cmd", "portradar.cli.watch_cmd",
+                                    "portradar.cli.collect_cmd")
 
 
 def _add_commands() -> None:
