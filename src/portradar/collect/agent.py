@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from portradar.collect import signing
 from portradar.collect.batch_codec import BatchHeader, encode, encode_body
-from portradar.collect.spool import MAX_BYTES, Spool
+from portradar.collect.spool import BASE_BACKOFF, MAX_BACKOFF, MAX_BYTES, Spool
 from portradar.ingest.lines import line_bounds
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.registry import get_reader
@@ -81,10 +81,12 @@ class Agent:
     def __init__(self, url: str, sensor: str, key: bytes, inputs: list[tuple[str, str]],
                  spool_dir: str, *, anonymiser: Anonymiser | None = None,
                  spool_bytes: int = MAX_BYTES, options: ReadOptions | None = None,
-                 timeout: float = SEND_TIMEOUT) -> None:
+                 timeout: float = SEND_TIMEOUT, base_backoff: float = BASE_BACKOFF,
+                 max_backoff: float = MAX_BACKOFF) -> None:
         self.url = url.rstrip("/")
         self.sensor, self.key = sensor, key
-        self.spool = Spool(spool_dir, max_bytes=spool_bytes)
+        self.spool = Spool(spool_dir, max_bytes=spool_bytes, base_backoff=base_backoff,
+                           max_backoff=max_backoff)
         self.anonymiser = anonymiser
         self.timeout = timeout
         self.options = options or ReadOptions()

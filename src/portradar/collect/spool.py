@@ -46,9 +46,11 @@ _SUFFIX = ".prb"
 class Spool:
     """Unsent batch bodies under ``directory``, named ``<seq>-<batch_id>.prb``."""
 
-    def __init__(self, directory: str, *, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, directory: str, *, max_bytes: int = MAX_BYTES,
+                 base_backoff: float = BASE_BACKOFF, max_backoff: float = MAX_BACKOFF) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self.base_backoff, self.max_backoff = base_backoff, max_backoff
         os.makedirs(directory, exist_ok=True)
         self.refused = 0
         self.failures = 0
@@ -124,7 +126,7 @@ class Spool:
     # -- backoff -----------------------------------------------------------------------
     def failed(self, now: float) -> float:
         """Record a failed send; returns the delay before the next attempt."""
-        delay = min(MAX_BACKOFF, BASE_BACKOFF * 2 ** min(self.failures, 16))
+        delay = min(self.max_backoff, self.base_backoff * 2 ** min(self.failures, 16))
         delay *= random.uniform(0.8, 1.2)
         self.failures += 1
         self.next_attempt = now + delay
