@@ -5,8 +5,8 @@ Layout: ``b"PRB1"``, the header's length (4 bytes, big-endian), the header (UTF-
 ``codec``), then the body: an Arrow IPC stream of event-schema batches, compressed with
 zstd (or lz4) by pyarrow's IPC writer.  Arrow IPC was chosen over compressed JSON lines
 because the collector stores it without parsing a single value: the body *is* the
-columns (zstd brings a 1M-event iptables batch to ~9 bytes per event, measured with
-``bench/collector_bench.py``).
+columns (with zstd, 10 to 15 bytes per event on ``bench/collector_bench.py``'s random
+probes: 14.8 KiB for 1,000 events, 100 KiB for 10,000).
 
 The body is encoded once when the batch is made (and spooled); header fields that change
 per attempt (``ts``, ``nonce``) are added at send time by :func:`encode`, so a resend
