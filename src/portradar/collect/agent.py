@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -70,7 +71,7 @@ class AgentStats:
 class _Input:
     def __init__(self, path: str, fmt: str, position: FilePosition | None) -> None:
         self.path = path
-        self.reader = get_reader(fmt)()
+        self.reader: Any = get_reader(fmt)()  # a LineReader: parse_lines on followed bytes
         self.follower = FileFollower(path, position)
         self.stats = ReadStats(source=path)
 
