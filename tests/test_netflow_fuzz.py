@@ -1,0 +1,107 @@
+"""Fuzzing the NetFlow / IPFIX decoder and the netflow reader: bad bytes never crash them.
+
+Random datagrams and real export packets with bytes flipped, cut, duplicated or inserted
+(templates first, so mutated data sets meet real templates) go through the decoder in
+tolerant mode, which must never raise and must keep producing schema-valid batches; in
+strict mode the only error allowed is :class:`~portradar.errors.FormatError`.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import struct
+
+import pytest
+from conftest import DATA
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portradar.errors import FormatError, InputError
+from portradar.events.schema import validate_batch
+from portradar.ingest.netflow import NetflowReader
+from portradar.ingest.netflow_decoder import NetflowDecoder, decode_packets
+from portradar.ingest.reader import ReadOptions, ReadStats
+
+LIB = DATA / "formats" / "netflow-packets" / "tests" / "lib.py"
+
+
+def _packets() -> list[bytes]:
+    if not LIB.exists():
+        return [bytes.fromhex("0005000100000000000000000000000000000000000000000000")]
+    out: list[bytes] = []
+    for node in ast.parse(LIB.read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id.startswith("PACKET"):
+            value = ast.literal_eval(node.value)
+            out.extend(bytes.fromhex(v) for v in (value if isinstance(value, list) else [value]))
+    return out[:40]
+
+
+REAL = _packets()
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(REAL)))
+    for _ in range(draw(st.integers(1, 5))):
+        if not data:
+            break
+        i = draw(st.integers(0, len(data) - 1))
+        op = draw(st.sampled_from(["flip", "cut", "insert", "dup"]))
+        if op == "flip":
+            data[i] = draw(st.integers(0, 255))
+        elif op == "cut":
+            del data[i:draw(st.integers(i, len(data)))]
+        elif op == "insert":
+            data[i:i] = draw(st.binary(max_size=16))
+        else:
+            data[i:i] = data[i:min(len(data), i + 24)]
+    return bytes(data)
+
+
+datagrams = st.lists(st.one_of(mutated(), st.binary(max_size=200), st.sampled_from(REAL)),
+                     min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datagrams)
+def test_decoder_tolerant_mode_never_raises(packets: list[bytes]):
+    decoder = NetflowDecoder()
+    for template in REAL[:8]:  # real templates first
+        decoder.feed(template, "198.51.100.1", learn_only=True)
+    batch = decode_packets(packets, "198.51.100.1", decoder=decoder, stats=ReadStats())
+    validate_batch(batch)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datagrams)
+def test_decoder_strict_mode_raises_only_format_error(packets: list[bytes]):
+    try:
+        decode_packets(packets, "198.51.100.1", stats=ReadStats(strict=True))
+    except FormatError:
+        pass
+
+
+def _pcap_of(datagrams: list[bytes]) -> bytes:
+    """A pcap (raw IPv4 link type) of UDP datagrams to port 2055."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101)]
+    for i, payload in enumerate(datagrams):
+        udp = struct.pack("!HHHH", 40000, 2055, 8 + len(payload), 0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xFFFF, 0, 64, 17, 0,
+                         bytes([198, 51, 100, 1]), bytes([192, 0, 2, 9])) + udp
+        out.append(struct.pack("<IIII", 1_700_000_000 + i, 0, len(ip), len(ip)) + ip)
+    return b"".join(out)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datagrams)
+def test_reader_over_captured_garbage_never_raises(packets: list[bytes]):
+    stream = io.BytesIO(_pcap_of(REAL[:4] + packets))
+    stats = ReadStats(source="fuzz.pcap")
+    try:
+        for chunk in NetflowReader().read(stream, start_offset=0, options=ReadOptions(),
+                                          stats=stats):
+            validate_batch(chunk.batch)
+    except InputError as exc:  # a capture whose framing is broken is an input error
+        pytest.fail(f"well-framed capture refused: {exc}")
