@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 
 from portradar.events.schema import Outcome, make_batch
 from portradar.ingest import iptables_kernel as k
-from portradar.ingest.lines import LineReader, line_bounds
+from portradar.ingest.lines import LineReader
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_time import YearState, reference_time, resolve, zone
@@ -130,17 +130,6 @@ class IptablesReader(LineReader):
         hits = sum(1 for ln in lines if _SNIFF_LINE.search(ln))
         return hits / len(lines)
 
-    def parse_bytes(self, data: bytes, options: ReadOptions | None = None,
-                    stats: ReadStats | None = None) -> pa.RecordBatch:
-        """Parse a block of whole lines held in memory (tests, the live listeners)."""
-        options = options or ReadOptions()
-        stats = stats or ReadStats(strict=options.strict)
-        buf = np.frombuffer(data, dtype=np.uint8)
-        starts, ends = line_bounds(buf)
-        stats.records += len(starts)
-        batch = self.parse_lines(buf, starts, ends, 1, options, stats)
-        stats.events += batch.num_rows
-        return batch
 
     def parse_lines(
         self,

@@ -109,6 +109,18 @@ class LineReader:
         """
         raise NotImplementedError
 
+    def parse_bytes(self, data: bytes, options: ReadOptions | None = None,
+                    stats: ReadStats | None = None) -> pa.RecordBatch:
+        """Parse a block of whole lines held in memory (tests, live listeners)."""
+        options = options or ReadOptions()
+        stats = stats or ReadStats(strict=options.strict)
+        buf = np.frombuffer(data, dtype=np.uint8)
+        starts, ends = line_bounds(buf)
+        stats.records += len(starts)
+        batch = self.parse_lines(buf, starts, ends, 1, options, stats)
+        stats.events += batch.num_rows
+        return batch
+
     def read(
         self,
         stream: BinaryIO,

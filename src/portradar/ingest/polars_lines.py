@@ -55,7 +55,7 @@ from portradar.events.addresses import address_key
 from portradar.events.schema import PROTO_NUMBERS, TCP_FLAG_BITS, Outcome, make_batch
 from portradar.ingest import fields as field_kernels
 from portradar.ingest import iptables_kernel as k
-from portradar.ingest.lines import LineReader, line_bounds
+from portradar.ingest.lines import LineReader
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.syslog_header import resolve_times, with_time
 from portradar.ingest.syslog_time import YearState
@@ -308,17 +308,6 @@ class PolarsLineReader(LineReader):
         """Turn the Utf8 series ``line`` into the columns of :data:`FRAME_COLUMNS`."""
         raise NotImplementedError
 
-    def parse_bytes(self, data: bytes, options: ReadOptions | None = None,
-                    stats: ReadStats | None = None) -> pa.RecordBatch:
-        """Parse a block of whole lines held in memory (tests, the live listeners)."""
-        options = options or ReadOptions()
-        stats = stats or ReadStats(strict=options.strict)
-        buf = np.frombuffer(data, dtype=np.uint8)
-        starts, ends = line_bounds(buf)
-        stats.records += len(starts)
-        batch = self.parse_lines(buf, starts, ends, 1, options, stats)
-        stats.events += batch.num_rows
-        return batch
 
     def parse_lines(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                     first_line: int, options: ReadOptions, stats: ReadStats) -> pa.RecordBatch:

@@ -58,7 +58,7 @@ import pyarrow as pa
 from portradar.events.schema import PROTO_NUMBERS, Outcome, make_batch
 from portradar.ingest import fields as f
 from portradar.ingest import iptables_kernel as ik
-from portradar.ingest.lines import LineReader, line_bounds
+from portradar.ingest.lines import LineReader
 from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_time import YearState, reference_time, resolve, zone
@@ -134,17 +134,6 @@ class WindowsFirewallReader(LineReader):
             return 0.0
         return sum(1 for ln in data if _SNIFF_LINE.match(ln)) / len(data)
 
-    def parse_bytes(self, data: bytes, options: ReadOptions | None = None,
-                    stats: ReadStats | None = None) -> pa.RecordBatch:
-        """Parse a block of whole lines held in memory (tests, live inputs)."""
-        options = options or ReadOptions()
-        stats = stats or ReadStats(strict=options.strict)
-        buf = np.frombuffer(data, dtype=np.uint8)
-        starts, ends = line_bounds(buf)
-        stats.records += len(starts)
-        batch = self.parse_lines(buf, starts, ends, 1, options, stats)
-        stats.events += batch.num_rows
-        return batch
 
     def read(self, stream: BinaryIO, *, start_offset: int, options: ReadOptions,
              stats: ReadStats, start_line: int = 1) -> Iterator[ReadChunk]:
