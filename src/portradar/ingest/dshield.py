@@ -58,7 +58,7 @@ import pyarrow.compute as pc
 from portradar.events.addresses import key_to_text
 from portradar.events.schema import PROTO_NUMBERS, Outcome, make_batch
 from portradar.ingest import fields as f
-from portradar.ingest.lines import LineReader
+from portradar.ingest.lines import LineReader, head_lines
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_time import YearState, reference_time, resolve, zone
@@ -125,9 +125,7 @@ class DshieldReader(LineReader):
 
     @classmethod
     def sniff(cls, head: bytes) -> float:
-        lines = [ln for ln in head.split(b"\n")[:60] if ln.strip() and not _HEADER.match(ln)]
-        if len(lines) > 1 and not head.endswith(b"\n"):
-            lines = lines[:-1]
+        lines = [ln for ln in head_lines(head, 60) if not _HEADER.match(ln)]
         if not lines:
             return 0.0
         return sum(1 for ln in lines if _SNIFF_LINE.match(ln)) / len(lines)

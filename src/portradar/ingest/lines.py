@@ -54,6 +54,21 @@ def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no
     return starts, ends
 
 
+def head_lines(head: bytes, limit: int = 50) -> list[bytes]:
+    r"""The complete, non-blank lines among the first ``limit`` of a sniff window.
+
+    The last line is dropped when the window cut it (no newline at the end), unless it
+    is the only one.
+
+    >>> head_lines(b"a\n\nb\nc")
+    [b'a', b'b']
+    """
+    lines = [ln for ln in head.split(b"\n")[:limit] if ln.strip()]
+    if len(lines) > 1 and not head.endswith(b"\n"):
+        lines = lines[:-1]
+    return lines
+
+
 def _fill(stream: BinaryIO, view: memoryview) -> int:
     """Read until ``view`` is full or the stream ends; returns the bytes read."""
     done = 0

@@ -62,7 +62,7 @@ from portradar.events.schema import Outcome, make_batch
 from portradar.ingest import fields as f
 from portradar.ingest import iptables_kernel as ik
 from portradar.ingest import pf_filterlog_kernel as k
-from portradar.ingest.lines import LineReader
+from portradar.ingest.lines import LineReader, head_lines
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_time import YearState, reference_time, resolve, zone
@@ -186,9 +186,7 @@ class PfFilterlogReader(LineReader):
 
     @classmethod
     def sniff(cls, head: bytes) -> float:
-        lines = [ln for ln in head.split(b"\n")[:50] if ln.strip()]
-        if len(lines) > 1 and not head.endswith(b"\n"):
-            lines = lines[:-1]
+        lines = head_lines(head, 50)
         if not lines:
             return 0.0
         return sum(1 for ln in lines if _SNIFF.search(ln)) / len(lines)

@@ -55,7 +55,7 @@ from portradar.events.addresses import address_key
 from portradar.events.schema import PROTO_NUMBERS, TCP_FLAG_BITS, Outcome, make_batch
 from portradar.ingest import fields as field_kernels
 from portradar.ingest import iptables_kernel as k
-from portradar.ingest.lines import LineReader
+from portradar.ingest.lines import LineReader, head_lines
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.syslog_header import resolve_times, with_time
 from portradar.ingest.syslog_time import YearState
@@ -111,9 +111,7 @@ def sniff_fraction(head: bytes, pattern: re.Pattern[bytes]) -> float:
     >>> sniff_fraction(b"a x\\nb\\nc x", re.compile(rb"x"))
     0.5
     """
-    lines = [ln for ln in head.split(b"\n")[:SNIFF_LINES] if ln.strip()]
-    if len(lines) > 1 and not head.endswith(b"\n"):
-        lines = lines[:-1]
+    lines = head_lines(head, SNIFF_LINES)
     if not lines:
         return 0.0
     return sum(1 for ln in lines if pattern.search(ln)) / len(lines)

@@ -56,7 +56,7 @@ import pyarrow.compute as pc
 from portradar.events.schema import PROTO_NUMBERS, TCP_FLAG_BITS, Outcome, make_batch
 from portradar.ingest import fields as f
 from portradar.ingest import json_lines as jl
-from portradar.ingest.lines import LineReader
+from portradar.ingest.lines import LineReader, head_lines
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_time import YearState, reference_time, resolve, zone
@@ -150,9 +150,7 @@ class SuricataEveReader(LineReader):
 
     @classmethod
     def sniff(cls, head: bytes) -> float:
-        lines = [ln for ln in head.split(b"\n")[:50] if ln.strip()]
-        if len(lines) > 1 and not head.endswith(b"\n"):
-            lines = lines[:-1]
+        lines = head_lines(head, 50)
         if not lines:
             return 0.0
         return sum(1 for ln in lines if _SNIFF.match(ln)) / len(lines)

@@ -58,7 +58,7 @@ import pyarrow as pa
 from portradar.events.schema import PROTO_NUMBERS, Outcome, make_batch
 from portradar.ingest import fields as f
 from portradar.ingest import iptables_kernel as ik
-from portradar.ingest.lines import LineReader
+from portradar.ingest.lines import LineReader, head_lines
 from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_time import YearState, reference_time, resolve, zone
@@ -122,9 +122,7 @@ class WindowsFirewallReader(LineReader):
     def sniff(cls, head: bytes) -> float:
         if b"#Software: Microsoft Windows Firewall" in head[:4096]:
             return 1.0
-        lines = [ln for ln in head.split(b"\n")[:50] if ln.strip()]
-        if len(lines) > 1 and not head.endswith(b"\n"):
-            lines = lines[:-1]
+        lines = head_lines(head, 50)
         if not lines:
             return 0.0
         if any(ln.startswith(b"#Fields: date time action protocol") for ln in lines):
