@@ -34,12 +34,14 @@ is reported as such rather than as an unknown format.
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from typing import IO, BinaryIO, ClassVar
+from typing import IO, Any, BinaryIO, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -163,7 +165,7 @@ class NfdumpReader:
 
         try:
             reader = pacsv.open_csv(
-                out,
+                _Utf8(out),
                 read_options=pacsv.ReadOptions(column_names=list(COLUMNS),
                                                block_size=BLOCK_BYTES),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
@@ -259,6 +261,34 @@ class NfdumpReader:
             "bytes": _masked(_ints(col["bytes"])[keep], None, pa.uint64()),
             "format": "nfdump",
         }, n=len(keep))
+
+
+class _Utf8(io.RawIOBase):
+    """A byte stream with invalid UTF-8 replaced, so pyarrow can hand bad rows to us.
+
+    pyarrow decodes an invalid row's text for the handler and fails outright on bytes
+    that are not UTF-8 (found by fuzzing): replaced, they become an ordinary bad row.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            data = self._raw.read(len(buffer))
+            final = not data
+            self._pending = self._decoder.decode(data, final=final).encode("utf-8")
+            if final:
+                break
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
 
 class _LocalFile:
