@@ -187,3 +187,17 @@ def test_psad_corpus_into_one_store(store):
     multi = next(r for r in results if r.name.endswith("syn_scan_1000_1500_multi_dst"))
     assert (multi.resumed_at, multi.events) == (1002, 3006)
     assert count(store) == sum(r.events for r in results)
+
+
+def test_one_sensor_all_sensor_rows_equal_its_own(store, tmp_path):
+    lines = [ln.replace(" fw1 ", " fw0 ") for ln in log_lines(1500)]
+    path = tmp_path / "fw.log"
+    path.write_text("".join(lines))
+    ingest_inputs(store, [path], options=OPTS)
+    for table in ("port_activity_hourly", "port_activity_daily"):
+        rows = store.con.execute(
+            f"SELECT sensor, bucket, proto, port, records, packets, sources, targets "
+            f"FROM {table}").fetchall()
+        mine = sorted(r[1:] for r in rows if r[0] == "fw0")
+        every = sorted(r[1:] for r in rows if r[0] == "*")
+        assert mine == every and len(mine) > 10

@@ -246,6 +246,7 @@ class Store:
             [lo, hi],
         )
         counts: dict[tuple[str, bool, str], str] = {}
+        one_sensor = first_row(con.execute("SELECT count(DISTINCT sensor) <= 1 FROM _n"))[0]
         for side in ("src", "dst"):
             key = (f"CASE WHEN {side}_hi = 0 THEN {side}_lo "
                    f"ELSE hash({side}_hi, {side}_lo) | (1::UBIGINT << 63) END")
@@ -266,9 +267,14 @@ class Store:
                                              ("d", False, f"_{side}_ds")):
                 keys = f"{unit}, sensor, proto, port" if per_sensor else f"{unit}, proto, port"
                 name = f"_{side}_count_{unit}{'s' if per_sensor else 'a'}"
-                rows = source if per_sensor else f"(SELECT DISTINCT {keys}, k FROM {source})"
-                con.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
-                                SELECT {keys}, count(*) AS n FROM {rows} GROUP BY ALL""")
+                if not per_sensor and one_sensor:
+                    # one sensor in these days: all sensors together are that sensor
+                    con.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
+                                    SELECT {keys}, n FROM {counts[(side, True, unit)]}""")
+                else:
+                    rows = source if per_sensor else f"(SELECT DISTINCT {keys}, k FROM {source})"
+                    con.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
+                                    SELECT {keys}, count(*) AS n FROM {rows} GROUP BY ALL""")
                 counts[(side, per_sensor, unit)] = name
         bucket = {"h": "make_timestamp(h * 3600000000)",
                   "d": "CAST(make_timestamp(d * 86400000000) AS DATE)"}
