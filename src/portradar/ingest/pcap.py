@@ -184,6 +184,16 @@ class _BlockFeeder:
             here = (self.dropped_tail + here)[-TAIL_BYTES:]
         return here
 
+    def skip_truncated(self, at: int, stats: ReadStats, line: int) -> int:
+        """Count a record cut off at the end (if any bytes of it are there); return its offset.
+
+        The returned offset is where a growing capture resumes.
+        """
+        if at < self.fill:
+            stats.skip("truncated record at end of capture", line=line,
+                       detail=f"byte {self.base + at}")
+        return self.base + at
+
     def refill(self, keep_from: int, need: int = 0) -> None:
         """Drop ``buf[:keep_from]``, make room for ``need`` bytes, read until full or EOF."""
         tail = self.fill - keep_from
@@ -373,13 +383,7 @@ class PcapReader:
                 records += n
             if status == kernel.WALK_NEED_MORE:
                 if feeder.eof:
-                    if stop < feeder.fill:
-                        stats.skip(
-                            "truncated record at end of capture",
-                            line=start_line + records,
-                            detail=f"byte {feeder.base + stop}",
-                        )
-                    return feeder.base + stop, records
+                    return feeder.skip_truncated(stop, stats, start_line + records), records
                 feeder.refill(stop, detail)
                 pos = 0
                 continue
@@ -436,13 +440,8 @@ class PcapReader:
             if status == kernel.WALK_CONTROL:
                 need = _control_length(feeder, stop, big, self.max_block_bytes, where)
                 if feeder.fill - stop < need:
-                    if feeder.eof:
-                        stats.skip(
-                            "truncated record at end of capture",
-                            line=start_line + records,
-                            detail=f"byte {feeder.base + stop}",
-                        )
-                        return feeder.base + stop, records
+                    if feeder.eof:  # stop < fill here: the block's header is there
+                        return feeder.skip_truncated(stop, stats, start_line + records), records
                     feeder.refill(stop, need)
                     pos = 0
                     continue
@@ -460,13 +459,7 @@ class PcapReader:
                 continue
             if status == kernel.WALK_NEED_MORE:
                 if feeder.eof:
-                    if stop < feeder.fill:
-                        stats.skip(
-                            "truncated record at end of capture",
-                            line=start_line + records,
-                            detail=f"byte {feeder.base + stop}",
-                        )
-                    return feeder.base + stop, records
+                    return feeder.skip_truncated(stop, stats, start_line + records), records
                 feeder.refill(stop, detail)
                 pos = 0
                 continue
