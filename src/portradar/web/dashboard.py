@@ -1,7 +1,154 @@
-"""Dashboard pages (HTML shell + offline static assets); filled in by the dashboard work."""
+"""Dashboard pages: one HTML shell per page, filled in the browser from the ``/api/v1`` JSON API.
+
+Every page is the same small document: the navigation, a ``<main>`` the script fills, and links
+to the assets under ``/static`` (``dashboard.css``, ``dashboard.js`` and the vendored uPlot, see
+``static/vendor/uplot/SOURCE.md``). Nothing is fetched from another host, so the dashboard works
+on an air-gapped analyst box, and there is no inline script or style, so it runs under the strict
+CSP the app sends (``script-src 'self'; style-src 'self'``). The page's own state (time range,
+bucket, metric, dialect, filters, paging) lives in the query string, which the script reads and
+rewrites, so every view is a link. The path parameters are checked here (a bad port, protocol or
+address is a 404 page, never passed on), and everything put in the page is HTML-escaped.
+
+Pages: ``/`` (overview), ``/ports``, ``/ports/{proto}/{port}``, ``/scanners``,
+``/scanners/{address}``, ``/campaigns``, ``/campaigns/{id}``, ``/alerts``, ``/sensors``.
+
+>>> "data-page=\\"port\\"" in render_page("port", "tcp/445", {"proto": "tcp", "port": "445"})
+True
+>>> "<script>" in render_page("overview", "<script>", {})
+False
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import html
+import ipaddress
+from importlib.metadata import PackageNotFoundError, version
 
-router = APIRouter()
+from fastapi import APIRouter, HTTPException, Path
+from fastapi.responses import HTMLResponse
+
+__all__ = ["PROTOCOLS", "render_page", "router"]
+
+router = APIRouter(include_in_schema=False)
+
+#: Transport names a port page accepts (the ones with ports; the API maps them to numbers).
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+#: The navigation bar: (page key, label, path).
+NAV = (
+    ("overview", "Overview", "/"),
+    ("ports", "Ports", "/ports"),
+    ("scanners", "Scanners", "/scanners"),
+    ("campaigns", "Campaigns", "/campaigns"),
+    ("alerts", "Alerts", "/alerts"),
+    ("sensors", "Sensors", "/sensors"),
+)
+
+#: Which navigation entry a detail page belongs to.
+SECTION = {"port": "ports", "scanner": "scanners", "campaign": "campaigns"}
+
+try:
+    _ASSET_VERSION = version("portradar")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
+    _ASSET_VERSION = "dev"
+
+
+def render_page(page: str, title: str, data: dict[str, str]) -> str:
+    """The HTML shell of one page; ``data`` becomes ``data-*`` attributes the script reads."""
+    esc = html.escape
+    attrs = "".join(f' data-{esc(k)}="{esc(v)}"' for k, v in data.items())
+    section = SECTION.get(page, page)
+    current = ' aria-current="page"'
+    nav = "".join(
+        f'<a href="{path}"{current if key == section else ""}>{label}</a>'
+        for key, label, path in NAV
+    )
+    v = esc(_ASSET_VERSION)
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)} · portradar</title>"
+        '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
+        f'<link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css?v={v}">'
+        f'<link rel="stylesheet" href="/static/dashboard.css?v={v}">'
+        f'<script src="/static/vendor/uplot/uPlot.iife.min.js?v={v}" defer></script>'
+        f'<script src="/static/dashboard.js?v={v}" defer></script>'
+        f'</head><body data-page="{esc(page)}"{attrs}>'
+        '<header class="topbar"><a class="brand" href="/">'
+        '<img src="/static/favicon.svg" alt="" width="22" height="22">portradar</a>'
+        f'<nav aria-label="Sections">{nav}</nav></header>'
+        f'<main id="main"><h1 class="page-title">{esc(title)}</h1>'
+        '<p class="loading">Loading…</p>'
+        "<noscript><p>The dashboard needs JavaScript (served by portradar itself); "
+        "the same data is in the JSON API under /api/v1.</p></noscript></main>"
+        '<footer class="footer">portradar · times are UTC, event time · '
+        '<a href="/api/openapi.json">API</a></footer>'
+        "</body></html>\n"
+    )
+
+
+def _page(page: str, title: str, **data: str) -> HTMLResponse:
+    return HTMLResponse(render_page(page, title, data), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_page() -> HTMLResponse:
+    """Current level and why, movers, open alerts, events/s and sensors."""
+    return _page("overview", "Overview")
+
+
+@router.get("/ports", response_class=HTMLResponse)
+def ports_page() -> HTMLResponse:
+    """The top ports of the period."""
+    return _page("ports", "Ports")
+
+
+@router.get("/ports/{proto}/{port}", response_class=HTMLResponse)
+def port_page(proto: str, port: int = Path(ge=0, le=65535)) -> HTMLResponse:
+    """One port's history, spikes, scanners, vulnerabilities, actions and rules."""
+    proto = proto.lower()
+    if proto not in PROTOCOLS:
+        raise HTTPException(status_code=404, detail=f"unknown protocol {proto!r}")
+    return _page("port", f"{proto}/{port}", proto=proto, port=str(port))
+
+
+@router.get("/scanners", response_class=HTMLResponse)
+def scanners_page() -> HTMLResponse:
+    """Flagged scanners, filterable by port and kind."""
+    return _page("scanners", "Scanners")
+
+
+@router.get("/scanners/{address:path}", response_class=HTMLResponse)
+def scanner_page(address: str) -> HTMLResponse:
+    """One scanner: an address, or an IPv6 /64 aggregate written ``prefix/64``."""
+    try:
+        text = str(ipaddress.ip_network(address, strict=False) if "/" in address
+                   else ipaddress.ip_address(address))
+    except ValueError:
+        raise HTTPException(status_code=404, detail="not an address") from None
+    return _page("scanner", text, address=text)
+
+
+@router.get("/campaigns", response_class=HTMLResponse)
+def campaigns_page() -> HTMLResponse:
+    """Campaigns: scanners grouped by what they scan and when."""
+    return _page("campaigns", "Campaigns")
+
+
+@router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
+def campaign_page(campaign_id: int = Path(ge=0, le=2**31 - 1)) -> HTMLResponse:
+    """One campaign."""
+    return _page("campaign", f"Campaign {campaign_id}", id=str(campaign_id))
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page() -> HTMLResponse:
+    """Alerts, open or resolved."""
+    return _page("alerts", "Alerts")
+
+
+@router.get("/sensors", response_class=HTMLResponse)
+def sensors_page() -> HTMLResponse:
+    """Per-sensor health as the collector sees it."""
+    return _page("sensors", "Sensors")
