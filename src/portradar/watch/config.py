@@ -27,13 +27,15 @@ from portradar.errors import PortradarError
 #: Seconds between micro-batches: one second keeps alerts within the issue's 5 s budget
 #: with room for the detectors.
 BATCH_SECONDS = 1.0
+#: The kinds of ``[[input]]``.
+INPUT_TYPES: tuple[str, ...] = ("file", "syslog", "netflow", "capture")
 #: Seconds between detector runs (spikes, scanners) while events flow.
 DETECT_SECONDS = 2.0
 
 
 @dataclass
 class InputConfig:
-    type: str  # file | syslog | netflow
+    type: str  # file | syslog | netflow | capture
     name: str
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -63,15 +65,21 @@ class WatchConfig:
         inputs = []
         for i, table in enumerate(raw.get("input", [])):
             kind = table.get("type")
-            if kind not in ("file", "syslog", "netflow"):
-                raise PortradarError(f"{source}: input {i + 1}: type must be file, syslog "
-                                     f"or netflow, not {kind!r}")
+            if kind not in INPUT_TYPES:
+                raise PortradarError(f"{source}: input {i + 1}: type must be file, syslog, "
+                                     f"netflow or capture, not {kind!r}")
             if kind == "file" and "path" not in table:
                 raise PortradarError(f"{source}: input {i + 1}: a file input needs a path")
-            name = table.get("name") or (f"file:{table['path']}" if kind == "file" else kind)
+            if kind == "capture" and "interface" not in table:
+                raise PortradarError(f"{source}: input {i + 1}: a capture input needs an "
+                                     "interface (interface = \"eth0\")")
+            name = table.get("name") or (f"file:{table['path']}" if kind == "file" else
+                                         f"capture:{table['interface']}" if kind == "capture"
+                                         else kind)
             inputs.append(InputConfig(kind, name, dict(table)))
         if not inputs:
-            raise PortradarError(f"{source}: no [[input]]; add a file, syslog or netflow input")
+            raise PortradarError(f"{source}: no [[input]]; add a file, syslog, netflow or "
+                                 "capture input")
         names = [i.name for i in inputs]
         if len(set(names)) != len(names):
             raise PortradarError(f"{source}: input names must be unique (add name = ...)")

@@ -141,6 +141,16 @@ class WatchService:
             state.listener = SyslogListener(
                 host=str(opts.get("host", "127.0.0.1")), udp_port=opts.get("udp"),
                 tcp_port=opts.get("tcp")).start()
+        elif cfg.type == "capture":
+            from portradar.watch.packet_capture import PacketCapture
+
+            state.listener = PacketCapture(
+                str(opts["interface"]), str(opts.get("filter", "")),
+                snaplen=int(opts.get("snaplen", 256)),
+                probe_timeout=float(opts.get("probe_timeout", 3.0)),
+                sensor=opts.get("sensor", self.config.sensor),
+                tcpdump=str(opts.get("tcpdump", "tcpdump"))).start()
+            state.stats = state.listener.stats
         else:
             from portradar.ingest.netflow_listener import DEFAULT_PORT, NetflowListener
 
@@ -175,6 +185,12 @@ class WatchService:
         if state.config.type == "syslog":
             data = state.listener.drain()
             return ([self._parse(state, data)] if data else []), None
+        if state.config.type == "capture":
+            before = state.listener.counts["packets"]
+            batch = state.listener.drain()
+            state.records += state.listener.counts["packets"] - before
+            state.skipped = state.listener.stats.skipped_total
+            return ([batch] if batch.num_rows else []), None
         with state.lock:
             flows, state.flows = state.flows, []
         for b in flows:
@@ -337,13 +353,15 @@ class WatchService:
             lag = 0.0
             if s.follower is not None:
                 lag = float(s.follower.lag_bytes())
-            elif s.config.type == "syslog":
+            elif s.config.type in ("syslog", "capture"):
                 lag = float(s.listener.pending_bytes())
             dropped = 0.0
             if s.config.type == "syslog":
                 dropped = float(s.listener.counts["udp_dropped"] + s.listener.kernel_drops())
             elif s.config.type == "netflow":
                 dropped = float(s.listener.counters()["dropped"])
+            elif s.config.type == "capture":
+                dropped = float(s.listener.dropped())
             per_input.append({"input": s.config.name, "events": s.events,
                               "records": s.records, "skipped": s.skipped,
                               "rate": s.events / uptime, "lag": lag, "dropped": dropped})
