@@ -32,8 +32,10 @@ def _key(key_hex: str | None, key_file: str | None) -> bytes:
 @click.option("--sensor", required=True, help="This sensor's registered name.")
 @click.option("--key-file", type=click.Path(dir_okay=False), help="File with the key (hex).")
 @click.option("--key", "key_hex", envvar="PORTRADAR_AGENT_KEY", hidden=True)
-@click.option("--input", "inputs", multiple=True, required=True, metavar="PATH[:FORMAT]",
+@click.option("--input", "inputs", multiple=True, metavar="PATH[:FORMAT]",
               help="A log file to follow (format default iptables); repeatable.")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
+              help="A TOML file of [[input]] tables (file, syslog, netflow), as for watch.")
 @click.option("--spool", "spool_dir", default="portradar-spool", show_default=True,
               help="Directory of unsent batches and file positions.")
 @click.option("--spool-mb", type=int, default=256, show_default=True,
@@ -46,16 +48,20 @@ def _key(key_hex: str | None, key_file: str | None) -> bytes:
 @click.option("--max-seconds", type=float, default=None, hidden=True)
 @friendly
 def agent(url: str, sensor: str, key_file: str | None, key_hex: str | None,
-          inputs: tuple[str, ...], spool_dir: str, spool_mb: int, anonymise: str,
-          v4_prefix: int, v6_prefix: int, batch_seconds: float,
+          inputs: tuple[str, ...], config_path: str | None, spool_dir: str, spool_mb: int,
+          anonymise: str, v4_prefix: int, v6_prefix: int, batch_seconds: float,
           max_seconds: float | None) -> None:
-    """Follow local logs and send their events, signed, to a collector.
+    """Read local inputs and send their events, signed, to a collector.
 
+    Inputs are files to follow (--input) and/or the [[input]] tables of a watch-style
+    TOML config (--config: file, syslog, netflow; its [watch] tz and year apply).
     Batches are spooled on disk while the collector is unreachable and resent with
     backoff; a resend is never stored twice.
     """
-    from portradar.collect.agent import Agent
+    from portradar.collect.agent import Agent, InputSpec
     from portradar.collect.anonymise import hash_targets, mask_targets
+    from portradar.ingest.reader import ReadOptions
+    from portradar.watch.config import WatchConfig
 
     logging.basicConfig(level=logging.WARNING, format="portradar agent: %(message)s")
     key = _key(key_hex, key_file)
@@ -66,13 +72,20 @@ def agent(url: str, sensor: str, key_file: str | None, key_hex: str | None,
     elif anonymise == "hash":
         def anonymiser(b: Any) -> Any:
             return hash_targets(b, key=key)
-    pairs = []
+    if not inputs and not config_path:
+        raise click.UsageError("give at least one --input PATH[:FORMAT] or a --config")
+    specs: list[InputSpec] = []
+    options = ReadOptions()
+    if config_path:
+        config = WatchConfig.load(config_path)
+        specs.extend(config.inputs)
+        options = ReadOptions(tz=config.tz, year=config.year)
     for item in inputs:
         path, sep, fmt = item.rpartition(":")
-        pairs.append((path, fmt) if sep and fmt and not os.path.exists(item)
+        specs.append((path, fmt) if sep and fmt and not os.path.exists(item)
                      else (item, "iptables"))
-    runner = Agent(url, sensor, key, pairs, spool_dir, anonymiser=anonymiser,
-                   spool_bytes=spool_mb << 20)
+    runner = Agent(url, sensor, key, specs, spool_dir, anonymiser=anonymiser,
+                   spool_bytes=spool_mb << 20, options=options)
 
     def stop(*_: Any) -> None:
         runner.stop()
