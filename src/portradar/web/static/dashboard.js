@@ -282,7 +282,7 @@
         cols.map((c) => {
           const v = c.get ? c.get(r) : r[c.key];
           const out = c.fmt ? c.fmt(v, r) : fmtValue(v);
-          return h("td", { class: c.num ? "num" : "" }, out);
+          return h("td", { class: c.num ? "num" : (c.wrap ? "wrap" : "") }, out);
         }))))));
   }
 
@@ -368,6 +368,16 @@
 
   function utc(ts) {
     return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
+  }
+
+  /** x-axis tick labels in UTC: "01-24" for day ticks, "06:00" within a day (date at midnight). */
+  function timeTicks(u, splits, axisIdx, space, incr) {
+    return splits.map((t) => {
+      const iso = new Date(t * 1000).toISOString();
+      const day = iso.slice(5, 10), hm = iso.slice(11, 16);
+      if (incr >= 86400 || hm === "00:00") return incr >= 86400 * 28 ? iso.slice(0, 7) : day;
+      return hm;
+    });
   }
 
   function timeValue(u, v) {
@@ -611,7 +621,7 @@
         { label: "Band low", stroke: COLORS.bandLine, width: 1, value: numValue, points: { show: false } },
         { label: "Band high", stroke: COLORS.bandLine, width: 1, value: numValue, points: { show: false } }],
       bands: [{ series: [4, 3], fill: COLORS.band }],
-      axes: [{}, yAxis],
+      axes: [{ values: timeTicks }, yAxis],
       plugins: [spikePlugin(spans, xmax)],
     }, [xs, col("sources"), col("expected"), col("band_low"), col("band_high")]);
     const b = makeChart(elVolume, {
@@ -619,7 +629,7 @@
       series: [xSeries,
         { label: "Records", stroke: COLORS.records, width: 1.5, scale: "rec", value: numValue, points: { show: false } },
         { label: "Targets", stroke: COLORS.targets, width: 1.5, scale: "tgt", value: numValue, points: { show: false } }],
-      axes: [{}, Object.assign({ scale: "rec" }, yAxis),
+      axes: [{ values: timeTicks }, Object.assign({ scale: "rec" }, yAxis),
         Object.assign({ scale: "tgt", side: 1, grid: { show: false } }, yAxis)],
       plugins: [spikePlugin(spans, xmax)],
     }, [xs, col("records"), col("targets")]);
@@ -639,7 +649,7 @@
     if (!vulns.length) return empty("No known vulnerabilities for this port.");
     return table([
       { key: "cve", label: "CVE", fmt: (v) => h("span", { class: "mono", text: v }) },
-      { key: "title", label: "Title" },
+      { key: "title", label: "Title", wrap: true },
       { key: "patched", label: "Patched", fmt: (v) => (v ? fmtTime(v, true) : badge("no patch", "red")) },
       { key: "age_days", label: "Age (days)", num: true },
       { key: "kev", label: "", fmt: (v, r) => [v ? badge("KEV", "kev") : null, " ", r.wormable ? badge("wormable") : null] },
@@ -759,7 +769,7 @@
       status: { fmt: (v) => (v ? badge(v) : "–") },
       level: { fmt: (v) => (v ? badge(v) : "–") },
       port: { fmt: (v, r) => h("a", { href: portHref(r.proto, v), class: "mono", text: `${protoName(r.proto)}/${v}` }) },
-      reasons: { fmt: (v) => (Array.isArray(v) ? v.join("; ") : fmtValue(v)) },
+      reasons: { wrap: true, fmt: (v) => (Array.isArray(v) ? v.join("; ") : fmtValue(v)) },
       proto: { fmt: (v) => protoName(v) },
     };
     return [
@@ -778,11 +788,12 @@
     const rows = resp.items || [];
     const newest = Math.max(...rows.map((r) => (parseTime(r.last_seen) || new Date(0)).getTime()), 0);
     const lag = (r) => (parseTime(r.last_seen) ? (newest - parseTime(r.last_seen).getTime()) / 1000 : null);
-    // health thresholds: see docs/dashboard.md (an hour behind the newest sensor, 5 min of clock skew)
+    // health thresholds, see docs/dashboard.md: an hour behind the newest sensor (one chart
+    // bucket), clock skew over half the collector's 300 s window (collect/signing.py)
     const health = (r) => {
       const issues = [];
       if (lag(r) !== null && lag(r) > 3600) issues.push("behind");
-      if (r.skew_s !== null && r.skew_s !== undefined && Math.abs(r.skew_s) > 300) issues.push("clock skew");
+      if (r.skew_s !== null && r.skew_s !== undefined && Math.abs(r.skew_s) > 150) issues.push("clock skew");
       if (r.rejected) issues.push("rejected batches");
       return issues;
     };
