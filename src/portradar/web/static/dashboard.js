@@ -127,7 +127,11 @@
 
   function fmtValue(v) {
     if (typeof v === "boolean") return v ? "yes" : "no";
-    if (Array.isArray(v)) return v.every(isScalar) ? v.map(fmtValue).join(", ") : v.length + " items";
+    if (Array.isArray(v)) {
+      if (!v.every(isScalar)) return v.length + " items";
+      const head = v.slice(0, 8).map(fmtValue).join(", ");
+      return v.length > 8 ? `${head} … (${fmtNum(v.length)})` : head;
+    }
     if (v && typeof v === "object") return JSON.stringify(v);
     if (typeof v === "number") return fmtNum(v);
     if (typeof v === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v)) return fmtTime(v);
@@ -287,11 +291,12 @@
   }
 
   /** Columns for rows whose shape the contract leaves open: known keys first, then the rest. */
-  function autoCols(rows, preferred, special, max) {
+  function autoCols(rows, preferred, special, max, exclude) {
+    const skip = (exclude || []).concat(LONG_FIELDS);
     const keys = [];
     for (const r of rows || []) {
       for (const [k, v] of Object.entries(r)) {
-        if (!keys.includes(k) && (isScalar(v) || (Array.isArray(v) && v.every(isScalar)))) keys.push(k);
+        if (!keys.includes(k) && !skip.includes(k) && (isScalar(v) || (Array.isArray(v) && v.every(isScalar)))) keys.push(k);
       }
     }
     const ordered = preferred.filter((k) => keys.includes(k)).concat(keys.filter((k) => !preferred.includes(k)));
@@ -300,12 +305,15 @@
       (special || {})[k] || {}));
   }
 
+  /** Fields too long for a table cell (shown on the detail pages instead). */
+  const LONG_FIELDS = ["evidence", "member_list", "reasons_long"];
+
   function addressOf(r) {
     return r.address || r.source || r.src || r.scanner;
   }
 
   const SCANNER_COLS = ["address", "source", "status", "kind", "type", "tool", "probes", "ports",
-    "targets", "sensors", "confidence", "first_seen", "last_seen", "campaign_id"];
+    "targets", "sensors", "confidence", "first_seen", "last_seen", "campaign_id", "port_list"];
 
   function scannerSpecial() {
     const addr = { fmt: (v) => (v ? h("a", { href: scannerHref(v), class: "mono", text: v }) : "–") };
@@ -567,7 +575,7 @@
     const per = bucket === "day" ? "day" : "hour";
     const out = [
       pageHead(`${proto}/${d.port !== undefined ? d.port : port}` + (d.service ? ` · ${d.service}` : ""),
-        `History by ${per}: sources with the baseline band, records and targets`,
+        [d.level ? [badge(d.level), " "] : null, `History by ${per}: sources with the baseline band, records and targets`],
         segmented("bucket", [["hour", "Hour"], ["day", "Day"]], bucket, "Bucket"),
         h("label", {}, "Sensor", sensorSel), rangePicker()),
       panel(`Sources per ${per}`, zoomBtn, chartSources,
@@ -580,14 +588,14 @@
           { key: "end", label: "End", fmt: (v) => (v ? fmtTime(v) : badge("ongoing", "open")) },
           { key: "status", label: "Status", fmt: (v) => (v ? badge(v) : "–") },
           { key: "peak_sources", label: "Peak sources", num: true },
-          { key: "growth", label: "Growth", num: true, fmt: (v) => (v === null || v === undefined ? "–" : "×" + fmtNum(v)) },
+          { key: "growth", label: "Doubling", num: true, fmt: (v) => (v === null || v === undefined ? "–" : fmtNum(v) + " h") },
         ], spikes, (s) => ({ class: "spike-row", "data-onset": s.onset }))),
         panel("Top scanners", h("a", { href: withRange("/scanners", { port: port }), text: "all" }),
           table(autoCols(d.top_scanners || [], SCANNER_COLS, scannerSpecial(), 7), d.top_scanners || []))),
       h("div", { class: "grid two" },
         panel("Related vulnerabilities", null, vulnTable(d.vulnerabilities || [])),
         h("div", {},
-          panel("Exposure", null, kv(d.exposure)),
+          panel("Exposure", null, exposureView(d.exposure)),
           panel("Recommended actions", null, actionList(d.actions || [])))),
       rulesPanel(d.rules || {}, dialect, proto, port),
     ];
@@ -654,6 +662,25 @@
       { key: "age_days", label: "Age (days)", num: true },
       { key: "kev", label: "", fmt: (v, r) => [v ? badge("KEV", "kev") : null, " ", r.wormable ? badge("wormable") : null] },
     ], vulns);
+  }
+
+  function exposureView(exp) {
+    if (!exp) return empty("Unknown.");
+    if (exp.known === false) {
+      return empty("Unknown: no inbound connections accepted in the logs and no asset inventory " +
+        "for this port (portradar intel assets).");
+    }
+    const exposed = Array.isArray(exp.exposed) ? exp.exposed : [];
+    const vulnerable = Array.isArray(exp.vulnerable) ? exp.vulnerable : [];
+    const hosts = exposed.filter((x) => x && typeof x === "object");
+    const rest = kv(exp, ["known", "exposed", "vulnerable"]);
+    return [
+      hosts.length ? table(autoCols(hosts, ["host", "source", "observed", "declared", "first_seen", "last_seen"], {}, 6), hosts)
+        : exposed.length ? h("p", { class: "mono", text: exposed.join(", ") })
+          : h("p", { text: "No host of yours seen reachable on this port from outside." }),
+      vulnerable.length ? h("p", {}, h("strong", { text: "Vulnerable: " }), h("span", { class: "mono", text: vulnerable.join(", ") })) : null,
+      rest.tagName === "DL" ? rest : null,
+    ];
   }
 
   function actionList(actions) {
@@ -745,7 +772,9 @@
     return [
       pageHead("Campaigns", "Scanners grouped by what they probe and when", rangePicker()),
       panel("Campaigns", fmtNum(resp.total),
-        table(autoCols(rows, ["id", "campaign_id", "port", "kind", "sources", "scanners", "probes", "targets", "sensors", "start", "first_seen", "end", "last_seen", "tool"], special), rows),
+        table(autoCols(rows, ["id", "campaign_id", "port", "kind", "type", "rule", "members", "sources",
+          "scanners", "probes", "targets", "sensors", "tool", "network", "example", "start", "first_seen",
+          "end", "last_seen"], special, 12), rows),
         pager(resp)),
     ];
   }
@@ -753,10 +782,15 @@
   async function campaignPage(q) {
     const id = body.dataset.id;
     const d = await api("/campaigns/" + encodeURIComponent(id), rangeParams(q));
+    const members = Array.isArray(d.member_list) ? d.member_list : [];
     return [
-      pageHead(`Campaign #${id}`, d.port !== undefined ? h("a", { href: portHref(d.proto, d.port), text: `${protoName(d.proto)}/${d.port}` }) : null, rangePicker()),
-      panel("Summary", null, kv(d)),
-      nested(d),
+      pageHead(`Campaign #${id}`, d.port !== undefined ? h("a", { href: portHref(d.proto, d.port), text: `${protoName(d.proto)}/${d.port}` }) : (d.rule || null), rangePicker()),
+      d.evidence ? panel("Evidence", null, h("p", { text: d.evidence })) : null,
+      h("div", { class: "grid two" },
+        panel("Summary", null, kv(d, ["evidence", "member_list"])),
+        members.length ? panel("Members", fmtNum(members.length),
+          h("p", { class: "chips" }, members.slice(0, 500).map((m) => [h("a", { href: scannerHref(m), class: "mono", text: m }), " "]))) : null),
+      nested(d, ["member_list"]),
     ];
   }
 
