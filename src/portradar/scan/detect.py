@@ -46,6 +46,7 @@ import math
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -902,8 +903,16 @@ def _insert_scanners(con: duckdb.DuckDBPyConnection, rows: pa.Table | None,
 
 
 def _campaigns(store: Store, config: ScanConfig, dark: CidrSet | None,
-               benign: BenignList | None) -> int:
-    """Regroup campaigns; give campaign-only members a verdict; fill texts."""
+               benign: BenignList | None, *,
+               lonely_events: Callable[[duckdb.DuckDBPyConnection],
+                                       tuple[dict[str, np.ndarray], np.ndarray]] | None = None,
+               ) -> int:
+    """Regroup campaigns; give campaign-only members a verdict; fill texts.
+
+    ``lonely_events(con)`` gives the load columns and reply row ids of the members in
+    the temp table ``_lonely`` when the events are not in this store (the Spark job
+    reads them from the archive); by default they are read from the store.
+    """
     con = store.con
     con.execute("DELETE FROM scanners WHERE detector = 'campaign'")
     n = Campaigns(**config.campaigns).run(con)
@@ -916,10 +925,13 @@ def _campaigns(store: Store, config: ScanConfig, dark: CidrSet | None,
            WHERE NOT EXISTS (SELECT 1 FROM scanners s WHERE s.src_hi = m.src_hi
                              AND s.src_lo = m.src_lo AND s.prefix = 128)""")
     if _count(con, "SELECT count(*) FROM _lonely"):
-        table, load = event_table(con)
-        lonely = "(e.src_hi, e.src_lo) IN (SELECT src_hi, src_lo FROM _lonely)"
-        cols = _fetch(con, f"SELECT {load} FROM {table} e WHERE {lonely}")
-        replies = _replies(con, table, lonely, cols, config)
+        if lonely_events is not None:
+            cols, replies = lonely_events(con)
+        else:
+            table, load = event_table(con)
+            lonely = "(e.src_hi, e.src_lo) IN (SELECT src_hi, src_lo FROM _lonely)"
+            cols = _fetch(con, f"SELECT {load} FROM {table} e WHERE {lonely}")
+            replies = _replies(con, table, lonely, cols, config)
         rows = _analyse(cols, replies, config, dark, benign, prefix64=False,
                         only_campaign=True).rows
         if rows is not None:
