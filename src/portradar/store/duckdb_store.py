@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 
 from portradar.errors import StoreError
 from portradar.events.schema import SCHEMA_VERSION, Outcome
+from portradar.store.activity_aggregate import aggregate_dirty
 
 #: Default store file, in the working directory.
 DEFAULT_DB = "portradar.duckdb"
@@ -223,6 +224,27 @@ class Store:
         return int(n)
 
     def _aggregate_dirty(self, lo: Any, hi: Any) -> None:
+        """Exact per-port activity of the dirty days: numpy first, SQL for what is left.
+
+        :func:`portradar.store.activity_aggregate.aggregate_dirty` counts with one sort per
+        address side; days too big for memory (or keys too wide) come back and are
+        counted by :meth:`_aggregate_dirty_sql`, which DuckDB can spill to disk.
+        """
+        left = aggregate_dirty(self.con, lo, hi)
+        if not left:
+            return
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE _dirty_all AS SELECT * FROM _dirty")
+        con.execute("DELETE FROM _dirty")
+        con.executemany("INSERT INTO _dirty VALUES (?)", [[day] for day in left])
+        try:
+            self._aggregate_dirty_sql(min(left), max(left))
+        finally:
+            con.execute("DELETE FROM _dirty")
+            con.execute("INSERT INTO _dirty SELECT * FROM _dirty_all")
+            con.execute("DROP TABLE _dirty_all")
+
+    def _aggregate_dirty_sql(self, lo: Any, hi: Any) -> None:
         """Exact per-port records, sources and targets for the dirty days, four ways.
 
         Distinct counts do not add up across hours or sensors, so each scope (hour or
