@@ -45,12 +45,14 @@ def _key(key_hex: str | None, key_file: str | None) -> bytes:
 @click.option("--v4-prefix", type=int, default=24, show_default=True)
 @click.option("--v6-prefix", type=int, default=48, show_default=True)
 @click.option("--batch-seconds", type=float, default=1.0, show_default=True)
+@click.option("--max-backoff", type=float, default=60.0, show_default=True,
+              help="Longest wait (seconds) between resends to an unreachable collector.")
 @click.option("--max-seconds", type=float, default=None, hidden=True)
 @friendly
 def agent(url: str, sensor: str, key_file: str | None, key_hex: str | None,
           inputs: tuple[str, ...], config_path: str | None, spool_dir: str, spool_mb: int,
           anonymise: str, v4_prefix: int, v6_prefix: int, batch_seconds: float,
-          max_seconds: float | None) -> None:
+          max_backoff: float, max_seconds: float | None) -> None:
     """Read local inputs and send their events, signed, to a collector.
 
     Inputs are files to follow (--input) and/or the [[input]] tables of a watch-style
@@ -60,6 +62,7 @@ def agent(url: str, sensor: str, key_file: str | None, key_hex: str | None,
     """
     from portradar.collect.agent import Agent, InputSpec
     from portradar.collect.anonymise import hash_targets, mask_targets
+    from portradar.collect.spool import BASE_BACKOFF
     from portradar.ingest.reader import ReadOptions
     from portradar.watch.config import WatchConfig
 
@@ -85,7 +88,8 @@ def agent(url: str, sensor: str, key_file: str | None, key_hex: str | None,
         specs.append((path, fmt) if sep and fmt and not os.path.exists(item)
                      else (item, "iptables"))
     runner = Agent(url, sensor, key, specs, spool_dir, anonymiser=anonymiser,
-                   spool_bytes=spool_mb << 20, options=options)
+                   spool_bytes=spool_mb << 20, options=options,
+                   base_backoff=min(BASE_BACKOFF, max_backoff), max_backoff=max_backoff)
 
     def stop(*_: Any) -> None:
         runner.stop()
