@@ -47,6 +47,9 @@ class Alert:
     reasons: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     updates: int = 0
+    #: What the alert rests on, by kind (``spike``, ``campaign``, ``level``): onset,
+    #: end (None while going on), severity and a line of evidence.
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def proto_name(self) -> str:
@@ -80,6 +83,12 @@ class Notification:
         text = (f"[{self.transition}] {a.kind} on {a.proto_name}/{a.port}: severity "
                 f"{a.severity}, {a.peak_sources:.0f} sources vs baseline "
                 f"{a.baseline_sources:.1f} (since {a.onset or a.opened_at})")
+        if a.level:
+            text += f", level {a.level}"
+        others = [f"{kind}: {ev.get('detail', '')}" for kind, ev in a.evidence.items()
+                  if kind != a.kind and ev.get("detail")]
+        if others:
+            text += "; " + "; ".join(others)
         if self.transition == "resolve":
             text += f", back to normal at {a.resolved_at}"
         return text

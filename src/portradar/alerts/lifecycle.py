@@ -1,22 +1,41 @@
 """Alert lifecycle: open, update, escalate, resolve; de-duplicated, rate-limited, stored.
 
-The detectors are re-run on every micro-batch and report the same spike again and
-again; the lifecycle turns that stream of sightings into a few notifications:
+The detectors are re-run on every micro-batch and report the same rise again and
+again; the lifecycle turns that stream of *sightings* into a few notifications.  Three
+kinds of sighting, each about one (protocol, port):
 
-* **open**: the first sighting of a rise on a (kind, proto, port) with no open alert;
-* **escalate**: the severity rose (always told);
-* **update**: the same alert with new numbers, told at most once per
-  ``update_interval`` of *event time* per port (the per-port rate limit);
-* **resolve**: the detector says the activity returned to normal (the spike's end).
+* ``spike``: the port's activity rose above its baseline (:mod:`portradar.spikes`);
+* ``campaign``: a group of sources probing alike (:mod:`portradar.scan.campaigns`)
+  probes the port (all the port's campaigns as one sighting, members summed);
+* ``level``: the port's threat level (:mod:`portradar.assess.threat_level`) is above
+  green.
+
+**One open alert per port.**  The first sighting that is strong enough opens the alert
+(its ``kind`` is the opener's); sightings of the other kinds on the same port are
+*evidence* of that alert (``Alert.evidence``), not new alerts, so a campaign that
+makes a spike is told once.  Then:
+
+* **open**: the first sighting of a port with no open alert;
+* **escalate**: the severity rose, or the threat level rose (always told);
+* **update**: new numbers, or a new kind of evidence (a campaign joins a spike), told
+  at most once per ``update_interval`` of *event time* per port (the per-port rate
+  limit; new evidence is told at once);
+* **resolve**: every piece of *activity* evidence (spike, campaign) returned to normal:
+  the spike detector's end, a campaign silent for ``CAMPAIGN_QUIET``.  The level is not
+  activity: an alert opened by a level change alone resolves when the level is back to
+  green.
 
 Sightings that change nothing are de-duplicated (no notification).  Every decision
-uses event time (the spike's buckets, the newest event), never the wall clock, so a
-replay of last month gives the same alerts as living through it.
+uses event time (the spike's buckets, the newest event, the assessment's day), never
+the wall clock, so a replay of last month gives the same alerts as living through it.
 
-Severity is in decades of excess distinct sources over the baseline:
+Severity is in decades: of excess distinct sources over the baseline for a spike, of
+member sources for a campaign (every member is a source the baseline did not have):
 :data:`SEVERITY_SOURCES` = 10 / 100 / 1,000 / 10,000 → 1 to 4.  Ten is the spike
 detector's own minimum (DShield ignores ports with fewer sources); decades follow
-psad's danger levels, which also grow tenfold (15 / 150 / 1,500 / 10,000 packets).
+psad's danger levels, which also grow tenfold (15 / 150 / 1,500 / 10,000 packets).  A
+level is severity :data:`LEVEL_SEVERITY` (yellow 1, orange 2, red 3): ISC's InfoCon
+steps, one per level.  An alert's severity is the highest of its evidence.
 
 Alerts and their notifications are stored in the store (tables ``alerts`` and
 ``alert_outbox``) in one transaction; delivery (:mod:`portradar.alerts.delivery`)
@@ -37,6 +56,10 @@ from portradar.store.duckdb_store import Store
 
 #: Excess distinct sources for severity 1, 2, 3, 4 (see the module doc).
 SEVERITY_SOURCES: tuple[float, ...] = (10.0, 100.0, 1_000.0, 10_000.0)
+#: Severity of a threat level (see the module doc).
+LEVEL_SEVERITY: dict[str, int] = {"": 0, "green": 0, "yellow": 1, "orange": 2, "red": 3}
+#: Kinds of sighting that are activity (their end resolves an alert).
+ACTIVITY_KINDS: tuple[str, ...] = ("spike", "campaign")
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS alert_ids START 1;
@@ -47,8 +70,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     severity INTEGER NOT NULL, opened_at VARCHAR NOT NULL, updated_at VARCHAR NOT NULL,
     resolved_at VARCHAR, onset VARCHAR, score DOUBLE, peak_sources DOUBLE,
     baseline_sources DOUBLE, spike_kind VARCHAR, level VARCHAR, reasons VARCHAR,
-    actions VARCHAR, updates INTEGER, last_told VARCHAR
+    actions VARCHAR, updates INTEGER, last_told VARCHAR, evidence VARCHAR
 );
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS evidence VARCHAR;
 CREATE TABLE IF NOT EXISTS alert_outbox (
     outbox_id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL, transition VARCHAR NOT NULL,
     at_time VARCHAR NOT NULL, payload VARCHAR NOT NULL
@@ -81,24 +105,31 @@ def severity_of(excess_sources: float) -> int:
 
 @dataclass
 class Sighting:
-    """What a detector saw this round, in event time."""
+    """What a detector saw this round about one port, in event time."""
 
-    kind: str
+    kind: str  # spike | campaign | level
     proto: int
     port: int
     onset: str
     at: str  # the newest bucket that shows it (event time)
-    end: str | None  # the bucket it returned to normal, None while open
+    end: str | None  # when it returned to normal, None while going on
     score: float
     peak_sources: float
     baseline_sources: float
     spike_kind: str = ""
+    level: str = ""  # level sightings: the threat level
+    detail: str = ""  # one line of evidence, for the other kinds' alerts
+    reasons: list[str] | None = None  # level sightings: the assessment's
+    actions: list[str] | None = None
 
     @property
     def excess(self) -> float:
         return max(0.0, self.peak_sources - self.baseline_sources)
 
     def severity_excess(self) -> int:
+        """Severity 0-4 of this sighting (see the module doc)."""
+        if self.kind == "level":
+            return LEVEL_SEVERITY.get(self.level, 0)
         return severity_of(self.excess)
 
 
@@ -125,6 +156,7 @@ class AlertBook:
         data = dict(zip([*_COLUMNS], row, strict=False))
         data["reasons"] = json.loads(data["reasons"] or "[]")
         data["actions"] = json.loads(data["actions"] or "[]")
+        data["evidence"] = json.loads(data.get("evidence") or "{}")
         return Alert(**data)
 
     def alerts(self, status: str | None = None) -> list[Alert]:
@@ -134,65 +166,122 @@ class AlertBook:
             [status] if status else []).fetchall()
         return [self._row_to_alert(r) for r in rows]
 
-    def _open_alert(self, key: str) -> tuple[Alert, str | None] | None:
+    def _open_for(self, proto: int, port: int) -> tuple[Alert, str | None] | None:
         row = self.store.con.execute(
             f"SELECT {', '.join(_COLUMNS)}, last_told FROM alerts "
-            "WHERE key = ? AND status = 'open'", [key]).fetchone()
+            "WHERE proto = ? AND port = ? AND status = 'open' ORDER BY alert_id LIMIT 1",
+            [proto, port]).fetchone()
         return None if row is None else (self._row_to_alert(row[:-1]), row[-1])
 
-    def _known(self, key: str, onset: str) -> bool:
-        return bool(self.store.con.execute(
-            "SELECT count(*) FROM alerts WHERE key = ? AND onset = ?", [key, onset]
-        ).fetchone()[0])  # type: ignore[index]
+    def _known(self, s: Sighting) -> bool:
+        """Was this (kind, onset) already part of an alert of the port?"""
+        rows = self.store.con.execute(
+            "SELECT kind, onset, evidence FROM alerts WHERE proto = ? AND port = ?",
+            [s.proto, s.port]).fetchall()
+        for kind, onset, evidence in rows:
+            if kind == s.kind and onset == s.onset:
+                return True
+            if json.loads(evidence or "{}").get(s.kind, {}).get("onset") == s.onset:
+                return True
+        return False
 
     # -- deciding ---------------------------------------------------------------------
     def observe(self, sightings: Iterable[Sighting], *, since: str | None = None,
                 ) -> list[Notification]:
         """Apply this round's sightings; returns the notifications (stored in the outbox).
 
-        ``since``: spikes that had already ended before this event time when first seen
+        ``since``: rises that had already ended before this event time when first seen
         are history, not news (the watch started on a store with past data).
         Call inside the micro-batch's transaction.
         """
         out: list[Notification] = []
         for s in sightings:
-            key = f"{s.kind}:{s.proto}/{s.port}"
-            found = self._open_alert(key)
+            found = self._open_for(s.proto, s.port)
             if found is None:
-                if self._known(key, s.onset) or s.severity_excess() < 1:
-                    continue  # already told (and resolved), or too small to tell
+                if s.severity_excess() < 1 or self._known(s):
+                    continue  # too small to tell, or already told (and resolved)
                 if s.end is not None and since is not None and s.end < since:
                     continue
-                alert = self._create(key, s)
+                alert = self._create(s)
                 out.append(self._tell(alert, "open", s.at))
-                if s.end is not None:
-                    out.append(self._resolve(alert, s))
+                if self._over(alert):
+                    out.append(self._resolve(alert))
                 continue
             alert, last_told = found
-            sev = severity_of(s.excess)
+            out += self._evidence(alert, last_told, s)
+        return out
+
+    def _evidence(self, alert: Alert, last_told: str | None, s: Sighting) -> list[Notification]:
+        """Apply a sighting to the port's open alert."""
+        out: list[Notification] = []
+        before = alert.evidence.get(s.kind)
+        sev = s.severity_excess()
+        if before is None and (sev < 1 or (s.end is not None and self._known(s))):
+            return out  # not evidence: too small, or a rise already told and over
+        if (before is not None and before.get("end") is not None and s.end is None
+                and before.get("onset") != s.onset):
+            before = None  # a new rise of this kind while the alert is still open
+        news = before is None
+        changed = news
+        if s.kind == alert.kind:
             changed = (abs(s.peak_sources - alert.peak_sources) >= 1
                        or s.score > alert.score + 0.05)
             self._refresh(alert, s)
-            if sev > alert.severity:
-                alert.severity = sev
+        alert.updated_at = max(alert.updated_at, s.at)
+        alert.evidence[s.kind] = self._entry(s, before)
+        old_level = alert.level
+        if s.kind == "level":
+            alert.level = s.level
+            alert.reasons, alert.actions = list(s.reasons or []), list(s.actions or [])
+        level_up = LEVEL_SEVERITY.get(alert.level, 0) > LEVEL_SEVERITY.get(old_level, 0)
+        if sev > alert.severity or level_up:
+            alert.severity = max(alert.severity, sev)
+            if s.kind != "level":
                 self._enrich(alert)
-                out.append(self._tell(alert, "escalate", s.at))
-            elif changed and (last_told is None
-                              or _seconds(last_told, s.at) >= self.params.update_interval):
-                out.append(self._tell(alert, "update", s.at))
-            else:
-                self._save(alert)
-            if s.end is not None:
-                out.append(self._resolve(alert, s))
+            out.append(self._tell(alert, "escalate", s.at))
+        elif (news and s.kind != "level") or (
+                changed and (last_told is None
+                             or _seconds(last_told, s.at) >= self.params.update_interval)):
+            out.append(self._tell(alert, "update", s.at))
+        else:
+            self._save(alert)
+        if self._over(alert):
+            out.append(self._resolve(alert))
         return out
 
-    def _create(self, key: str, s: Sighting) -> Alert:
+    @staticmethod
+    def _entry(s: Sighting, before: dict[str, Any] | None) -> dict[str, Any]:
+        onset = s.onset if before is None else min(str(before["onset"]), s.onset)
+        entry: dict[str, Any] = {"onset": onset, "end": s.end, "at": s.at,
+                                 "severity": s.severity_excess(), "detail": s.detail}
+        if s.kind == "level":
+            entry["level"] = s.level
+        return entry
+
+    @staticmethod
+    def _basis(alert: Alert) -> list[dict[str, Any]]:
+        """The evidence whose end resolves the alert: its activity, else its level."""
+        activity = [e for k, e in alert.evidence.items() if k in ACTIVITY_KINDS]
+        return activity or list(alert.evidence.values())
+
+    def _over(self, alert: Alert) -> bool:
+        """Has what the alert rests on returned to normal (see the module doc)?"""
+        basis = self._basis(alert)
+        return bool(basis) and all(e.get("end") is not None for e in basis)
+
+    def _create(self, s: Sighting) -> Alert:
         (alert_id,) = self.store.con.execute("SELECT nextval('alert_ids')").fetchone()  # type: ignore[misc]
+        key = f"{s.kind}:{s.proto}/{s.port}"
         alert = Alert(alert_id=int(alert_id), key=key, kind=s.kind, proto=s.proto,
-                      port=s.port, status="open", severity=max(1, severity_of(s.excess)),
+                      port=s.port, status="open", severity=max(1, s.severity_excess()),
                       opened_at=s.at, updated_at=s.at, onset=s.onset)
+        alert.evidence[s.kind] = self._entry(s, None)
         self._refresh(alert, s)
-        self._enrich(alert)
+        if s.kind == "level":
+            alert.level = s.level
+            alert.reasons, alert.actions = list(s.reasons or []), list(s.actions or [])
+        else:
+            self._enrich(alert)
         self.store.con.execute(
             f"INSERT INTO alerts ({', '.join(_COLUMNS)}, last_told) VALUES "
             f"({', '.join('?' * (len(_COLUMNS) + 1))})", [*self._values(alert), None])
@@ -214,15 +303,16 @@ class AlertBook:
         except Exception as exc:  # an assessment problem must not stop alerting
             alert.reasons = [f"assessment unavailable: {exc}"]
 
-    def _resolve(self, alert: Alert, s: Sighting) -> Notification:
+    def _resolve(self, alert: Alert) -> Notification:
         alert.status = "resolved"
-        alert.resolved_at = s.end
-        return self._tell(alert, "resolve", s.end or s.at)
+        alert.resolved_at = max(str(e["end"]) for e in self._basis(alert))
+        return self._tell(alert, "resolve", alert.resolved_at)
 
     def _values(self, alert: Alert) -> list[Any]:
         values = [getattr(alert, c) for c in _COLUMNS]
         values[_COLUMNS.index("reasons")] = json.dumps(alert.reasons)
         values[_COLUMNS.index("actions")] = json.dumps(alert.actions)
+        values[_COLUMNS.index("evidence")] = json.dumps(alert.evidence, sort_keys=True)
         return values
 
     def _save(self, alert: Alert, told: str | None = None) -> None:

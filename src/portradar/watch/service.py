@@ -11,9 +11,11 @@ messages in flight at a crash are lost unless the sender retransmits, as RELP do
 what was stored is never stored twice.)
 
 Every ``detect_seconds`` with new events the detectors run on the store in event time:
-the spike detector (:mod:`portradar.spikes`) on the per-port activity, and scanner
-detection (:mod:`portradar.scan.detect`, incremental).  Spikes become sightings for
-the alert lifecycle (:mod:`portradar.alerts.lifecycle`), whose notifications are
+the spike detector (:mod:`portradar.spikes`) on the per-port activity, scanner
+detection (:mod:`portradar.scan.detect`, incremental) with its campaigns, and the
+threat level of the ports with an open alert or fresh vulnerability news.  Spikes,
+campaigns and levels become sightings (:mod:`portradar.alerts.sightings`) for the
+alert lifecycle (:mod:`portradar.alerts.lifecycle`), whose notifications are
 stored in the same transaction and handed to the sink workers
 (:mod:`portradar.alerts.delivery`); their results are recorded on the next round.
 """
@@ -34,7 +36,8 @@ import pyarrow as pa
 
 from portradar.alerts.alert import Alert
 from portradar.alerts.delivery import DeliveryResult, SinkWorker
-from portradar.alerts.lifecycle import AlertBook, LifecycleParams, Sighting
+from portradar.alerts.lifecycle import AlertBook, LifecycleParams
+from portradar.alerts.sightings import Assessor
 from portradar.ingest.lines import line_bounds
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.registry import get_reader
@@ -85,6 +88,7 @@ class WatchService:
         self.config = config
         self.options = ReadOptions(tz=config.tz, year=config.year, sensor=config.sensor)
         store.con.execute(POSITIONS_SQL)
+        self._assessor = Assessor(store)
         self.book = AlertBook(store, LifecycleParams(update_interval=config.update_interval),
                               assess=self._assess)
         self.results: queue.Queue[DeliveryResult] = queue.Queue()
@@ -236,34 +240,26 @@ class WatchService:
     # -- detection ----------------------------------------------------------------------
     def detect(self) -> list[Any]:
         """Run the detectors on the store and feed the alert lifecycle (event time)."""
-        from portradar.spikes.activity_matrix import from_store
-        from portradar.spikes.spike_detector import SpikeDetector
+        from portradar.alerts import sightings as seen
 
         self._dirty = False
         self._last_detect = time.monotonic()
         self.counters["detections"] += 1
-        total = from_store(self.store, period=self.config.period, scope="all")
-        if total.n_buckets == 0:
+        self._assessor.forget()
+        sightings, newest = seen.spike_sightings(self.store, self.config.period)
+        if newest is None:
             return []
-        spikes = SpikeDetector.for_period(self.config.period).detect(total)
-        newest = total.bucket_time(total.n_buckets - 1).replace(tzinfo=None).isoformat()
-        sightings = []
-        for s in spikes:
-            sightings.append(Sighting(
-                kind="spike", proto=s.proto, port=s.port,
-                onset=total.bucket_time(s.onset).replace(tzinfo=None).isoformat(),
-                at=(newest if s.end is None
-                    else total.bucket_time(s.end).replace(tzinfo=None).isoformat()),
-                end=(None if s.end is None
-                     else total.bucket_time(s.end).replace(tzinfo=None).isoformat()),
-                score=s.score, peak_sources=s.peak_sources,
-                baseline_sources=s.baseline_sources, spike_kind=s.kind))
+        if self.config.scanners:
+            self._scanners()
+            sightings += seen.campaign_sightings(self.store, newest)
+        as_of = date.fromisoformat(newest[:10])
+        ports = {(a.proto, a.port) for a in self.book.alerts("open")}
+        ports |= seen.level_candidates(self.store, as_of)
+        sightings += seen.level_sightings(ports, as_of, newest, self._assessor)
         since = self.store.setting("watch_since") or None
         with self.store.transaction():
             notes = self.book.observe(sightings, since=since)
         self.counters["open_alerts"] = len(self.book.alerts("open"))
-        if self.config.scanners:
-            self._scanners()
         return notes
 
     def _scanners(self) -> None:
@@ -282,13 +278,9 @@ class WatchService:
             log.exception("watch: scanner detection failed")
 
     def _assess(self, alert: Alert) -> tuple[str, list[str], list[str]]:
-        from portradar.assess.threat_level import assess_port
-
         if not 1 <= alert.port <= 65535:
             return "", [], []
-        as_of = date.fromisoformat(alert.updated_at[:10])
-        result = assess_port(self.store, alert.port, alert.proto, as_of=as_of)
-        return result.level, list(result.reasons), list(result.actions)
+        return self._assessor(alert.proto, alert.port, date.fromisoformat(alert.updated_at[:10]))
 
     # -- delivery -----------------------------------------------------------------------
     def _deliver(self) -> None:
