@@ -412,7 +412,7 @@
           class: "spike-marker" + (s.t1 === null ? " ongoing" : ""), "data-onset": s.onset,
           "data-end": s.end || "", "data-peak": s.peak || "",
           title: `spike: onset ${fmtTime(s.onset)}, ${s.end ? "end " + fmtTime(s.end) : "ongoing"}`,
-        }, h("span", { class: "spike-label", text: s.end ? "spike" : "spike (ongoing)" }));
+        }, h("span", { class: "spike-label", text: (s.period === "day" && s.bucket !== "day" ? "daily spike" : "spike") + (s.end ? "" : " (ongoing)") }));
         m.style.left = left + "px";
         m.style.width = Math.max(2, right - left) + "px";
         layer.append(m);
@@ -557,12 +557,21 @@
     const port = body.dataset.port;
     const bucket = q.get("bucket") || "hour";
     const dialect = q.get("rule") || "nftables";
-    const [d, sens] = await Promise.all([
+    // A worm doubling daily is a spike to the day detector but too smooth for the hour one,
+    // so the hourly view also marks the day detector's spikes (all sensors only: /spikes has
+    // no sensor filter).
+    const daySpikes = bucket === "hour" && !q.get("sensor");
+    const [d, sens, daily] = await Promise.all([
       api(`/ports/${proto}/${port}`, Object.assign(rangeParams(q), { bucket: bucket, sensor: q.get("sensor") })),
       api("/sensors", { limit: 1000 }).catch(() => ({ items: [] })),
+      daySpikes ? api("/spikes", Object.assign(rangeParams(q), { port: port, proto: proto, period: "day", limit: 100 }))
+        : Promise.resolve({ items: [] }),
     ]);
     const series = d.series || [];
-    const spikes = d.spikes || [];
+    const seen = new Set((d.spikes || []).map((s) => s.id));
+    const spikes = (d.spikes || []).map((s) => Object.assign({ period: bucket }, s))
+      .concat((daily.items || []).filter((s) => !seen.has(s.id)).map((s) => Object.assign({ period: "day" }, s)))
+      .sort((a, b) => String(a.onset).localeCompare(String(b.onset)));
     const sensorSel = h("select", { "aria-label": "Sensor", id: "sensor" },
       h("option", { value: "", text: "All sensors" }),
       (sens.items || []).map((s) => h("option", { value: s.sensor, selected: s.sensor === q.get("sensor"), text: s.sensor })));
@@ -581,22 +590,26 @@
       panel(`Sources per ${per}`, zoomBtn, chartSources,
         h("p", { class: "chart-help", text: "Hover for values · drag to zoom · double-click to reset · red: spikes from onset to end · green band: baseline ± 2 sd" })),
       panel(`Records and targets per ${per}`, null, chartVolume),
-      h("div", { class: "grid two" },
-        panel("Spikes", spikes.length + "", table([
-          { key: "onset", label: "Onset" },
-          { key: "peak", label: "Peak" },
-          { key: "end", label: "End", fmt: (v) => (v ? fmtTime(v) : badge("ongoing", "open")) },
-          { key: "status", label: "Status", fmt: (v) => (v ? badge(v) : "–") },
-          { key: "peak_sources", label: "Peak sources", num: true },
-          { key: "growth", label: "Doubling", num: true, fmt: (v) => (v === null || v === undefined ? "–" : fmtNum(v) + " h") },
-        ], spikes, (s) => ({ class: "spike-row", "data-onset": s.onset }))),
-        panel("Top scanners", h("a", { href: withRange("/scanners", { port: port }), text: "all" }),
-          table(autoCols(d.top_scanners || [], SCANNER_COLS, scannerSpecial(), 7), d.top_scanners || []))),
-      h("div", { class: "grid two" },
-        panel("Related vulnerabilities", null, vulnTable(d.vulnerabilities || [])),
+      panel("Spikes", spikes.length + "", table([
+        { key: "onset", label: "Onset" },
+        { key: "period", label: "Detector", fmt: (v) => (v === "day" ? "daily" : "hourly") },
+        { key: "kind", label: "Kind" },
+        { key: "peak", label: "Peak" },
+        { key: "end", label: "End", fmt: (v) => (v ? fmtTime(v) : badge("ongoing", "open")) },
+        { key: "status", label: "Status", fmt: (v) => (v ? badge(v) : "–") },
+        { key: "peak_sources", label: "Peak sources", num: true },
+        { key: "baseline_sources", label: "Baseline", num: true },
+        { key: "growth", label: "Doubling", num: true, fmt: (v) => (v === null || v === undefined ? "–" : fmtNum(v) + " h") },
+      ], spikes, (s) => ({ class: "spike-row", "data-onset": s.onset }))),
+      h("div", { class: "grid side" },
+        panel("Top scanners", h("a", { href: withRange("/scanners", { port: port }), text: "all scanners of this port" }),
+          table(["source", "kind", "type", "tool", "probes", "targets", "sensors", "last_seen"]
+            .map((k) => Object.assign({ key: k, label: label(k), num: ["probes", "targets", "sensors"].includes(k) }, scannerSpecial()[k] || {})),
+          d.top_scanners || [])),
         h("div", {},
           panel("Exposure", null, exposureView(d.exposure)),
           panel("Recommended actions", null, actionList(d.actions || [])))),
+      panel("Related vulnerabilities", (d.vulnerabilities || []).length + "", vulnTable(d.vulnerabilities || [])),
       rulesPanel(d.rules || {}, dialect, proto, port),
     ];
     // charts need their containers in the document to know their width
@@ -614,7 +627,7 @@
     const step = bucket === "day" ? 86400 : 3600;
     const xmax = xs[xs.length - 1] + step;
     const spans = spikes.map((s) => ({
-      onset: s.onset, end: s.end, peak: s.peak,
+      onset: s.onset, end: s.end, peak: s.peak, period: s.period, bucket: bucket,
       t0: parseTime(s.onset).getTime() / 1000,
       t1: s.end ? parseTime(s.end).getTime() / 1000 : null,
     }));
@@ -658,7 +671,10 @@
     return table([
       { key: "cve", label: "CVE", fmt: (v) => h("span", { class: "mono", text: v }) },
       { key: "title", label: "Title", wrap: true },
+      { key: "bulletins", label: "Bulletin" },
       { key: "patched", label: "Patched", fmt: (v) => (v ? fmtTime(v, true) : badge("no patch", "red")) },
+      { key: "exploit_published", label: "Exploit public", fmt: (v) => (v ? fmtTime(v, true) : "–") },
+      { key: "epss", label: "EPSS", num: true, fmt: (v) => (typeof v === "number" ? (v * 100).toFixed(1) + "%" : "–") },
       { key: "age_days", label: "Age (days)", num: true },
       { key: "kev", label: "", fmt: (v, r) => [v ? badge("KEV", "kev") : null, " ", r.wormable ? badge("wormable") : null] },
     ], vulns);
