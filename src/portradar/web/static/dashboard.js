@@ -87,7 +87,7 @@
     const a = Math.abs(n);
     if (a >= 1e9) return fracFmt.format(n / 1e9) + "G";
     if (a >= 1e6) return fracFmt.format(n / 1e6) + "M";
-    if (a >= 1e4) return fracFmt.format(n / 1e3) + "k";
+    if (a >= 1e4) return numFmt.format(n / 1e3) + "k";
     return numFmt.format(n);
   }
 
@@ -325,11 +325,25 @@
     };
   }
 
-  function kv(obj, skip) {
-    const entries = Object.entries(obj || {}).filter(([k, v]) => !(skip || []).includes(k) &&
+  /** A record as a definition list: scalar fields, minus ``skip``, in ``order`` first when
+   * given (``only`` keeps just those); ``special[k].fmt`` formats a field. */
+  function kv(obj, skip, special, order, only) {
+    let entries = Object.entries(obj || {}).filter(([k, v]) => !(skip || []).includes(k) &&
       (isScalar(v) || (Array.isArray(v) && v.every(isScalar))));
+    if (order) {
+      const rank = (k) => (order.includes(k) ? order.indexOf(k) : order.length);
+      entries = entries.filter(([k]) => !only || order.includes(k)).sort((a, b) => rank(a[0]) - rank(b[0]));
+    }
     if (!entries.length) return empty("Nothing known.");
-    return h("dl", { class: "kv" }, entries.map(([k, v]) => [h("dt", { text: label(k) }), h("dd", {}, fmtValue(v))]));
+    return h("dl", { class: "kv" }, entries.map(([k, v]) => {
+      const f = (special || {})[k];
+      return [h("dt", { text: label(k) }), h("dd", {}, f && f.fmt ? f.fmt(v, obj) : fmtValue(v))];
+    }));
+  }
+
+  function portLink(v, r) {
+    return v === null || v === undefined ? "–"
+      : h("a", { href: portHref(r && r.proto, v), class: "mono", text: `${protoName(r && r.proto)}/${v}` });
   }
 
   /** Object-valued or list-of-object fields of a detail record, each as its own table. */
@@ -338,10 +352,14 @@
     for (const [k, v] of Object.entries(obj || {})) {
       if ((skip || []).includes(k)) continue;
       if (Array.isArray(v) && v.length && !v.every(isScalar)) {
-        const special = scannerSpecial();
-        out.push(panel(label(k), v.length + "", table(autoCols(v, SCANNER_COLS, special), v)));
+        const special = Object.assign(scannerSpecial(), { port: { fmt: portLink } });
+        const hasPort = v.some((r) => r && r.port !== undefined);
+        out.push(panel(label(k), v.length + "",
+          table(autoCols(v, ["port"].concat(SCANNER_COLS), special, 10, hasPort ? ["proto"] : []), v)));
       } else if (v && typeof v === "object" && !Array.isArray(v)) {
-        out.push(panel(label(k), null, kv(v)));
+        const link = k === "campaign" && v.id !== undefined
+          ? h("a", { href: withRange("/campaigns/" + v.id), text: "open campaign" }) : null;
+        out.push(panel(label(k), link, kv(v, ["evidence"]), v.evidence ? h("p", { class: "page-sub", text: v.evidence }) : null));
       }
     }
     return out;
@@ -764,15 +782,22 @@
     const addr = body.dataset.address;
     const d = await api("/scanners/" + addr.split("/").map(encodeURIComponent).join("/"), rangeParams(q));
     const ports = d.port_list || d.ports_list || null;
+    const verdict = ["source", "address", "status", "kind", "type", "tool", "detector", "confidence",
+      "campaign_id", "benign_name", "first_seen", "last_seen", "flagged_at", "probes", "packets", "targets",
+      "ports", "sensors", "addresses", "answered", "established", "rejected"];
+    const special = scannerSpecial();
     return [
       pageHead(addr, [d.kind ? badge(d.kind, "") : null, " ", d.tool ? badge(d.tool, "") : null, " ",
         d.status ? badge(d.status) : null], rangePicker()),
       d.evidence ? panel("Evidence", null, h("p", { text: d.evidence })) : null,
       h("div", { class: "grid two" },
-        panel("Summary", null, kv(d, ["evidence", "port_list"])),
-        Array.isArray(ports) ? panel("Ports probed", ports.length + "",
-          h("p", {}, ports.slice(0, 300).map((p) => [h("a", { href: portHref(d.proto || "tcp", p), class: "mono", text: p }), " "])))
-          : null),
+        panel("Verdict", null, kv(d, ["evidence", "port_list"], special, verdict, true)),
+        h("div", {},
+          Array.isArray(ports) ? panel("Ports probed", fmtNum(ports.length),
+            h("p", {}, ports.slice(0, 300).map((p) => [h("a", { href: portHref(d.proto || "tcp", p), class: "mono", text: p }), " "])))
+            : null,
+          panel("Detector measurements", null,
+            kv(Object.fromEntries(Object.entries(d).filter(([k]) => !verdict.includes(k))), ["evidence", "port_list"])))),
       nested(d),
     ];
   }
@@ -783,7 +808,9 @@
     const special = Object.assign(scannerSpecial(), {
       id: { fmt: (v) => h("a", { href: withRange("/campaigns/" + v), text: "#" + v }) },
       campaign_id: { fmt: (v) => h("a", { href: withRange("/campaigns/" + v), text: "#" + v }) },
-      port: { fmt: (v, r) => (v === null || v === undefined ? "–" : h("a", { href: portHref(r.proto, v), class: "mono", text: `${protoName(r.proto)}/${v}` })) },
+      port: { fmt: portLink },
+      example: { fmt: (v) => (v ? h("a", { href: scannerHref(v), class: "mono", text: v }) : "–") },
+      ports: { fmt: (v, r) => (Array.isArray(v) ? h("span", {}, v.slice(0, 6).map((p) => [portLink(p, r), " "]), v.length > 6 ? `… (${v.length})` : "") : fmtValue(v)) },
     });
     return [
       pageHead("Campaigns", "Scanners grouped by what they probe and when", rangePicker()),

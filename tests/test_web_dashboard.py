@@ -1,0 +1,279 @@
+"""Browser tests of the dashboard: Debian's Chromium driven by Playwright over a real server.
+
+The store is filled by the simulator (28 days, 3 sensors, a worm on TCP 445 from day 21, so the
+spike is still open at the newest event and inside the default 7-day range); the app is served
+by uvicorn on a free 127.0.0.1 port in a thread. Every page is checked for console errors
+(a CSP violation is one), failed requests, error answers and any request to a host other than
+127.0.0.1; full-page screenshots go to ``test-artifacts/screenshots/`` (or
+``$PORTRADAR_ARTIFACTS``). Skips when ``/usr/bin/chromium`` or Playwright is missing (CI: the
+Debian ``chromium`` package and ``pip install playwright``; never ``playwright install``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+REPO = Path(__file__).resolve().parent.parent
+#: A laptop screen (the most common laptop resolution in StatCounter's 2024 figures).
+VIEWPORT = {"width": 1366, "height": 768}
+#: How long one page may take to render (API answers included), ms.
+READY_MS = 20_000
+
+if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+    pytest.skip(f"{CHROMIUM} not installed (Debian package chromium)", allow_module_level=True)
+try:
+    from playwright.sync_api import Browser, Page, sync_playwright
+except ImportError:
+    pytest.skip("playwright (pip) not installed", allow_module_level=True)
+
+
+def _artifacts() -> Path:
+    root = os.environ.get("PORTRADAR_ARTIFACTS")
+    out = Path(root) / "screenshots" if root else REPO / "test-artifacts" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("dashboard") / "sim.duckdb"
+    subprocess.run(
+        [sys.executable, "-m", "portradar", "--db", str(db), "simulate", "--days", "28",
+         "--sensors", "3", "--seed", "1", "--campaign", "445@21"],
+        check=True, capture_output=True, timeout=120)
+    return db
+
+
+@pytest.fixture(scope="module")
+def server(store_path: Path) -> Iterator[str]:
+    import uvicorn
+
+    from portradar.store.duckdb_store import Store
+    from portradar.web.app import WebSettings, create_app
+
+    store = Store.open(str(store_path))
+    app = create_app(store, settings=WebSettings())
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                        lifespan="on"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Watch:
+    """What a page did that it should not: console errors, failures, foreign requests."""
+
+    def __init__(self, page: Page) -> None:
+        self.problems: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: self.problems.append(
+            f"failed request: {r.url} ({r.failure})"))
+        page.on("response", lambda r: r.status >= 400 and self.problems.append(
+            f"HTTP {r.status}: {r.url}"))
+        page.on("request", self._request)
+
+    def _console(self, msg: Any) -> None:
+        text = msg.text
+        if msg.type == "error" or "Content Security Policy" in text or "Refused to" in text:
+            self.problems.append(f"console {msg.type}: {text}")
+
+    def _request(self, req: Any) -> None:
+        url = urlparse(req.url)
+        if url.scheme in ("data", "blob", "about"):
+            return
+        if url.hostname != "127.0.0.1":
+            self.problems.append(f"request to another host: {req.url}")
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[tuple[Page, Watch]]:
+    ctx = browser.new_context(viewport=VIEWPORT, permissions=["clipboard-read", "clipboard-write"])
+    pg = ctx.new_page()
+    watch = Watch(pg)
+    yield pg, watch
+    ctx.close()
+
+
+def _ready(pg: Page) -> None:
+    pg.wait_for_selector("body[data-ready='1']", timeout=READY_MS)
+    assert pg.locator("#error").count() == 0, pg.locator("#error").inner_text()
+
+
+def _shot(pg: Page, name: str) -> None:
+    pg.screenshot(path=str(_artifacts() / f"{name}.png"), full_page=True)
+
+
+def test_overview_shows_the_445_spike_and_leads_to_the_port_page(
+        server: str, page: tuple[Page, Watch]) -> None:
+    pg, watch = page
+    pg.goto(server + "/")
+    _ready(pg)
+    mover = pg.locator("tr.mover[data-proto='tcp'][data-port='445']")
+    assert mover.count() == 1
+    assert mover.get_attribute("data-spike") == "true"
+    assert mover.locator("svg.spark polyline").count() == 1
+    assert pg.locator("#level").get_attribute("data-level") in ("yellow", "orange", "red")
+    _shot(pg, "overview")
+
+    mover.locator("a.port-link").click()
+    pg.wait_for_url("**/ports/tcp/445**")
+    _ready(pg)
+    chart = pg.locator("#chart-sources")
+    assert chart.locator("canvas").count() >= 1
+    assert chart.get_attribute("data-drawn") == "1"
+    onsets = chart.get_attribute("data-spike-onsets") or ""
+    assert onsets.startswith("2025-"), onsets
+    markers = chart.locator(".spike-marker[data-onset]")
+    assert markers.count() >= 1
+    assert markers.first.get_attribute("data-onset") in onsets.split(",")
+    box = markers.first.bounding_box()
+    assert box is not None and box["width"] >= 2 and box["height"] > 50
+    rule = pg.locator("#rule-text[data-dialect='nftables']")
+    assert "445" in rule.inner_text() and "drop" in rule.inner_text()
+
+    # hover: the legend shows the values under the cursor
+    value = chart.locator(".u-legend .u-series:nth-child(2) .u-value")
+    assert value.inner_text() in ("–", "")
+    over = chart.locator(".u-over").bounding_box()
+    assert over is not None
+    pg.mouse.move(over["x"] + over["width"] * 0.6, over["y"] + over["height"] / 2)
+    pg.wait_for_function("document.querySelector('#chart-sources .u-legend .u-series:nth-child(2)"
+                         " .u-value').textContent.trim().match(/^[0-9][0-9,.]*$/)", timeout=5000)
+
+    # zoom: drag across the chart, the x scale narrows and the zoom can become the range
+    pg.mouse.move(over["x"] + over["width"] * 0.3, over["y"] + 40)
+    pg.mouse.down()
+    pg.mouse.move(over["x"] + over["width"] * 0.7, over["y"] + 40, steps=5)
+    pg.mouse.up()
+    pg.wait_for_selector("#zoom-apply:not([hidden])", timeout=5000)
+
+    # copy button puts the rule on the clipboard
+    pg.locator("#copy-rule").click()
+    assert pg.evaluate("navigator.clipboard.readText()") == rule.inner_text()
+    _shot(pg, "port-445")
+    assert watch.problems == []
+
+
+def test_time_range_bucket_and_dialect_change_the_url_and_the_data(
+        server: str, page: tuple[Page, Watch]) -> None:
+    pg, watch = page
+    pg.goto(server + "/ports/tcp/445")
+    _ready(pg)
+    points_7d = int(pg.locator("#chart-sources").get_attribute("data-points") or 0)
+    assert points_7d > 24
+
+    pg.select_option("#range", "30d")
+    pg.wait_for_url("**since=30d**")
+    _ready(pg)
+    points_30d = int(pg.locator("#chart-sources").get_attribute("data-points") or 0)
+    assert points_30d > points_7d
+
+    pg.locator(".segmented[aria-label='Bucket'] button[data-value='day']").click()
+    pg.wait_for_url("**bucket=day**")
+    _ready(pg)
+    assert "since=30d" in pg.url
+    points_day = int(pg.locator("#chart-sources").get_attribute("data-points") or 0)
+    assert 0 < points_day < points_30d
+
+    pg.locator("button[data-dialect='iptables']").click()
+    pg.wait_for_url("**rule=iptables**")
+    _ready(pg)
+    assert "iptables" in pg.locator("#rule-text[data-dialect='iptables']").inner_text()
+
+    # the URL is the state: reloading it shows the same view, and back undoes the last step
+    pg.reload()
+    _ready(pg)
+    assert pg.locator("#range").input_value() == "30d"
+    assert pg.locator("button[data-value='day'][aria-pressed='true']").count() == 1
+    pg.go_back()
+    _ready(pg)
+    assert "rule=" not in pg.url or "rule=iptables" not in pg.url
+    # navigation keeps the range
+    assert "since=30d" in (pg.locator(".topbar nav a[href^='/scanners']").get_attribute("href")
+                           or "")
+    _shot(pg, "port-445-30d-by-day")
+    assert watch.problems == []
+
+
+PAGES = [("overview", "/"), ("ports", "/ports?since=30d"), ("scanners", "/scanners?since=30d"),
+         ("campaigns", "/campaigns?since=30d"), ("alerts", "/alerts?status=all"),
+         ("sensors", "/sensors")]
+
+
+def test_every_page_loads_cleanly_at_laptop_width(
+        server: str, page: tuple[Page, Watch]) -> None:
+    pg, watch = page
+    for name, path in PAGES:
+        pg.goto(server + path)
+        _ready(pg)
+        assert pg.locator("main .panel").count() >= 1, name
+        width = pg.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], f"{name} overflows the window: {width}"
+        _shot(pg, name)
+    # one scanner, reached from the list
+    pg.goto(server + "/scanners?since=30d")
+    _ready(pg)
+    link = pg.locator("main table a[href^='/scanners/']").first
+    assert link.count() == 1
+    link.click()
+    pg.wait_for_url("**/scanners/*")
+    _ready(pg)
+    _shot(pg, "scanner")
+    # a narrower laptop
+    pg.set_viewport_size({"width": 1024, "height": 700})
+    pg.goto(server + "/ports/tcp/445")
+    _ready(pg)
+    width = pg.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"port page overflows at 1024 px: {width}"
+    _shot(pg, "port-445-1024px")
+    assert watch.problems == []
+
+
+def test_bad_path_parameters_are_404_pages_not_errors(server: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    for path in ("/ports/xyz/445", "/ports/tcp/70000", "/scanners/1.2.3.4'%20OR%201=1",
+                 "/scanners/..%2F..%2Fetc%2Fpasswd", "/campaigns/abc"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server + path, timeout=10)
+        assert 400 <= err.value.code < 500, path
