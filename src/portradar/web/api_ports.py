@@ -37,7 +37,10 @@ PortPath = Annotated[int, Path(ge=-1, le=65535, description="Port (ICMP type for
                                                             "-1 for protocols without ports).")]
 SinceQ = Annotated[str | None, Query(max_length=64, description=SINCE_DOC)]
 UntilQ = Annotated[str | None, Query(max_length=64, description=UNTIL_DOC)]
-SensorQ = Annotated[str, Query(min_length=1, max_length=128,
+#: Sensor names as sensors and collectors name themselves (host names, ids); anything
+#: else is refused before it reaches a query.
+SENSOR_PATTERN = r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127})$"
+SensorQ = Annotated[str, Query(min_length=1, max_length=128, pattern=SENSOR_PATTERN,
                                description="One sensor, or * for all.")]
 
 
@@ -112,6 +115,16 @@ class RuleText(BaseModel):
     text: str
 
 
+def known_sensor(store: Any, sensor: str) -> None:
+    """404 for a sensor the store has never heard of."""
+    if sensor == "*":
+        return
+    rows = store.con.execute("SELECT count(*) FROM names WHERE kind = 'sensor' AND text = ?",
+                             [sensor]).fetchall()
+    if not rows[0][0]:
+        raise ApiError(404, "not_found", "no such sensor", {"parameter": "sensor"})
+
+
 def _bucket_at(rng_until: datetime, period: str) -> date | datetime:
     last = rng_until - timedelta(microseconds=1)
     if period == "day":
@@ -137,6 +150,7 @@ def list_ports(
 
     store = ctx.store
     proto_n = protocol(proto) if proto else None
+    known_sensor(store, sensor)
     if since:
         ctx.range(since, until)  # validated even though only the last bucket is ranked
     latest = latest_bucket(store, period, sensor)
@@ -225,6 +239,7 @@ def get_port(
     """History by hour or day with the baseline band, spikes, top scanners,
     vulnerabilities, exposure, actions and rules to copy."""
     number = protocol(proto)
+    known_sensor(ctx.store, sensor)
     key = ("port", number, port, bucket, sensor, since, until)
     return ctx.cached(key, lambda: port_detail(  # type: ignore[no-any-return]
         ctx, number, port, bucket, sensor, since, until))

@@ -105,7 +105,7 @@ def create_app(store: Store, *, settings: WebSettings | None = None) -> FastAPI:
     app = FastAPI(title="portradar", version=__version__,
                   description="Port scanners and per-port spikes from your own logs.",
                   openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
-                  swagger_ui_oauth2_redirect_url=None)
+                  swagger_ui_oauth2_redirect_url=None, redirect_slashes=False)
     authenticator = Authenticator()
     app.state.access = access
     app.state.cache = ResultCache()
