@@ -1,7 +1,8 @@
 """Browser tests of the dashboard: Debian's Chromium driven by Playwright over a real server.
 
 The store is filled by the simulator (28 days, 3 sensors, a worm on TCP 445 from day 21, so the
-spike is still open at the newest event and inside the default 7-day range); the app is served
+spike is still open at the newest event and inside the default 7-day range) and the alerts a
+watch service would have opened over it are recorded; the app is served
 by uvicorn on a free 127.0.0.1 port in a thread. Every page is checked for console errors
 (a CSP violation is one), failed requests, error answers and any request to a host other than
 127.0.0.1; full-page screenshots go to ``test-artifacts/screenshots/`` (or
@@ -63,6 +64,19 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", "portradar", "--db", str(db), "simulate", "--days", "28",
          "--sensors", "3", "--seed", "1", "--campaign", "445@21"],
         check=True, capture_output=True, timeout=120)
+    # the alerts a watch service would have opened over this history (its detect step)
+    from portradar.alerts.lifecycle import AlertBook
+    from portradar.alerts.sightings import spike_sightings
+    from portradar.store.duckdb_store import Store
+
+    store = Store.open(str(db))
+    try:
+        sightings, _ = spike_sightings(store, "day")
+        book = AlertBook(store)
+        with store.transaction():
+            book.observe(sightings)
+    finally:
+        store.close()
     return db
 
 
@@ -152,6 +166,7 @@ def test_overview_shows_the_445_spike_and_leads_to_the_port_page(
     assert mover.get_attribute("data-spike") == "true"
     assert mover.locator("svg.spark polyline").count() == 1
     assert pg.locator("#level").get_attribute("data-level") in ("yellow", "orange", "red")
+    assert pg.locator(".alert-list li a[href^='/ports/tcp/445']").count() >= 1
     _shot(pg, "overview")
 
     mover.locator("a.port-link").click()
@@ -246,6 +261,8 @@ def test_every_page_loads_cleanly_at_laptop_width(
         pg.goto(server + path)
         _ready(pg)
         assert pg.locator("main .panel").count() >= 1, name
+        if name == "alerts":
+            assert pg.locator("main table a[href^='/ports/tcp/445']").count() >= 1
         width = pg.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1], f"{name} overflows the window: {width}"
         _shot(pg, name)

@@ -543,7 +543,7 @@
     const port = a.port !== undefined ? h("a", { href: portHref(a.proto, a.port), class: "mono", text: `${protoName(a.proto)}/${a.port}` }) : null;
     const when = a.onset || a.opened_at;
     return h("li", { "data-alert": id },
-      a.level ? badge(a.level) : null, " ", port, " ", a.kind || a.spike_kind || "alert",
+      a.level ? badge(a.level) : null, " ", port, " ", a.kind || "alert", a.spike_kind ? ` (${a.spike_kind})` : "",
       when ? h("span", { class: "page-sub", text: ` · since ${fmtTime(when)}` }) : null,
       a.reasons && a.reasons.length ? h("div", { class: "page-sub", text: a.reasons[0] }) : null);
   }
@@ -854,8 +854,21 @@
         segmented("status", [["open", "Open"], ["resolved", "Resolved"], ["all", "All"]], status, "Status"),
         rangePicker()),
       panel("Alerts", fmtNum(resp.total),
-        table(autoCols(rows, ["id", "alert_id", "status", "level", "severity", "port", "kind", "spike_kind", "onset", "opened_at", "updated_at", "resolved_at", "peak_sources", "baseline_sources", "reasons"], special, 12)
-          .filter((c) => !["proto", "key"].includes(c.key)), rows),
+        table([
+          { key: "alert_id", label: "#", get: (r) => (r.alert_id !== undefined ? r.alert_id : r.id), fmt: (v) => "#" + v },
+          { key: "status", label: "Status", fmt: special.status.fmt },
+          { key: "severity", label: "Severity", num: true },
+          { key: "level", label: "Level", fmt: special.level.fmt },
+          { key: "port", label: "Port", fmt: special.port.fmt },
+          { key: "kind", label: "Kind", fmt: (v, r) => [v || "–", r.spike_kind ? ` (${r.spike_kind})` : ""] },
+          { key: "onset", label: "Onset" },
+          { key: "opened_at", label: "Opened" },
+          { key: "resolved_at", label: "Resolved" },
+          { key: "peak_sources", label: "Peak sources", num: true },
+          { key: "baseline_sources", label: "Baseline", num: true },
+          { key: "reasons", label: "Why", fmt: special.reasons.fmt, wrap: true },
+        ].filter((c) => rows.some((r) => { const v = c.get ? c.get(r) : r[c.key]; return v !== null && v !== undefined && v !== "" && !(Array.isArray(v) && !v.length); })),
+        rows, (r) => ({ "data-alert": r.alert_id !== undefined ? r.alert_id : r.id, "data-status": r.status })),
         pager(resp)),
     ];
   }
