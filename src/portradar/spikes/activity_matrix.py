@@ -179,11 +179,24 @@ def from_store(store: Any, *, period: str = "day", scope: str = "all",
     if lo is None or hi is None or hi < lo:
         start = _as_datetime(since) if since is not None else datetime(1970, 1, 1, tzinfo=UTC)
         return ActivityMatrix.empty(period, start, 0, proto=[], port=[])
+    return from_rows(tbl, period=period, lo=lo, hi=hi, has_new=has_new)
+
+
+def from_rows(tbl: Any, *, period: str, lo: int, hi: int, has_new: bool,
+              sensors: tuple[str, ...] | None = None) -> ActivityMatrix:
+    """A matrix from activity rows (``t`` epoch seconds of the bucket, ``sensor``,
+    ``proto``, ``port``, ``records``, ``sources``, ``targets``, ``new_sources``: an
+    Arrow table) over the buckets from ``lo`` to ``hi`` (epoch seconds, inclusive).
+
+    ``sensors`` fixes the sensor names (default: those in the rows); the Spark job
+    builds one port's matrix at a time and gives the names of the whole store.
+    """
+    step = PERIOD_SECONDS[period]
     start = datetime.fromtimestamp(lo, tz=UTC)
     n_buckets = (hi - lo) // step + 1
     t = tbl.column("t").to_numpy()
     sensor_names = tbl.column("sensor").to_pylist()
-    names = sorted({s for s in sensor_names if s != "*"})
+    names = sorted({s for s in sensor_names if s != "*"}) if sensors is None else list(sensors)
     code_of = {s: i for i, s in enumerate(names)}
     code_of["*"] = -1
     sensor_codes = np.array([code_of[s] for s in sensor_names], np.int64)
