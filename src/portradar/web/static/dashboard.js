@@ -189,7 +189,7 @@
     }
   }
 
-  async function api(path, params) {
+  async function api(path, params, post) {
     const url = new URL("/api/v1" + path, location.origin);
     for (const [k, v] of Object.entries(params || {})) {
       if (v !== null && v !== undefined && v !== "") url.searchParams.set(k, v);
@@ -197,7 +197,13 @@
     const headers = { Accept: "application/json" };
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers.Authorization = "Bearer " + token;
-    const r = await fetch(url, { headers: headers, credentials: "same-origin" });
+    const init = { headers: headers, credentials: "same-origin" };
+    if (post !== undefined) {
+      init.method = "POST";
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(post);
+    }
+    const r = await fetch(url, init);
     let data = null;
     try { data = await r.json(); } catch (e) { data = null; }
     if (!r.ok) {
@@ -867,10 +873,34 @@
           { key: "peak_sources", label: "Peak sources", num: true },
           { key: "baseline_sources", label: "Baseline", num: true },
           { key: "reasons", label: "Why", fmt: special.reasons.fmt, wrap: true },
+          { key: "acknowledged", label: "Acknowledged", get: (r) => (r.status === "open" || r.acknowledged ? r : null), fmt: ackCell },
         ].filter((c) => rows.some((r) => { const v = c.get ? c.get(r) : r[c.key]; return v !== null && v !== undefined && v !== "" && !(Array.isArray(v) && !v.length); })),
         rows, (r) => ({ "data-alert": r.alert_id !== undefined ? r.alert_id : r.id, "data-status": r.status })),
         pager(resp)),
     ];
+  }
+
+  /** Who acknowledged an alert, or a button to acknowledge it (admin role; the server says
+   * 403 to a read-only user and 409 to a read-only server, shown next to the button). */
+  function ackCell(r) {
+    if (!r) return "";
+    if (r.acknowledged || r.acked_by) {
+      return h("span", { class: "page-sub", text: `${r.acked_by || "yes"}${r.acked_at ? ", " + fmtTime(r.acked_at) : ""}` });
+    }
+    const id = r.alert_id !== undefined ? r.alert_id : r.id;
+    const note = h("span", { class: "copied", role: "status" });
+    const btn = h("button", { type: "button", class: "ack", "data-alert": id, text: "Acknowledge",
+      onclick: async () => {
+        btn.disabled = true;
+        try {
+          await api(`/alerts/${encodeURIComponent(id)}/ack`, {}, {});
+          render();
+        } catch (err) {
+          note.textContent = err.message;
+          btn.disabled = false;
+        }
+      } });
+    return [btn, " ", note];
   }
 
   async function sensorsPage(q) {
@@ -900,6 +930,10 @@
         { key: "batches", label: "Batches", num: true },
         { key: "rejected", label: "Rejected", num: true },
       ], rows, (r) => ({ class: health(r).length ? "warn" : "", "data-sensor": r.sensor })),
+      rows.some((r) => r.source && r.source !== "collector")
+        ? h("p", { class: "chart-help", text: "Sensors the collector has not heard from are shown from the stored " +
+          "activity: last seen is the end of their last active hour or day; clock skew, batches and " +
+          "rejected batches come only from portradar collect." }) : null,
       pager(resp)),
     ];
   }
