@@ -1,0 +1,68 @@
+"""The OpenAPI description validates, and schemathesis finds no server error and no answer
+that breaks it (every operation, bounded examples, against the app in process)."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pytest
+import schemathesis
+import web_store
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+
+from portradar.store.duckdb_store import Store
+from portradar.web.app import WebSettings, create_app
+
+#: Examples per operation: about 20 operations, so a few hundred requests in all.
+MAX_EXAMPLES = 10
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    base = web_store.build(tmp_path_factory.getbasetemp() / "web-base.duckdb")
+    path = tmp_path_factory.mktemp("schemathesis") / "store.duckdb"
+    shutil.copy(base, path)
+    store = Store.open(path)
+    yield create_app(store, settings=WebSettings())
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def web_schema(app: Any) -> Any:
+    return schemathesis.openapi.from_asgi("/api/openapi.json", app)
+
+
+def test_openapi_description_validates(app: Any) -> None:
+    from openapi_spec_validator import validate
+
+    spec = TestClient(app).get("/api/openapi.json").json()
+    validate(spec)
+    paths = set(spec["paths"])
+    for path in ("/api/v1/overview", "/api/v1/ports", "/api/v1/ports/{proto}/{port}",
+                 "/api/v1/spikes", "/api/v1/scanners", "/api/v1/scanners/{address}",
+                 "/api/v1/campaigns", "/api/v1/campaigns/{campaign_id}", "/api/v1/alerts",
+                 "/api/v1/alerts/{alert_id}", "/api/v1/alerts/{alert_id}/ack",
+                 "/api/v1/assessment", "/api/v1/rules/{proto}/{port}", "/api/v1/sensors",
+                 "/api/v1/status"):
+        assert path in paths, path
+    assert set(spec["components"]["securitySchemes"]) == {"bearer", "basic"}
+
+
+schema = schemathesis.pytest.from_fixture("web_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+def test_no_server_error_and_answers_match_the_schema(case: Any) -> None:
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    case.call_and_validate(checks=[not_a_server_error, status_code_conformance,
+                                   content_type_conformance, response_schema_conformance])
