@@ -15,6 +15,7 @@ import pytest
 import zstandard
 from conftest import PSAD, need
 
+from portradar.ingest import pipeline
 from portradar.ingest.iptables import IptablesReader
 from portradar.ingest.pipeline import ingest_input, ingest_inputs
 from portradar.ingest.reader import ReadOptions
@@ -94,6 +95,7 @@ def test_crash_mid_ingest_keeps_committed_chunks_and_resumes(store, tmp_path, mo
     path = tmp_path / "fw.log"
     path.write_text("".join(lines))
     opts = ReadOptions(tz="UTC", reference_time=OPTS.reference_time, chunk_bytes=1 << 16)
+    monkeypatch.setattr(pipeline, "COMMIT_EVENTS", 1)  # commit at every chunk
     real = IptablesReader.parse_lines
     calls = {"n": 0}
 
@@ -113,6 +115,30 @@ def test_crash_mid_ingest_keeps_committed_chunks_and_resumes(store, tmp_path, mo
     monkeypatch.setattr(IptablesReader, "parse_lines", real)
     again = ingest_input(store, path, options=opts)
     assert again.resumed_at == stored
+    assert count(store) == 3000
+
+
+def test_crash_before_the_first_commit_leaves_nothing(store, tmp_path, monkeypatch):
+    """With the default commit size, small chunks are committed together: all or none."""
+    path = tmp_path / "fw.log"
+    path.write_text("".join(log_lines(3000)))
+    opts = ReadOptions(tz="UTC", reference_time=OPTS.reference_time, chunk_bytes=1 << 16)
+    real = IptablesReader.parse_lines
+    calls = {"n": 0}
+
+    def dying(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(IptablesReader, "parse_lines", dying)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_input(store, path, options=opts)
+    assert count(store) == 0
+    assert store.con.execute("SELECT count(*) FROM inputs").fetchall() == [(0,)]
+    monkeypatch.setattr(IptablesReader, "parse_lines", real)
+    assert ingest_input(store, path, options=opts).events == 3000
     assert count(store) == 3000
 
 
