@@ -233,8 +233,11 @@
       RANGES.map(([v, t]) => h("option", { value: v, selected: v === preset, text: t })),
       h("option", { value: "custom", selected: preset === "custom", text: "Custom…" }));
     const dayOf = (s) => (/^\d{4}-\d\d-\d\d/.test(s) ? s.slice(0, 10) : "");
+    // the API's until is exclusive; the picker's last day is inclusive
+    const shiftDay = (d, n) => (d ? new Date(Date.parse(d + "T00:00:00Z") + n * 86400e3).toISOString().slice(0, 10) : "");
+    const lastDay = /^\d{4}-\d\d-\d\d$/.test(until) ? shiftDay(until, -1) : dayOf(until);
     const from = h("input", { type: "date", "aria-label": "From", value: dayOf(since) });
-    const to = h("input", { type: "date", "aria-label": "Until", value: dayOf(until) });
+    const to = h("input", { type: "date", "aria-label": "To (inclusive)", value: lastDay });
     const apply = h("button", { type: "submit", class: "primary", text: "Apply" });
     const custom = h("span", { class: "toolbar", hidden: preset !== "custom" }, from, "–", to, apply);
     sel.addEventListener("change", () => {
@@ -245,7 +248,7 @@
       h("label", {}, "Range", sel), custom);
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
-      setQuery({ since: from.value || null, until: to.value || null, offset: null });
+      setQuery({ since: from.value || null, until: shiftDay(to.value, 1) || null, offset: null });
     });
     return form;
   }
