@@ -295,7 +295,7 @@ def evaluate() -> None:
 COMMAND_MODULES: tuple[str, ...] = ("portradar.cli.spikes_cmd", "portradar.cli.scanners_cmd",
                                     "portradar.cli.intel_cmd", "portradar.cli.watch_cmd",
                                     "portradar.cli.collect_cmd", "portradar.cli.archive_cmd",
-                                    "portradar.cli.serve_cmd")
+                                    "portradar.cli.serve_cmd", "portradar.cli.spark_cmd")
 
 
 def _add_commands() -> None:
