@@ -185,14 +185,20 @@ def test_overview_shows_the_445_spike_and_leads_to_the_port_page(
     rule = pg.locator("#rule-text[data-dialect='nftables']")
     assert "445" in rule.inner_text() and "drop" in rule.inner_text()
 
-    # hover: the legend shows the values under the cursor
-    value = chart.locator(".u-legend .u-series:nth-child(2) .u-value")
-    assert value.inner_text() in ("–", "")
+    # hover: a tooltip and the legend show the values under the cursor (the legend shows the
+    # newest bucket's values otherwise)
+    when = chart.locator(".u-legend .u-series:nth-child(1) .u-value")
+    newest = when.inner_text()
+    assert newest.startswith("2025-02-02"), newest
     over = chart.locator(".u-over").bounding_box()
     assert over is not None
-    pg.mouse.move(over["x"] + over["width"] * 0.6, over["y"] + over["height"] / 2)
-    pg.wait_for_function("document.querySelector('#chart-sources .u-legend .u-series:nth-child(2)"
-                         " .u-value').textContent.trim().match(/^[0-9][0-9,.]*$/)", timeout=5000)
+    pg.mouse.move(over["x"] + over["width"] * 0.4, over["y"] + over["height"] / 2)
+    tip = chart.locator(".chart-tip.on")
+    tip.wait_for(timeout=5000)
+    assert "Sources: " in tip.inner_text() and "Expected: " in tip.inner_text()
+    assert when.inner_text() != newest
+    value = chart.locator(".u-legend .u-series:nth-child(2) .u-value").inner_text()
+    assert value.replace(",", "").replace(".", "").isdigit(), value
 
     # zoom: drag across the chart, the x scale narrows and the zoom can become the range
     pg.mouse.move(over["x"] + over["width"] * 0.3, over["y"] + 40)

@@ -436,7 +436,7 @@
         const right = Math.max(0, Math.min(width, b));
         if (right <= left && !(a >= 0 && a <= width)) continue;
         const m = h("div", {
-          class: "spike-marker" + (s.t1 === null ? " ongoing" : ""), "data-onset": s.onset,
+          class: "spike-marker" + (s.t1 === null ? " ongoing" : " ended"), "data-onset": s.onset,
           "data-end": s.end || "", "data-peak": s.peak || "",
           title: `spike: onset ${fmtTime(s.onset)}, ${s.end ? "end " + fmtTime(s.end) : "ongoing"}`,
         }, h("span", { class: "spike-label", text: (s.period === "day" && s.bucket !== "day" ? "daily spike" : "spike") + (s.end ? "" : " (ongoing)") }));
@@ -448,9 +448,46 @@
     return { hooks: { ready: place, setScale: place, setSize: place } };
   }
 
+  /** A tooltip at the cursor with the time and every shown series' value; when the cursor
+   * leaves, the legend goes back to the newest bucket's values. */
+  function tooltipPlugin() {
+    let tip = null;
+    const newest = (u) => u.setLegend({ idx: u.data[0].length - 1 });
+    return {
+      hooks: {
+        ready: (u) => {
+          tip = h("div", { class: "chart-tip", role: "tooltip" });
+          u.over.append(tip);
+          u.over.addEventListener("mouseleave", () => {
+            tip.classList.remove("on");
+            setTimeout(() => newest(u), 0);
+          });
+          newest(u);
+        },
+        setCursor: (u) => {
+          const i = u.cursor.idx;
+          if (!tip || i === null || i === undefined || u.cursor.left < 0) { if (tip) tip.classList.remove("on"); return; }
+          const lines = [h("strong", { text: fmtTime(u.data[0][i]) + " UTC" })];
+          u.series.forEach((sr, k) => {
+            if (k === 0 || !sr.show) return;
+            lines.push(h("div", { text: `${sr.label}: ${fmtNum(u.data[k][i])}` }));
+          });
+          tip.replaceChildren(...lines);
+          tip.classList.add("on");
+          const w = u.over.clientWidth;
+          const left = u.cursor.left + 14;
+          tip.style.left = (left + tip.offsetWidth > w ? u.cursor.left - tip.offsetWidth - 14 : left) + "px";
+          tip.style.top = Math.max(0, u.cursor.top - tip.offsetHeight - 8) + "px";
+        },
+      },
+    };
+  }
+
   function makeChart(container, opts, data) {
     const width = Math.max(300, container.clientWidth || 800);
-    const u = new uPlot(Object.assign({ width: width, height: 260, tzDate: utc }, opts), data, container);
+    opts = Object.assign({ width: width, height: 260, tzDate: utc }, opts);
+    opts.plugins = (opts.plugins || []).concat([tooltipPlugin()]);
+    const u = new uPlot(opts, data, container);
     charts.push(u);
     if (window.ResizeObserver) {
       const ro = new ResizeObserver(() => {
@@ -563,7 +600,9 @@
     const resp = await api("/ports", listParams(q, { by: by, period: period, sensor: q.get("sensor") }));
     const rows = resp.items || [];
     return [
-      pageHead("Ports", `Top ports by ${by}, change since the previous ${period}`,
+      pageHead("Ports", rows.length && rows[0].bucket
+        ? `Top ports by ${by} in the ${period} of ${fmtTime(rows[0].bucket, period === "day")} UTC (the range's last), change against the ${period} before`
+        : `Top ports by ${by} in the range's last ${period}, change against the ${period} before`,
         segmented("by", [["records", "Records"], ["sources", "Sources"], ["targets", "Targets"]], by, "Rank by"),
         segmented("period", [["hour", "Hour"], ["day", "Day"]], period, "Period"),
         rangePicker()),
