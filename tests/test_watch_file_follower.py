@@ -83,3 +83,23 @@ def test_partial_line_waits(tmp_path: Path) -> None:
         fh.write(b"c\n")
     _drain(f, got)
     assert got == [b"a", b"bc"]
+
+
+def test_copytruncate_then_more_than_was_read_before_the_next_poll(tmp_path: Path) -> None:
+    # the truncated file grew past the old offset before the follower looked again: the
+    # size says nothing, the head does (found by the watch end-to-end test)
+    p = tmp_path / "fw.log"
+    _write(p, range(0, 10))
+    f = FileFollower(str(p))
+    got: list[bytes] = []
+    _drain(f, got)
+    _write(p, range(10, 20))
+    shutil.copy(p, tmp_path / "fw.log.1")
+    with gzip.open(tmp_path / "fw.log.1.gz", "wb") as gz, open(tmp_path / "fw.log.1", "rb") as c:
+        gz.write(c.read())
+    os.unlink(tmp_path / "fw.log.1")
+    os.truncate(p, 0)
+    _write(p, range(1000, 1100))  # far more bytes than the 10 lines read before
+    _drain(f, got)
+    assert got == [f"line {i}".encode() for i in [*range(20), *range(1000, 1100)]]
+    assert f.recovered == [str(tmp_path / "fw.log.1.gz")]

@@ -15,11 +15,15 @@ What logrotate does and what the follower does about it:
   file through the descriptor it still holds (lines written between the last poll and
   the rename are there), then reads the new file from 0.
 * **copytruncate**: the log is copied to ``fw.log.1`` and truncated in place.  Same
-  inode, size below the offset.  Lines written after the last poll and before the copy
+  inode, and either the size is below the offset or, when more was written after the
+  truncation than had been read before it, the file's head is no longer the head we
+  know (checked on every poll).  Lines written after the last poll and before the copy
   are in the copy, past the offset: the follower finds the copy (same head) among the
   rotated files and reads it from the offset before reading the truncated file from 0.
   Lines written between the copy and the truncation are lost; that is logrotate's own
-  caveat for copytruncate (``man logrotate``), no reader can avoid it.
+  caveat for copytruncate (``man logrotate``), no reader can avoid it.  So are lines
+  of a file the follower had read nothing of yet (its head unknown, e.g. a file created
+  empty by the previous rotation) that were copied away before the next poll.
 * **compress** (``fw.log.1`` → ``fw.log.1.gz``, or ``delaycompress``): when the
   follower was not running (or slower than the rotation), the old inode is gone; the
   rotated candidates (``fw.log.1``, ``fw.log.1.gz``, ``fw.log-20261126``...) are opened
@@ -197,6 +201,10 @@ class FileFollower:
         head = _head_of(fh, pos.head_len)
         return len(head) == pos.head_len and _sha(head) == pos.head_sha
 
+    def _same_head(self, pos: FilePosition) -> bool:
+        assert self._fh is not None
+        return _sha(_head_of(self._fh, pos.head_len)) == pos.head_sha
+
     def _resume(self) -> None:
         if not self._open_current():
             return
@@ -267,7 +275,9 @@ class FileFollower:
         except OSError:
             st_path = None
         size = os.fstat(self._fh.fileno()).st_size
-        if size < pos.offset:
+        if size < pos.offset or (pos.head_len and not self._same_head(pos)):
+            # truncated, and maybe written past our offset again before this poll: the
+            # head tells (one read of at most HEAD_BYTES per poll)
             return self._truncated(pos)
         rotated = st_path is not None and st_path.st_ino != pos.inode
         data, end = self._read_lines(self._fh, pos.offset, final=rotated)
