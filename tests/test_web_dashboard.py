@@ -235,6 +235,14 @@ def test_time_range_bucket_and_dialect_change_the_url_and_the_data(
     points_day = int(pg.locator("#chart-sources").get_attribute("data-points") or 0)
     assert 0 < points_day < points_30d
 
+    pg.select_option("#sensor", "sensor-02")
+    pg.wait_for_url("**sensor=sensor-02**")
+    _ready(pg)
+    assert 0 < int(pg.locator("#chart-sources").get_attribute("data-points") or 0) <= points_day
+    pg.select_option("#sensor", "")
+    pg.wait_for_url(lambda url: "sensor=" not in url)
+    _ready(pg)
+
     pg.locator("button[data-dialect='iptables']").click()
     pg.wait_for_url("**rule=iptables**")
     _ready(pg)
@@ -260,9 +268,9 @@ def test_time_range_bucket_and_dialect_change_the_url_and_the_data(
     _ready(pg)
     assert pg.locator("#range").input_value() == "30d"
     assert pg.locator("button[data-value='day'][aria-pressed='true']").count() == 1
-    pg.go_back()
+    pg.go_back()  # the dialect replaced its history entry: back is the step before it
     _ready(pg)
-    assert "rule=" not in pg.url or "rule=iptables" not in pg.url
+    assert "sensor=sensor-02" in pg.url and "rule=" not in pg.url
     # navigation keeps the range
     assert "since=30d" in (pg.locator(".topbar nav a[href^='/scanners']").get_attribute("href")
                            or "")
