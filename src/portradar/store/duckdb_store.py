@@ -26,7 +26,7 @@ Guarantees the rest of portradar relies on:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -165,12 +165,8 @@ class Store:
                 known.update(new)
         return [known[t] if t is not None else None for t in texts]
 
-    def append_events(self, batch: pa.RecordBatch | pa.Table, *, input_id: int) -> int:
-        """Insert events and mark their days dirty; returns the number of rows."""
-        if batch.num_rows == 0:
-            return 0
-        if isinstance(batch, pa.Table):
-            batch = batch.combine_chunks().to_batches()[0]
+    def _stored_columns(self, batch: pa.RecordBatch) -> pa.Table:
+        """One event batch with names and outcomes as the integer ids ``event_rows`` holds."""
         columns = {name: batch.column(name) for name in _PLAIN_COLUMNS}
         for name, kind in _NAMED_COLUMNS:
             arr = batch.column(name)
@@ -179,7 +175,27 @@ class Store:
         outcome = batch.column("outcome")
         codes = [int(Outcome[label.upper()]) for label in outcome.dictionary.to_pylist()]
         columns["outcome"] = pc.take(pa.array(codes, pa.uint8()), outcome.indices)
-        self.con.register("_incoming", pa.table(columns))
+        return pa.table(columns)
+
+    def append_events(self, batch: pa.RecordBatch | pa.Table | Sequence[pa.RecordBatch], *,
+                      input_id: int) -> int:
+        """Insert events and mark their days dirty; returns the number of rows.
+
+        Several batches are inserted with one statement: DuckDB fills whole row groups
+        then, instead of one partly filled row group per batch (which the next
+        checkpoint rewrites).
+        """
+        if isinstance(batch, pa.Table):
+            batches = batch.combine_chunks().to_batches()
+        elif isinstance(batch, pa.RecordBatch):
+            batches = [batch]
+        else:
+            batches = list(batch)
+        batches = [b for b in batches if b.num_rows]
+        if not batches:
+            return 0
+        incoming = pa.concat_tables([self._stored_columns(b) for b in batches])
+        self.con.register("_incoming", incoming)
         try:
             self.con.execute(
                 """INSERT INTO event_rows
@@ -194,7 +210,7 @@ class Store:
             )
         finally:
             self.con.unregister("_incoming")
-        return batch.num_rows
+        return incoming.num_rows
 
     def refresh_activity(self) -> int:
         """Recompute hourly and daily port activity for dirty days; returns days refreshed."""
