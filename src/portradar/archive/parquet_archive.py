@@ -240,7 +240,8 @@ def export_store(store: Any, root: str | os.PathLike[str], *,
     The events are read from ``event_rows`` with the names joined on, the source format
     from the ledger (the ``events`` view's definition).
     """
-    where, params = ["TRUE"], []
+    where: list[str] = ["TRUE"]
+    params: list[Any] = []
     if since is not None:
         where.append("e.ts >= ?")
         params.append(_naive(since))

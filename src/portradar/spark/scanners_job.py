@@ -63,8 +63,8 @@ def result_schema() -> pa.Schema:
     profiles = con.sql("SELECT port_sig, target_sig, net_group, flagged FROM scan_profiles "
                        "LIMIT 0").to_arrow_table()
     con.close()
-    fields = list(scanners.schema) + [pa.field("dominant", pa.string())] + \
-        list(profiles.schema) + [pa.field("record", pa.string())]
+    fields = [*scanners.schema, pa.field("dominant", pa.string()), *profiles.schema,
+              pa.field("record", pa.string())]
     return safe_schema(pa.schema(fields))
 
 
@@ -156,8 +156,9 @@ def verdicts(events: Any, config: Any, groups: int | None = None) -> Any:
 
     # pyspark tells the Arrow flavour from the function's type hints: plain functions
     per_source = ev.groupBy(net.alias("net")).applyInArrow(per_network, schema=spark_schema)
-    per_64 = ev.where("src_hi <> 0").groupBy(F.expr(f"pmod(src_hi, {k})").alias("net")).applyInArrow(
-        per_prefix64, schema=spark_schema)
+    by_64 = F.expr(f"pmod(src_hi, {k})").alias("net")
+    per_64 = ev.where("src_hi <> 0").groupBy(by_64).applyInArrow(per_prefix64,
+                                                                 schema=spark_schema)
     return per_source.unionByName(per_64)
 
 

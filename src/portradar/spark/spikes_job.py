@@ -5,7 +5,8 @@ all sensors together and each sensor alone), and the per-sensor confirmation and
 single-sensor rises only ever compare series of the same port.  So the activity rows
 are grouped by (protocol, port) (many ports per group, ``port key % shuffle
 partitions``: one detector call per group, the detector handles any set of ports)
-and each group, as one Arrow table, becomes the two matrices :func:`portradar.spikes.activity_matrix.from_rows` builds for the embedded
+and each group, as one Arrow table, becomes the two matrices
+:func:`portradar.spikes.activity_matrix.from_rows` builds for the embedded
 ``portradar spikes`` and goes through :meth:`SpikeDetector.detect` unchanged.  The time
 axis (first and last bucket) and the sensor names are the whole store's, as
 :func:`portradar.spikes.activity_matrix.from_store` has them, so every bucket index and
@@ -35,7 +36,7 @@ SPIKE_SCHEMA = pa.schema([
 def detect_port(table: pa.Table, *, period: str, lo: int, hi: int,
                 sensors: tuple[str, ...], has_new: bool, with_sensors: bool = True,
                 ) -> pa.Table:
-    """Spikes of a group of (protocol, port) series: Arrow activity rows in, Arrow spike rows out."""
+    """Spikes of a group of (protocol, port) series: Arrow activity rows in, spike rows out."""
     from portradar.spikes.activity_matrix import from_rows
     from portradar.spikes.spike_detector import SpikeDetector
 
