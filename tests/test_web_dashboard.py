@@ -313,6 +313,12 @@ def test_every_page_loads_cleanly_at_laptop_width(
     pg.wait_for_url("**/scanners/*")
     _ready(pg)
     _shot(pg, "scanner")
+    # one campaign, reached from the scanner's
+    pg.locator("main a[href^='/campaigns/']").first.click()
+    pg.wait_for_url("**/campaigns/*")
+    _ready(pg)
+    assert pg.locator("main a[href^='/scanners/']").count() >= 1
+    _shot(pg, "campaign")
     # a narrower laptop
     pg.set_viewport_size({"width": 1024, "height": 700})
     pg.goto(server + "/ports/tcp/445")

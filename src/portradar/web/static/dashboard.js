@@ -874,13 +874,22 @@
     const id = body.dataset.id;
     const d = await api("/campaigns/" + encodeURIComponent(id), rangeParams(q));
     const members = Array.isArray(d.member_list) ? d.member_list : [];
+    const scanners = Array.isArray(d.scanners) ? d.scanners : [];
+    // the ports the members probed (the campaign record itself names none)
+    const portCount = new Map();
+    for (const sc of scanners) for (const p of sc.port_list || []) portCount.set(p, (portCount.get(p) || 0) + 1);
+    const topPorts = [...portCount.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 20);
     return [
       pageHead(`Campaign #${id}`, d.port !== undefined ? h("a", { href: portHref(d.proto, d.port), text: `${protoName(d.proto)}/${d.port}` }) : (d.rule || null), rangePicker()),
       d.evidence ? panel("Evidence", null, h("p", { text: d.evidence })) : null,
       h("div", { class: "grid two" },
         panel("Summary", null, kv(d, ["evidence", "member_list"])),
-        members.length ? panel("Members", fmtNum(members.length),
-          h("p", { class: "chips" }, members.slice(0, 500).map((m) => [h("a", { href: scannerHref(m), class: "mono", text: m }), " "]))) : null),
+        h("div", {},
+          topPorts.length ? panel("Ports probed", `by members listed below`,
+            h("ul", { class: "actions", id: "campaign-ports" }, topPorts.map(([p, n]) => h("li", { "data-port": p },
+              portLink(p, { proto: scanners[0].proto || "tcp" }), ` · ${fmtNum(n)} of ${fmtNum(scanners.length)} scanners`)))) : null,
+          members.length > scanners.length ? panel("Members", fmtNum(members.length),
+            h("p", { class: "chips" }, members.slice(0, 500).map((m) => [h("a", { href: scannerHref(m), class: "mono", text: m }), " "]))) : null)),
       nested(d, ["member_list"]),
     ];
   }
