@@ -312,7 +312,8 @@ def test_read_only_server_reopens_per_request(store_path: Path, tmp_path: Path,
     store.close()  # the server opens the file for each request from now on
     with TestClient(app, raise_server_exceptions=False) as c:
         before = ok(c, "/api/v1/status")["events"]
-        assert ok(c, "/api/v1/overview")["movers"]
+        first = ok(c, "/api/v1/overview")
+        assert first["movers"]
         assert_error(c.post("/api/v1/alerts/1/ack"), 409, "read_only")
         # between requests a writer (an ingest) can take the file ...
         from portradar.events.schema import make_batch
@@ -323,6 +324,14 @@ def test_read_only_server_reopens_per_request(store_path: Path, tmp_path: Path,
                                  input_id=1)
         # ... and the next request sees its events
         assert ok(c, "/api/v1/status")["events"] == before + 1
+        # the overview answers at once with the previous one while it is recomputed
+        assert ok(c, "/api/v1/overview")["newest_event"] == first["newest_event"]
+        for _ in range(200):
+            fresh = ok(c, "/api/v1/overview")
+            if fresh["newest_event"] != first["newest_event"]:
+                break
+            time.sleep(0.05)
+        assert fresh["newest_event"] == "2025-01-26T23:59:59Z"
         # while another process holds the write lock, requests wait, then answer 503
         monkeypatch.setattr(store_access, "OPEN_RETRY_SECONDS", 0.3)
         holder = subprocess.Popen(

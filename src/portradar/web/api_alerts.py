@@ -82,6 +82,7 @@ def ack_alert(ctx: Annotated[RequestContext, Depends(request_context)],
         store.con.execute("INSERT OR REPLACE INTO web_alert_acks VALUES (?, ?, ?, ?)",
                           [alert_id, who.name, datetime.now(tz=UTC).replace(tzinfo=None),
                            body.note if body else None])
+    ctx.cache.clear()  # the overview lists open alerts with their acknowledgement
     return _one(ctx, alert_id)
 
 

@@ -215,12 +215,16 @@ def _events(store: Store, rng: TimeRange) -> int:
 
 
 def assessments(ctx: RequestContext, rng: TimeRange) -> tuple[Any, list[Any]]:
+    """The levels of the ports ``portradar assess`` looks at, on the range's last day."""
+    from portradar.web.api_ports import assessed
+
     newest = ctx.newest()
     as_of = rng.last_day if newest is None else min(rng.last_day, newest.date())
 
     def compute() -> list[Any]:
-        day = cached_detection(ctx, "day")
-        return derived.assess_all(ctx.store, as_of, day)
+        cached_detection(ctx, "day")  # its spikes stand in for per-port detection
+        return derived.assess_all(ctx.store, as_of,
+                                  lambda port, proto: assessed(ctx, port, proto, as_of))
 
     return as_of, ctx.cached(("assess_all", as_of), compute)
 
@@ -235,28 +239,43 @@ def overview(
     until: UntilQ = None,
     period: Literal["hour", "day"] = "day",
 ) -> dict[str, Any]:
-    """The level and why, the movers with sparklines, open alerts, events/s, sensors."""
+    """The level and why, the movers with sparklines, open alerts, events/s, sensors.
+
+    After new data arrives the previous overview is answered (its ``newest_event``
+    says how old it is) while the new one is computed in the background."""
+    ctx.range(since, until)  # refuse a bad range before anything is looked up
+    return ctx.cached(("overview", period, since, until),
+                      lambda: overview_data(ctx, period, since, until),
+                      refresh=lambda: _refresh_overview(ctx, period, since, until))
+
+
+def overview_data(ctx: RequestContext, period: str, since: str | None,
+                  until: str | None) -> dict[str, Any]:
     rng = ctx.range(since, until)
+    d = cached_detection(ctx, period)
+    as_of, found = assessments(ctx, rng)
+    alerts, _ = alert_rows(ctx.store, "WHERE a.status = 'open'", [], limit=OVERVIEW_ALERTS)
+    total = _events(ctx.store, rng)
+    seconds = _seconds(ctx, rng)
+    return {
+        "level": derived.overall_level(found, as_of),
+        "movers": derived.movers(d, rng.since, rng.until),
+        "open_alerts": alerts,
+        "events_total": total,
+        "events_per_s": round(total / seconds, 3) if seconds > 0 else 0.0,
+        "sensors": sensors(ctx, rng)[:50],
+        "newest_event": iso(ctx.newest()), "period": period,
+        "since": iso(rng.since), "until": iso(rng.until),
+    }
 
-    def compute() -> dict[str, Any]:
-        d = cached_detection(ctx, period)
-        as_of, found = assessments(ctx, rng)
-        alerts, _ = alert_rows(ctx.store, "WHERE a.status = 'open'", [],
-                               limit=OVERVIEW_ALERTS)
-        total = _events(ctx.store, rng)
-        seconds = _seconds(ctx, rng)
-        return {
-            "level": derived.overall_level(found, as_of),
-            "movers": derived.movers(d, rng.since, rng.until),
-            "open_alerts": alerts,
-            "events_total": total,
-            "events_per_s": round(total / seconds, 3) if seconds > 0 else 0.0,
-            "sensors": sensors(ctx, rng)[:50],
-            "newest_event": iso(ctx.newest()), "period": period,
-            "since": iso(rng.since), "until": iso(rng.until),
-        }
 
-    return ctx.cached(("overview", period, rng), compute)  # type: ignore[no-any-return]
+def _refresh_overview(ctx: RequestContext, period: str, since: str | None,
+                      until: str | None) -> tuple[Any, dict[str, Any]]:
+    """Recompute the overview in the background with a store of its own (the request
+    that started it has answered with the previous one and released its store)."""
+    with ctx.access.read() as store:
+        fresh = RequestContext(store, ctx.access, ctx.cache, ctx.principal)
+        return fresh.version(), overview_data(fresh, period, since, until)
 
 
 @router.get("/assessment", response_model=Assessment, summary="Threat level")

@@ -194,15 +194,28 @@ def _rules(port: int, proto: int) -> dict[str, str]:
     return {name: block_rules.render_block(spec, DIALECTS[name]) for name in PAGE_DIALECTS}
 
 
+def assessed(ctx: RequestContext, port: int, proto: int, as_of: date) -> Any:
+    """The level of one port on ``as_of`` (cached per data version, shared by the
+    overview and the port page)."""
+    def compute() -> Any:
+        detection = ctx.cache.peek(ctx.version(), ("detect", "day"))
+        return derived.assess_one(ctx.store, port, proto, as_of, detection)
+
+    return ctx.cached(("assess", proto, port, as_of), compute)
+
+
 def port_detail(ctx: RequestContext, proto: int, port: int, bucket: str, sensor: str,
                 since: str | None, until: str | None) -> dict[str, Any]:
+    """The port page; every piece but the series cached on its own (a new range only
+    slices the cached model)."""
     rng = ctx.range(since, until)
     store = ctx.store
     newest = ctx.newest()
-    shown = derived.port_series(store, port, proto, bucket, sensor, rng.since, rng.until)
+    model = ctx.cached(("model", proto, port, bucket, sensor),
+                       lambda: derived.port_model(store, port, proto, bucket, sensor))
+    shown = derived.port_series(model, bucket, rng.since, rng.until)
     as_of = rng.last_day if newest is None else min(rng.last_day, newest.date())
-    detection = ctx.cache.peek(ctx.version(), ("detect", "day"))
-    assessment = derived.assess_one(store, port, proto, as_of, detection)
+    assessment = assessed(ctx, port, proto, as_of)
     exposure: dict[str, Any] = {"known": False, "exposed": [], "vulnerable": []}
     actions: list[str] = []
     level = None
@@ -215,8 +228,11 @@ def port_detail(ctx: RequestContext, proto: int, port: int, bucket: str, sensor:
         "port": port, "proto": proto_name(proto), "service": derived.service(port, proto),
         "bucket": bucket, "sensor": sensor, "since": derived_iso(rng.since),
         "until": derived_iso(rng.until), **shown,
-        "top_scanners": derived.top_scanners(store, port),
-        "vulnerabilities": derived.vulnerabilities(store, port, proto, as_of),
+        "top_scanners": ctx.cached(("scanners", port),
+                                   lambda: derived.top_scanners(store, port)),
+        "vulnerabilities": ctx.cached(("vulns", proto, port, as_of),
+                                      lambda: derived.vulnerabilities(store, port, proto,
+                                                                      as_of)),
         "exposure": exposure, "level": level, "actions": actions,
         "rules": _rules(port, proto),
     }
@@ -237,12 +253,26 @@ def get_port(
     sensor: SensorQ = "*",
 ) -> dict[str, Any]:
     """History by hour or day with the baseline band, spikes, top scanners,
-    vulnerabilities, exposure, actions and rules to copy."""
+    vulnerabilities, exposure, actions and rules to copy.
+
+    After new data arrives the previous page is answered (``since``/``until`` say
+    which range it shows) while the new one is computed in the background."""
     number = protocol(proto)
     known_sensor(ctx.store, sensor)
+    ctx.range(since, until)  # refuse a bad range before anything is looked up
     key = ("port", number, port, bucket, sensor, since, until)
-    return ctx.cached(key, lambda: port_detail(  # type: ignore[no-any-return]
-        ctx, number, port, bucket, sensor, since, until))
+    return ctx.cached(key, lambda: port_detail(ctx, number, port, bucket, sensor, since, until),
+                      refresh=lambda: _refresh_port(ctx, number, port, bucket, sensor, since,
+                                                    until))
+
+
+def _refresh_port(ctx: RequestContext, proto: int, port: int, bucket: str, sensor: str,
+                  since: str | None, until: str | None) -> tuple[Any, dict[str, Any]]:
+    """Recompute a port page in the background after new data (the previous one is
+    answered meanwhile), with a store of its own."""
+    with ctx.access.read() as store:
+        fresh = RequestContext(store, ctx.access, ctx.cache, ctx.principal)
+        return fresh.version(), port_detail(fresh, proto, port, bucket, sensor, since, until)
 
 
 @router.get("/spikes", response_model=Page[SpikeItem], summary="Port spikes")
@@ -295,5 +325,5 @@ def get_rules(
 
 def cached_detection(ctx: RequestContext, period: str) -> derived.Detection:
     """The detector over every port of ``period`` (cached per data version)."""
-    return ctx.cached(("detect", period),  # type: ignore[no-any-return]
+    return ctx.cached(("detect", period),
                       lambda: derived.detect_all(ctx.store, period))

@@ -274,7 +274,7 @@ class Authenticator:
             q = self._failures.get(client)
             while q and q[0] < now - FAILURE_WINDOW:
                 q.popleft()
-            return bool(q) and len(q) >= MAX_FAILURES
+            return q is not None and len(q) >= MAX_FAILURES
 
     def failed(self, client: str) -> None:
         with self._lock:

@@ -36,11 +36,12 @@ class RequestContext:
             self._version = self.access.version(self.store)
         return self._version
 
-    def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        return self.cache.get(self.version(), key, compute)
+    def cached(self, key: Hashable, compute: Callable[[], Any],
+               refresh: Callable[[], tuple[Any, Any]] | None = None) -> Any:
+        return self.cache.get(self.version(), key, compute, refresh)
 
     def newest(self) -> datetime | None:
-        return self.cached(("newest",), lambda: newest_event(self.store))  # type: ignore[no-any-return]
+        return self.cached(("newest",), lambda: newest_event(self.store))
 
     def range(self, since: str | None, until: str | None) -> TimeRange:
         return resolve(since, until, self.newest())

@@ -6,8 +6,9 @@ to the assets under ``/static`` (``dashboard.css``, ``dashboard.js`` and the ven
 on an air-gapped analyst box, and there is no inline script or style, so it runs under the strict
 CSP the app sends (``script-src 'self'; style-src 'self'``). The page's own state (time range,
 bucket, metric, dialect, filters, paging) lives in the query string, which the script reads and
-rewrites, so every view is a link. The path parameters are checked here (a bad port, protocol or
-address is a 404 page, never passed on), and everything put in the page is HTML-escaped.
+rewrites, so every view is a link. The path parameters are checked here (a bad port, protocol,
+address or id is a 404 page saying what was wrong, never passed on), and everything put in the
+page is HTML-escaped.
 
 Pages: ``/`` (overview), ``/ports``, ``/ports/{proto}/{port}``, ``/scanners``,
 ``/scanners/{address}``, ``/campaigns``, ``/campaigns/{id}``, ``/alerts``, ``/sensors``.
@@ -24,7 +25,7 @@ import html
 import ipaddress
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 __all__ = ["PROTOCOLS", "render_page", "router"]
@@ -92,6 +93,29 @@ def _page(page: str, title: str, **data: str) -> HTMLResponse:
     return HTMLResponse(render_page(page, title, data), headers={"Cache-Control": "no-cache"})
 
 
+def not_found(message: str) -> HTMLResponse:
+    """A 404 page saying what was wrong with the link (a page, not the API's JSON error).
+
+    >>> r = not_found("Not a port: 'x'.")
+    >>> r.status_code, b"Not a port" in r.body
+    (404, True)
+    """
+    return HTMLResponse(render_page("notfound", "Not found", {"message": message}),
+                        status_code=404, headers={"Cache-Control": "no-cache"})
+
+
+def _integer(text: str, low: int, high: int) -> int | None:
+    """``text`` as a decimal integer within ``[low, high]``, else None.
+
+    >>> _integer("445", 0, 65535), _integer("70000", 0, 65535), _integer("1 OR 1=1", 0, 9)
+    (445, None, None)
+    """
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
 @router.get("/", response_class=HTMLResponse)
 def overview_page() -> HTMLResponse:
     """Current level and why, movers, open alerts, events/s and sensors."""
@@ -105,12 +129,15 @@ def ports_page() -> HTMLResponse:
 
 
 @router.get("/ports/{proto}/{port}", response_class=HTMLResponse)
-def port_page(proto: str, port: int = Path(ge=0, le=65535)) -> HTMLResponse:
+def port_page(proto: str, port: str) -> HTMLResponse:
     """One port's history, spikes, scanners, vulnerabilities, actions and rules."""
     proto = proto.lower()
     if proto not in PROTOCOLS:
-        raise HTTPException(status_code=404, detail=f"unknown protocol {proto!r}")
-    return _page("port", f"{proto}/{port}", proto=proto, port=str(port))
+        return not_found(f"Unknown protocol {proto!r}: use one of {', '.join(PROTOCOLS)}.")
+    number = _integer(port, 0, 65535)
+    if number is None:
+        return not_found(f"Not a port: {port!r} (0-65535).")
+    return _page("port", f"{proto}/{number}", proto=proto, port=str(number))
 
 
 @router.get("/scanners", response_class=HTMLResponse)
@@ -126,7 +153,7 @@ def scanner_page(address: str) -> HTMLResponse:
         text = str(ipaddress.ip_network(address, strict=False) if "/" in address
                    else ipaddress.ip_address(address))
     except ValueError:
-        raise HTTPException(status_code=404, detail="not an address") from None
+        return not_found(f"Not an IP address or network: {address[:100]!r}.")
     return _page("scanner", text, address=text)
 
 
@@ -137,9 +164,12 @@ def campaigns_page() -> HTMLResponse:
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
-def campaign_page(campaign_id: int = Path(ge=0, le=2**31 - 1)) -> HTMLResponse:
+def campaign_page(campaign_id: str) -> HTMLResponse:
     """One campaign."""
-    return _page("campaign", f"Campaign {campaign_id}", id=str(campaign_id))
+    number = _integer(campaign_id, 0, 2**31 - 1)
+    if number is None:
+        return not_found(f"Not a campaign id: {campaign_id[:100]!r}.")
+    return _page("campaign", f"Campaign {number}", id=str(number))
 
 
 @router.get("/alerts", response_class=HTMLResponse)

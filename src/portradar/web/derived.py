@@ -49,17 +49,53 @@ class ResultCache:
         self._version: Any = None
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._key_locks: dict[Hashable, threading.Lock] = {}
+        self._stale: dict[Hashable, Any] = {}
         self.hits = 0
         self.misses = 0
+        self.stale = 0
+
+    def clear(self) -> None:
+        """Forget everything (after the server itself changed the data)."""
+        with self._lock:
+            self._items.clear()
+            self._stale.clear()
+            self._key_locks.clear()
+            self._version = None
+
+    def _refresh(self, key: Hashable, key_lock: threading.Lock,
+                 refresh: Callable[[], tuple[Any, Any]]) -> None:
+        import logging
+
+        try:
+            version, value = refresh()
+            with self._lock:
+                if version == self._version:
+                    self._items[key] = value
+                    self._stale.pop(key, None)
+        except Exception:
+            logging.getLogger("portradar.web").exception("background refresh failed")
+        finally:
+            key_lock.release()
 
     def peek(self, version: Any, key: Hashable) -> Any:
         """The result if it is already there (never computes)."""
         with self._lock:
             return self._items.get(key) if version == self._version else None
 
-    def get(self, version: Any, key: Hashable, compute: Callable[[], Any]) -> Any:
+    def get(self, version: Any, key: Hashable, compute: Callable[[], Any],
+            refresh: Callable[[], tuple[Any, Any]] | None = None) -> Any:
+        """The result for ``key`` at ``version``, computed once.
+
+        With ``refresh`` (a computation that opens its own store and returns the data
+        version it read and the result), a result of the previous data version is
+        answered at once while ``refresh`` runs in a thread (stale while revalidating):
+        nobody waits for a recomputation after an ingest.
+        """
         with self._lock:
             if version != self._version:
+                # keep older answers for keys the last version had not computed yet
+                # (two ingests in a row must not leave a visitor waiting)
+                self._stale.update(self._items)
                 self._items.clear()
                 self._key_locks.clear()
                 self._version = version
@@ -68,6 +104,12 @@ class ResultCache:
                 self.hits += 1
                 return self._items[key]
             key_lock = self._key_locks.setdefault(key, threading.Lock())
+            if refresh is not None and key in self._stale:
+                self.stale += 1
+                if key_lock.acquire(blocking=False):
+                    threading.Thread(target=self._refresh, args=(key, key_lock, refresh),
+                                     daemon=True, name="portradar-refresh").start()
+                return self._stale[key]
         with key_lock:
             with self._lock:
                 if self._version == version and key in self._items:
@@ -214,35 +256,48 @@ def spike_row(s: Spike, matrix: ActivityMatrix, period: str, row: int | None = N
 # -- one port --------------------------------------------------------------------------
 
 
-def port_series(store: Store, port: int, proto: int, period: str, sensor: str,
-                since: datetime, until: datetime) -> dict[str, Any]:
-    """A port's buckets in the range with the detector's baseline band, and its spikes.
+@dataclass
+class PortModel:
+    """One port's matrix with the detector's baseline (mean, sd) and spikes, whole
+    history: the range only selects what is shown."""
 
-    The detector runs over the port's whole stored history (its warm-up), as
-    :func:`portradar.spikes.port_view.port_band` does; the band is the baseline mean
-    ± 2 standard deviations of its negative binomial.
-    """
+    matrix: ActivityMatrix
+    expected: np.ndarray
+    sd: np.ndarray
+    spikes: list[Spike]
+
+
+def port_model(store: Store, port: int, proto: int, period: str, sensor: str,
+               ) -> PortModel | None:
+    """The detector over a port's whole stored history (its warm-up), as
+    :func:`portradar.spikes.port_view.port_band` runs it; the band is the baseline mean
+    ± 2 standard deviations of its negative binomial."""
     scope = "all" if sensor == "*" else sensor
     m = from_store(store, period=period, scope=scope, proto=proto, port=port)
     if m.n_rows == 0 or m.n_buckets == 0:
-        return {"series": [], "spikes": []}
-    det = SpikeDetector.for_period(period)
-    run = det.run(m, rows=np.array([0]), dense=True)
+        return None
+    run = SpikeDetector.for_period(period).run(m, rows=np.array([0]), dense=True)
     assert run.mean is not None and run.dispersion is not None
     mean, disp = run.mean[0], run.dispersion[0]
-    sd = np.sqrt(mean + disp * mean * mean)
+    return PortModel(m, mean, np.sqrt(mean + disp * mean * mean), run.spikes(m))
+
+
+def port_series(model: PortModel | None, period: str, since: datetime, until: datetime,
+                ) -> dict[str, Any]:
+    """A port's buckets in the range with the baseline band, and its spikes there."""
+    if model is None:
+        return {"series": [], "spikes": []}
+    m, mean, sd = model.matrix, model.expected, model.sd
     lo, hi = bucket_span(m, since, until)
-    series = []
-    for t in range(lo, hi):
-        series.append({
-            "ts": bucket_iso(m, t), "records": int(m.records[0, t]),
-            "sources": int(m.sources[0, t]),
-            "targets": int(m.targets[0, t]) if m.targets is not None else 0,
-            "expected": round(float(mean[t]), 1),
-            "band_low": round(max(0.0, float(mean[t] - 2 * sd[t])), 1),
-            "band_high": round(float(mean[t] + 2 * sd[t]), 1),
-        })
-    spikes = [spike_row(s, m, period, 0) for s in run.spikes(m)
+    targets = m.targets if m.targets is not None else np.zeros_like(m.sources)
+    series = [{
+        "ts": bucket_iso(m, t), "records": int(m.records[0, t]),
+        "sources": int(m.sources[0, t]), "targets": int(targets[0, t]),
+        "expected": round(float(mean[t]), 1),
+        "band_low": round(max(0.0, float(mean[t] - 2 * sd[t])), 1),
+        "band_high": round(float(mean[t] + 2 * sd[t]), 1),
+    } for t in range(lo, hi)]
+    spikes = [spike_row(s, m, period, 0) for s in model.spikes
               if (s.end is None or s.end > lo) and s.onset < hi]
     return {"series": series, "spikes": spikes}
 
@@ -295,7 +350,7 @@ def _day(value: Any) -> str | None:
 # -- levels ----------------------------------------------------------------------------
 
 
-def _intel_ready(store: Store) -> bool:
+def intel_ready(store: Store) -> bool:
     rows = store.con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
         "('intel_vulns', 'asset_services', 'asset_hosts', 'asset_patches')").fetchall()
@@ -313,7 +368,7 @@ def assess_one(store: Store, port: int, proto: int, as_of: date,
     from portradar.assess.spike_evidence import from_spike
     from portradar.assess.threat_level import assess_port
 
-    if proto not in (6, 17) or not 1 <= port <= 65535 or not _intel_ready(store):
+    if proto not in (6, 17) or not 1 <= port <= 65535 or not intel_ready(store):
         return None
     kb = knowledge(store)
     if kb is None:
@@ -327,16 +382,16 @@ def assess_one(store: Store, port: int, proto: int, as_of: date,
     return assess_port(store, port, proto, as_of=as_of, spikes=spikes, kb=kb)
 
 
-def assess_all(store: Store, as_of: date, day_detection: Detection | None) -> list[Any]:
+def assess_all(store: Store, as_of: date,
+               assess: Callable[[int, int], Any]) -> list[Any]:
     """Levels of the ports ``portradar assess`` looks at: the day's busiest and the
-    declared open ones; highest level first."""
+    declared open ones (``assess(port, proto)`` gives one); highest level first."""
     from portradar.assess.threat_level import LEVELS
     from portradar.cli.intel_cmd import _candidate_ports
 
-    if not _intel_ready(store):
+    if not intel_ready(store):
         return []
-    out = [a for pr, pt in _candidate_ports(store, as_of)
-           if (a := assess_one(store, pt, pr, as_of, day_detection)) is not None]
+    out = [a for pr, pt in _candidate_ports(store, as_of) if (a := assess(pt, pr)) is not None]
     out.sort(key=lambda a: (-LEVELS.index(a.level), a.port))
     return out
 

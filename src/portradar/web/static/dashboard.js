@@ -989,7 +989,19 @@
     ];
   }
 
+  async function notFoundPage() {
+    return [
+      pageHead("Not found", null),
+      h("div", { class: "error-box", role: "alert", id: "not-found", text: body.dataset.message || "No such page." }),
+      panel("Where to go", null, h("ul", { class: "actions" },
+        h("li", {}, h("a", { href: "/", text: "Overview" }), ": the current level, moving ports and alerts"),
+        h("li", {}, h("a", { href: "/ports", text: "Ports" }), ": the top ports, each linking to its page"),
+        h("li", {}, h("a", { href: "/scanners", text: "Scanners" }), ": flagged sources"))),
+    ];
+  }
+
   const PAGES = {
+    notfound: notFoundPage,
     overview: overviewPage, ports: portsPage, port: portPage, scanners: scannersPage,
     scanner: scannerPage, campaigns: campaignsPage, campaign: campaignPage, alerts: alertsPage,
     sensors: sensorsPage,
