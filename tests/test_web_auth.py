@@ -160,10 +160,11 @@ def test_password_guessing_is_slowed(store_path: Path, tmp_path: Path) -> None:
 
 
 def test_password_hash() -> None:
-    stored = auth.hash_password("s3cret-enough")
+    stored = auth.hash_password("s3cret-enough")  # the default cost: one check only
     assert stored.startswith(f"scrypt${2**17}$8$1$")
     assert auth.verify_password("s3cret-enough", stored)
-    assert not auth.verify_password("s3cret-enougH", stored)
+    cheap = auth.hash_password("s3cret-enough", n=2**10)
+    assert not auth.verify_password("s3cret-enougH", cheap)
     assert not auth.verify_password("x", "garbage") and not auth.verify_password("x", "a$b$c")
     with pytest.raises(auth.AuthError):
         auth.add_user(Store.open(":memory:"), "short", "1234567", "read")
@@ -184,6 +185,9 @@ def test_serve_refuses_to_start_unguarded(tmp_path: Path, store_path: Path) -> N
     assert r.exit_code == 1 and "no token or user" in r.output
     r = runner.invoke(cli, ["--db", str(path), "serve", "--host", "0.0.0.0", "--no-auth"])
     assert r.exit_code == 2
+    # behind a TLS proxy the loopback server is published: authentication is required
+    r = runner.invoke(cli, ["--db", str(path), "serve", "--proxy", "127.0.0.1", "--port", "1"])
+    assert r.exit_code == 1 and "no token or user" in r.output
     r = runner.invoke(cli, ["--db", str(path), "serve", "token", "add", "ci", "--role", "admin"])
     assert r.exit_code == 0, r.output
     token = r.stdout.strip().splitlines()[-1]

@@ -34,7 +34,8 @@ DEFAULT_PORT = 8080
 @click.option("--auth/--no-auth", "auth", default=None,
               help="Require authentication even on loopback (default: only beyond it).")
 @click.option("--proxy", "proxy", metavar="ADDRESS", multiple=True,
-              help="A TLS proxy in front: trust its X-Forwarded-For/-Proto (repeatable).")
+              help="A TLS proxy in front: trust its X-Forwarded-For/-Proto (repeatable); "
+                   "implies --auth.")
 @click.option("--no-warm", is_flag=True, help="Do not compute the overview before serving.")
 @click.pass_context
 @friendly
@@ -51,6 +52,8 @@ def serve(ctx: click.Context, host: str, port_: int, read_only: bool, auth: bool
     if auth is False and not is_loopback(host):
         raise click.UsageError("--no-auth only on loopback: beyond it authentication is "
                                "required")
+    if proxy and auth is None:
+        auth = True  # a proxy publishes a loopback server: it is beyond loopback then
     settings = WebSettings(host=host, port=port_, require_auth=auth, reopen=read_only)
     store = open_store(ctx, read_only=read_only)
     try:
