@@ -442,6 +442,8 @@
         }, h("span", { class: "spike-label", text: (s.period === "day" && s.bucket !== "day" ? "daily spike" : "spike") + (s.end ? "" : " (ongoing)") }));
         m.style.left = left + "px";
         m.style.width = Math.max(2, right - left) + "px";
+        // a narrow span near the right edge: the label goes left of the onset line
+        if (right - left < 120 && left > width / 2) m.classList.add("label-left");
         layer.append(m);
       }
     }
