@@ -34,6 +34,10 @@ def spark_available() -> str | None:
         import pyspark  # noqa: F401
     except ImportError:
         return "pyspark is not installed (pip install pyspark)"
+    try:
+        import pandas  # noqa: F401  (pyspark's applyInArrow requires it)
+    except ImportError:
+        return "pandas is not installed (pyspark's Arrow UDFs need it: pip install pandas)"
     java_home = os.environ.get("JAVA_HOME")
     if not (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))) and \
             shutil.which("java") is None:
