@@ -33,7 +33,8 @@ import pyarrow as pa
 from portradar.store.activity_kernel import walk_scopes
 
 #: Events per slice (consecutive dirty days are grouped up to this many).  At about 70
-#: bytes per event while a slice is counted, 4 M events keep it near 300 MB.
+#: bytes per event while a slice is counted, 4 M events keep it near 300 MB.  The rows
+#: of all slices (a few per cent of the events' size) are inserted together at the end.
 SLICE_EVENTS = 4_000_000
 
 #: Above this many events in one day, that day is aggregated in SQL instead (DuckDB
@@ -258,6 +259,8 @@ def aggregate_dirty(con: Any, lo: date, hi: date) -> list[date]:
            GROUP BY ALL ORDER BY day""", [lo, hi]).fetchall()
     names = dict(con.execute("SELECT id, text FROM names WHERE kind = 'sensor'").fetchall())
     left: list[date] = []
+    hourly: list[pa.Table] = []
+    daily: list[pa.Table] = []
     for first, n_days, events in _slices(day_counts):
         if events > MAX_DAY_EVENTS:
             left.extend(first + timedelta(i) for i in range(n_days))
@@ -267,16 +270,19 @@ def aggregate_dirty(con: Any, lo: date, hi: date) -> list[date]:
         part = _Slice(table, n_days)
         del table
         try:
-            hourly, daily = _rows(part, _scopes(part), first, names)
+            h, d = _rows(part, _scopes(part), first, names)
         except TooWide:
             left.extend(first + timedelta(i) for i in range(n_days))
             continue
-        con.register("_activity_h", hourly)
-        con.register("_activity_d", daily)
+        hourly.append(h)
+        daily.append(d)
+    # one insert per table: whole row groups, nothing for the next checkpoint to rewrite
+    for name, parts in (("port_activity_hourly", hourly), ("port_activity_daily", daily)):
+        if not parts:
+            continue
+        con.register("_activity_rows", pa.concat_tables(parts).combine_chunks())
         try:
-            con.execute("INSERT INTO port_activity_hourly SELECT * FROM _activity_h")
-            con.execute("INSERT INTO port_activity_daily SELECT * FROM _activity_d")
+            con.execute(f"INSERT INTO {name} SELECT * FROM _activity_rows")
         finally:
-            con.unregister("_activity_h")
-            con.unregister("_activity_d")
+            con.unregister("_activity_rows")
     return left

@@ -194,7 +194,10 @@ class Store:
         batches = [b for b in batches if b.num_rows]
         if not batches:
             return 0
+        # one contiguous table: DuckDB's parallel Arrow scan would otherwise leave a
+        # partly filled row group per chunk (merged, at a cost, by the next checkpoint)
         incoming = pa.concat_tables([self._stored_columns(b) for b in batches])
+        incoming = incoming.combine_chunks()
         self.con.register("_incoming", incoming)
         try:
             self.con.execute(
