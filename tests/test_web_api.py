@@ -200,6 +200,15 @@ def test_one_error_shape(client: TestClient) -> None:
     assert_error(client.get("/api/v1/ports/tcp/445", params={"since": "2025-02-01",
                                                               "until": "2025-01-01"}), 422)
     assert_error(client.get("/api/v1/ports/tcp/445", params={"sensor": "nobody"}), 404)
+    assert_error(client.post("/api/v1/alerts/1/ack", content=b"x" * 70_000,
+                             headers={"content-type": "application/json"}), 413, "too_large")
+
+    def chunks() -> Any:
+        for _ in range(20):
+            yield b" " * 8192
+
+    assert_error(client.post("/api/v1/login", content=chunks(),
+                             headers={"content-type": "application/json"}), 413)
 
 
 def test_unexpected_exception_is_a_500_without_the_detail(

@@ -42,7 +42,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in ((400, "Bad request"), (401, "Authentication required"),
                          (403, "Not allowed"), (404, "Not found"),
-                         (409, "Conflict (read-only server)"), (422, "Invalid parameter"),
+                         (409, "Conflict (read-only server)"), (413, "Body too large"),
+                         (422, "Invalid parameter"),
                          (429, "Too many failed authentications"),
                          (500, "Unexpected error"), (503, "Store busy"))
 }

@@ -382,18 +382,20 @@ def assess_one(store: Store, port: int, proto: int, as_of: date,
     return assess_port(store, port, proto, as_of=as_of, spikes=spikes, kb=kb)
 
 
-def assess_all(store: Store, as_of: date,
-               assess: Callable[[int, int], Any]) -> list[Any]:
-    """Levels of the ports ``portradar assess`` looks at: the day's busiest and the
-    declared open ones (``assess(port, proto)`` gives one); highest level first."""
-    from portradar.assess.threat_level import LEVELS
+def candidate_ports(store: Store, as_of: date) -> list[tuple[int, int]]:
+    """``(proto, port)`` that ``portradar assess`` looks at without a port: the day's
+    busiest and the declared open ones (none without a knowledge base)."""
     from portradar.cli.intel_cmd import _candidate_ports
 
-    if not intel_ready(store):
-        return []
-    out = [a for pr, pt in _candidate_ports(store, as_of) if (a := assess(pt, pr)) is not None]
-    out.sort(key=lambda a: (-LEVELS.index(a.level), a.port))
-    return out
+    return list(_candidate_ports(store, as_of)) if intel_ready(store) else []
+
+
+def by_level(assessments: list[Any]) -> list[Any]:
+    """Highest level first, then by port."""
+    from portradar.assess.threat_level import LEVELS
+
+    return sorted((a for a in assessments if a is not None),
+                  key=lambda a: (-LEVELS.index(a.level), a.port))
 
 
 def overall_level(assessments: list[Any], as_of: date) -> dict[str, Any]:

@@ -110,8 +110,14 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0][:300] if text.strip() else "bad request"
 
 
+#: Largest request body: the API's only bodies are a login and an acknowledgement note
+#: (1,000 characters), so 64 KiB is generous and keeps memory per request small.
+MAX_BODY = 64 * 1024
+
+
 class CatchAll:
-    """ASGI middleware: an exception no handler took becomes a 500 in the shared shape.
+    """ASGI middleware: an exception no handler took becomes a 500 in the shared shape,
+    and a body over :data:`MAX_BODY` a 413.
 
     Starlette's own last-resort handler sits outside every user middleware, so its 500
     would miss the security headers; this one sits inside them.
@@ -125,6 +131,40 @@ class CatchAll:
             await self.app(scope, receive, send)
             return
         started = False
+        headers = dict(scope.get("headers", []))
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            await error_response(413, "too_large", f"request body over {MAX_BODY} bytes"
+                                 if length.isdigit() else "bad Content-Length")(
+                scope, receive, send)
+            return
+        body_receive = receive
+        if b"content-length" not in headers and scope.get("method") not in ("GET", "HEAD"):
+            # chunked: read it all here (bounded) and hand it on, or refuse it whole
+            chunks: list[bytes] = []
+            size = 0
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                more = bool(message.get("more_body"))
+                if size > MAX_BODY:
+                    await error_response(413, "too_large", f"request body over {MAX_BODY} "
+                                         "bytes")(scope, receive, send)
+                    return
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if replayed:
+                    return await receive()
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+            body_receive = replay
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
@@ -133,7 +173,7 @@ class CatchAll:
             await send(message)
 
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, body_receive, tracking_send)
         except Exception:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             if started:
