@@ -877,11 +877,25 @@ def encode_spans(buf, starts, ends):  # pragma: no cover - jit
     codes = np.full(n, -1, np.int32)
     first = np.empty(n, np.int64)
     ncodes = 0
+    last = -1  # the previous non-empty row: neighbours often repeat (one host's burst)
     for i in range(n):
         s = starts[i]
         e = ends[i]
         if s < 0 or e <= s:
             continue
+        if last >= 0:
+            ls = starts[last]
+            if ends[last] - ls == e - s:
+                same = True
+                for j in range(e - s):
+                    if buf[ls + j] != buf[s + j]:
+                        same = False
+                        break
+                if same:
+                    codes[i] = codes[last]
+                    last = i
+                    continue
+        last = i
         h = np.uint64(14695981039346656037)
         for j in range(s, e):
             h = (h ^ np.uint64(buf[j])) * np.uint64(1099511628211)
