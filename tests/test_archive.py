@@ -168,3 +168,29 @@ def test_cli_export_and_import(source_db: Path, tmp_path: Path) -> None:
     assert json.loads(done.output)[0]["events"] == 0
     done = runner.invoke(cli, ["--db", str(target), "import", str(tmp_path / "nope")])
     assert done.exit_code != 0
+
+
+def test_collector_writes_each_stored_batch_to_the_archive_once(tmp_path: Path) -> None:
+    import time
+
+    from portradar.collect import signing
+    from portradar.collect.batch_codec import BatchHeader, encode, encode_body
+    from portradar.collect.collector import Collector
+
+    batch = make_batch({"ts": [1_780_000_000_000_000 + i for i in range(5)],
+                        "src_lo": [0xFFFF_C633_6400 + i for i in range(5)],
+                        "dst_lo": [0xFFFF_C000_0201] * 5, "proto": [6] * 5,
+                        "dport": [445] * 5, "sensor": "fw1"})
+    root = tmp_path / "collected"
+    with Store.open(":memory:") as store:
+        collector = Collector(store, archive=str(root))
+        key = collector.add_sensor("fw1")
+        for batch_id in ("ab" * 16, "ab" * 16, "cd" * 16):  # the second is a resend
+            header = BatchHeader(batch_id=batch_id, sensor="fw1", ts=time.time(),
+                                 nonce=signing.new_nonce(), events=5)
+            msg = encode(header, encode_body(batch))
+            collector.submit(msg, "fw1", signing.sign(key, msg))
+    table = pa_arch.read_table(root)
+    assert table.num_rows == 10
+    assert set(table.column("sensor").to_pylist()) == {"fw1"}
+    assert len(pa_arch.data_files(root)) == 2

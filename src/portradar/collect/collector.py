@@ -108,8 +108,13 @@ class Collector:
     def __init__(self, store: Store, *, max_body: int = MAX_BODY, max_events: int = MAX_EVENTS,
                  rate: float = RATE_PER_SECOND, burst: float = RATE_BURST,
                  skew: float = signing.SKEW_SECONDS,
-                 refresh_seconds: float = REFRESH_SECONDS) -> None:
+                 refresh_seconds: float = REFRESH_SECONDS,
+                 archive: str | None = None) -> None:
         self.store = store
+        # optional: every stored batch also goes to this Parquet archive (day/sensor
+        # files named by the batch id, so a resent batch rewrites its own file);
+        # the store stays the source of truth ('portradar export' rebuilds an archive)
+        self.archive = archive
         self.max_body, self.max_events = max_body, max_events
         self.rate, self.burst, self.skew = rate, burst, skew
         self.refresh_seconds = refresh_seconds
@@ -286,6 +291,13 @@ class Collector:
                 self.store.refresh_activity()
         if duplicate is not None:
             return {"status": "duplicate", "batch_id": batch_id, "events": 0}
+        if self.archive is not None:
+            import hashlib
+
+            from portradar.archive.parquet_archive import write_events
+
+            write_events([batch], self.archive,
+                         tag=hashlib.sha256(batch_id.encode()).hexdigest()[:24])
         return {"status": "stored", "batch_id": batch_id, "events": batch.num_rows}
 
     def _input_id(self, sensor: str) -> int:
