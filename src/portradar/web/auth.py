@@ -346,7 +346,15 @@ class AuthMiddleware:
             header = headers.get("authorization", "")
             who = None
             if header:
-                who = await anyio.to_thread.run_sync(self._identify, header)
+                from portradar.web.store_access import StoreBusy
+
+                try:
+                    who = await anyio.to_thread.run_sync(self._identify, header)
+                except StoreBusy:
+                    await error_response(503, "store_busy", "the store is being written by "
+                                         "another process; retry shortly",
+                                         headers={"Retry-After": "2"})(scope, receive, send)
+                    return
             if who is None:
                 if header:
                     self.auth.failed(client)
