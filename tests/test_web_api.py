@@ -52,7 +52,7 @@ def assert_error(r: Any, status: int, code: str | None = None) -> dict[str, Any]
     assert err["status"] == status
     if code:
         assert err["code"] == code
-    return err  # type: ignore[no-any-return]
+    return err
 
 
 # -- every endpoint ----------------------------------------------------------------------
