@@ -358,3 +358,20 @@ def test_read_only_server_reopens_per_request(store_path: Path, tmp_path: Path,
             holder.stdin.close()
             holder.wait(timeout=10)
         assert ok(c, "/api/v1/status")["events"] == before + 1
+
+
+def test_warm_up_computes_the_first_pages(store_path: Path, tmp_path: Path) -> None:
+    from portradar.web.app import warm
+
+    path = tmp_path / "warm.duckdb"
+    shutil.copy(store_path, path)
+    with Store.open(path) as store:
+        app = create_app(store, settings=WebSettings())
+        warm(app)
+        cache = app.state.cache
+        misses = cache.misses
+        with TestClient(app) as c:
+            for url in ("/api/v1/overview", "/api/v1/ports/tcp/445?bucket=hour",
+                        "/api/v1/ports/tcp/445?bucket=day"):
+                assert c.get(url).status_code == 200
+        assert cache.misses == misses  # every answer was ready

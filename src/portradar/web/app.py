@@ -149,14 +149,23 @@ def _document_security(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+#: Port pages computed at start-up: those of the overview's first movers (where a
+#: visitor clicks first), by hour and by day.
+WARM_PORT_PAGES = 5
+
+
 def warm(app: FastAPI) -> None:
-    """Compute the default overview (detection over every port, the levels) before the
-    first request, so nobody waits for it."""
+    """Compute the default overview (detection over every port, the levels) and the
+    port pages of its first movers before the first request, so nobody waits for them."""
     from portradar.web.api_overview import overview
+    from portradar.web.api_ports import get_port
     from portradar.web.auth import Principal
     from portradar.web.context import RequestContext
 
     state = app.state
     with state.access.read() as store:
-        overview(RequestContext(store, state.access, state.cache, Principal("warm", "admin")),
-                 None, None, "day")
+        ctx = RequestContext(store, state.access, state.cache, Principal("warm", "admin"))
+        shown = overview(ctx, None, None, "day")
+        for mover in shown["movers"][:WARM_PORT_PAGES]:
+            for bucket in ("hour", "day"):
+                get_port(ctx, mover["proto"], mover["port"], bucket, None, None, "*")
