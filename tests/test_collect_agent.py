@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from portradar.collect.agent import Agent
+from portradar.collect.agent import Agent, FileInput, NetflowInput, SyslogInput
 from portradar.collect.anonymise import mask_targets
 from portradar.collect.collector import Collector, CollectorServer
 from portradar.store.duckdb_store import Store
@@ -99,14 +99,16 @@ def test_full_spool_pauses_reading_and_loses_nothing(served, tmp_path):
     dead = "http://127.0.0.1:9"  # discard port: nothing listens
     agent = Agent(dead, "fw1", key, [(log, "iptables")], str(tmp_path / "spool"),
                   spool_bytes=6000, base_backoff=0.0, max_backoff=0.0)
+    (follow,) = agent.inputs
+    assert isinstance(follow, FileInput)
     for i in range(6):
         write(log, 10 * i, 10)
         agent.step()
-    assert agent.spool.refused > 0 and agent.inputs[0].follower.lag_bytes() > 0
+    assert agent.spool.refused > 0 and follow.follower.lag_bytes() > 0
     agent.url = url
     for _ in range(20):
         agent.step()
-        if not agent.spool.count() and not agent.inputs[0].follower.lag_bytes():
+        if not agent.spool.count() and not follow.follower.lag_bytes():
             break
     assert count(collector) == 60 == agent.stats.events
 
@@ -162,7 +164,10 @@ batch_seconds = 0.05
 """)
     agent = Agent(url, "fw1", key, config.inputs, str(tmp_path / "spool"))
     try:
-        syslog, netflow = agent.inputs[1].listener, agent.inputs[2].listener
+        _, syslog_input, netflow_input = agent.inputs
+        assert isinstance(syslog_input, SyslogInput)
+        assert isinstance(netflow_input, NetflowInput)
+        syslog, netflow = syslog_input.listener, netflow_input.listener
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             for i in range(3, 7):
                 udp.sendto(LINE.format(s=i, n=i).encode(), syslog.udp_address)
@@ -171,7 +176,7 @@ batch_seconds = 0.05
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.sendto(v5_datagram(6), netflow.address)
             udp.sendto(v5_datagram(4, first=6), netflow.address)
-        assert wait_for(lambda: (agent.step(), count(collector))[1] >= 3 + 9 + 10)
+        assert wait_for(lambda: agent.step() >= 0 and count(collector) >= 3 + 9 + 10)
     finally:
         stats = agent.run(max_seconds=0)  # the listeners' last words, then close
     with collector.lock:
@@ -187,17 +192,19 @@ def test_syslog_input_waits_while_the_spool_is_full(served, tmp_path):
     config = WatchConfig.from_text("[[input]]\ntype = \"syslog\"\ntcp = 0\n")
     agent = Agent("http://127.0.0.1:9", "fw1", key, config.inputs, str(tmp_path / "spool"),
                   spool_bytes=4000, base_backoff=0.0, max_backoff=0.0)
+    (syslog_input,) = agent.inputs
+    assert isinstance(syslog_input, SyslogInput)
     try:
-        address = agent.inputs[0].listener.tcp_address
+        address = syslog_input.listener.tcp_address
         for r in range(6):
             with socket.create_connection(address) as tcp:
                 tcp.sendall("".join(LINE.format(s=i % 60, n=1 + i) for i in
                                     range(20 * r, 20 * r + 20)).encode())
-            wait_for(lambda: agent.inputs[0].listener.pending_bytes() > 0, 2)
+            wait_for(lambda: syslog_input.listener.pending_bytes() > 0, 2)
             agent.step()
         assert agent.spool.refused > 0  # full: the last batch is held, nothing dropped
         agent.url = url
-        assert wait_for(lambda: (agent.step(), agent.pending())[1] == 0)
+        assert wait_for(lambda: agent.step() >= 0 and agent.pending() == 0)
     finally:
         agent.run(max_seconds=0)
     assert count(collector) == 120 == agent.stats.events

@@ -262,6 +262,7 @@ def test_spikes_on_merged_sensors_tell_one_sensor_from_many(tmp_path):
     sc = demo(days=35, sensors=3, seed=4, campaigns=("sweep:445@25", "local:23@22"),
               focus=True)
     sim = simulate(sc, keep_sightings=True)
+    assert sim.sightings is not None
     db = str(tmp_path / "merged.duckdb")
     with Store.open(db) as store:
         collector = Collector(store, rate=1e9, burst=1e9)

@@ -98,7 +98,8 @@ def agent(url: str, sensor: str, key_file: str | None, key_hex: str | None,
     signal.signal(signal.SIGINT, stop)
     stats = runner.run(batch_seconds=batch_seconds, max_seconds=max_seconds)
     err.print(f"portradar agent: {stats.events} events read, {stats.batches_sent} batches "
-              f"sent, {runner.spool.count()} spooled, {stats.rejected} rejected")
+              f"sent, {runner.spool.count()} spooled, {stats.rejected} rejected"
+              + (f", {stats.dropped} flow events dropped (spool full)" if stats.dropped else ""))
 
 
 @click.group()

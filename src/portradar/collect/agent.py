@@ -88,7 +88,7 @@ class AgentStats:
     per_status: dict[int, int] = field(default_factory=dict)
 
 
-class _FileInput:
+class FileInput:
     """A followed log file (rotation-safe), parsed by a registered line reader."""
 
     kind = "file"
@@ -107,7 +107,7 @@ class _FileInput:
             self.follower.close()
 
 
-class _SyslogInput:
+class SyslogInput:
     """The ``watch`` syslog listener (UDP and/or TCP), parsed by a registered line reader.
 
     When the spool is full the parsed batch is held and the listener is not drained, so
@@ -136,7 +136,7 @@ class _SyslogInput:
         self.listener.stop()
 
 
-class _NetflowInput:
+class NetflowInput:
     """The ``watch`` NetFlow/IPFIX listener; its batches name this agent's sensor."""
 
     kind = "netflow"
@@ -188,7 +188,7 @@ class _NetflowInput:
         self.listener.stop()
 
 
-_Input = _FileInput | _SyslogInput | _NetflowInput
+AgentInput = FileInput | SyslogInput | NetflowInput
 InputSpec = tuple[str, str] | InputConfig
 
 
@@ -218,7 +218,7 @@ class Agent:
         self._rejected_dir = os.path.join(spool_dir, "rejected")
         saved, self._saved_seq = self._recover()
         self.spool.advance_seq(self._saved_seq + 1)
-        self.inputs: list[_Input] = []
+        self.inputs: list[AgentInput] = []
         try:
             for spec in inputs:
                 self.inputs.append(self._input(spec, saved))
@@ -227,19 +227,19 @@ class Agent:
             raise
         self._stop = False
 
-    def _input(self, spec: InputSpec, saved: dict[str, FilePosition]) -> _Input:
+    def _input(self, spec: InputSpec, saved: dict[str, FilePosition]) -> AgentInput:
         if not isinstance(spec, InputConfig):
             path, fmt = spec
-            return _FileInput(f"file:{path}", path, fmt, saved.get(path))
+            return FileInput(f"file:{path}", path, fmt, saved.get(path))
         opts = spec.options
         if spec.type == "file":
             path = str(opts["path"])
-            return _FileInput(spec.name, path, str(opts.get("format", "iptables")),
+            return FileInput(spec.name, path, str(opts.get("format", "iptables")),
                               saved.get(path))
         if spec.type == "syslog":
-            return _SyslogInput(spec.name, opts)
+            return SyslogInput(spec.name, opts)
         if spec.type == "netflow":
-            return _NetflowInput(spec.name, opts, self.sensor)
+            return NetflowInput(spec.name, opts, self.sensor)
         raise PortradarError(f"input {spec.name!r}: unknown type {spec.type!r}")
 
     # -- positions ---------------------------------------------------------------------
@@ -269,7 +269,7 @@ class Agent:
     def _save_positions(self, positions: dict[str, FilePosition]) -> None:
         raw = {}
         for inp in self.inputs:
-            if isinstance(inp, _FileInput):
+            if isinstance(inp, FileInput):
                 pos = positions.get(inp.path, inp.follower.position)
                 if pos is not None:
                     raw[inp.path] = list(pos.as_tuple())
@@ -282,7 +282,7 @@ class Agent:
         os.replace(tmp, self._state_path)
 
     # -- reading -----------------------------------------------------------------------
-    def _parse(self, inp: _FileInput | _SyslogInput, data: bytes) -> pa.RecordBatch:
+    def _parse(self, inp: FileInput | SyslogInput, data: bytes | bytearray) -> pa.RecordBatch:
         buf = np.frombuffer(data, dtype=np.uint8)
         starts, ends = line_bounds(buf)
         before = inp.stats.skipped_total
@@ -295,7 +295,7 @@ class Agent:
             batch = self.anonymiser(batch)
         return batch
 
-    def _put(self, inp: _Input, batch: pa.RecordBatch, batch_id: str,
+    def _put(self, inp: AgentInput, batch: pa.RecordBatch, batch_id: str,
              position: FilePosition | None = None) -> bool:
         meta: dict[str, Any] = {"input": inp.name}
         if position is not None:
@@ -312,9 +312,9 @@ class Agent:
         """
         spooled = 0
         for inp in self.inputs:
-            if isinstance(inp, _FileInput):
+            if isinstance(inp, FileInput):
                 n = self._collect_file(inp)
-            elif isinstance(inp, _SyslogInput):
+            elif isinstance(inp, SyslogInput):
                 n = self._collect_syslog(inp)
             else:
                 n = self._collect_netflow(inp)
@@ -323,7 +323,7 @@ class Agent:
             spooled += n
         return spooled
 
-    def _collect_file(self, inp: _FileInput) -> int | None:
+    def _collect_file(self, inp: FileInput) -> int | None:
         data, pos = inp.follower.read()
         if not data or pos is None:
             return 0
@@ -342,7 +342,7 @@ class Agent:
         inp.follower.commit(pos)
         return batch.num_rows
 
-    def _collect_syslog(self, inp: _SyslogInput) -> int | None:
+    def _collect_syslog(self, inp: SyslogInput) -> int | None:
         if inp.held is None:
             data = inp.listener.drain()
             if not data:
@@ -358,7 +358,7 @@ class Agent:
         n, inp.held = inp.held.num_rows, None
         return n
 
-    def _collect_netflow(self, inp: _NetflowInput) -> int | None:
+    def _collect_netflow(self, inp: NetflowInput) -> int | None:
         batch = inp.take()
         if batch is None:
             return 0
@@ -370,7 +370,7 @@ class Agent:
         inp.stats.records += batch.num_rows
         self.stats.records += batch.num_rows
         inp.spooled(batch.num_rows)
-        self.stats.dropped = sum(i.dropped for i in self.inputs if isinstance(i, _NetflowInput))
+        self.stats.dropped = sum(i.dropped for i in self.inputs if isinstance(i, NetflowInput))
         return batch.num_rows
 
     # -- sending -----------------------------------------------------------------------
@@ -436,9 +436,10 @@ class Agent:
                   self._rejected_dir)
 
     # -- running -----------------------------------------------------------------------
-    def step(self) -> None:
+    def step(self) -> int:
+        """One collect and one flush; returns the batches sent."""
         self.collect()
-        self.flush()
+        return self.flush()
 
     def stop(self) -> None:
         self._stop = True
@@ -455,7 +456,7 @@ class Agent:
             time.sleep(max(0.0, batch_seconds - (time.monotonic() - began)))
         self._stop = False
         for inp in self.inputs:  # the listeners hand over what they still hold
-            if not isinstance(inp, _FileInput):
+            if not isinstance(inp, FileInput):
                 inp.close()
         self.collect()
         self.flush()
