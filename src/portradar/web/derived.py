@@ -41,7 +41,14 @@ MOVERS = 10
 
 
 class ResultCache:
-    """An LRU of results for one data version, one computation per key at a time."""
+    """An LRU of results for one data version, one computation per key at a time.
+
+    >>> cache = ResultCache(size=2)
+    >>> cache.get(1, "a", lambda: 42), cache.get(1, "a", lambda: 0), cache.hits
+    (42, 42, 1)
+    >>> cache.get(2, "a", lambda: 43)  # new data: computed again
+    43
+    """
 
     def __init__(self, size: int = CACHE_ENTRIES) -> None:
         self.size = size
@@ -96,6 +103,8 @@ class ResultCache:
                 # keep older answers for keys the last version had not computed yet
                 # (two ingests in a row must not leave a visitor waiting)
                 self._stale.update(self._items)
+                if len(self._stale) > 2 * self.size:
+                    self._stale = dict(list(self._stale.items())[-self.size:])
                 self._items.clear()
                 self._key_locks.clear()
                 self._version = version
@@ -122,6 +131,8 @@ class ResultCache:
                     self._items[key] = value
                     while len(self._items) > self.size:
                         self._items.popitem(last=False)
+                if self._key_locks.get(key) is key_lock:
+                    del self._key_locks[key]  # waiters hold it; later callers find the item
             return value
 
 
