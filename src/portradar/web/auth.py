@@ -302,7 +302,8 @@ def identify(auth: Authenticator, store: Store, header: str) -> Principal | None
     return None
 
 
-CHALLENGE = 'Bearer realm="portradar", Basic realm="portradar", charset="UTF-8"'
+#: Basic first: browsers take the first scheme they know and then ask for a password.
+CHALLENGE = 'Basic realm="portradar", charset="UTF-8", Bearer realm="portradar"'
 
 
 class AuthMiddleware:
