@@ -14,21 +14,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pytest
 from click.testing import CliRunner
 
 from portradar.cli.app import cli
 from portradar.collect import signing
 from portradar.collect.batch_codec import BatchHeader, encode, encode_body
-from portradar.collect.collector import Collector
+from portradar.collect.collector import Collector, CollectorServer
 from portradar.sim.events import event_batches
 from portradar.sim.scenario import demo, simulate
 from portradar.store.duckdb_store import Store
@@ -296,3 +299,67 @@ def test_spikes_on_merged_sensors_tell_one_sensor_from_many(tmp_path):
     assert max(seen, key=seen.__getitem__) == rise["sensor_names"]
     assert seen[rise["sensor_names"]] > 3 * max(v for s, v in seen.items()
                                                 if s != rise["sensor_names"])
+
+
+def test_agent_config_follows_a_file_and_listens_for_syslog(tmp_path):
+    """``portradar agent --config`` with watch's [[input]] tables: a file and a TCP
+    syslog listener, both stored at the collector under the agent's sensor."""
+    with Store.open(":memory:") as store:
+        collector = Collector(store)
+        key = collector.add_sensor("fw-cfg")
+        server = CollectorServer(collector, port=0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            (tmp_path / "fw.key").write_text(key.hex())
+            (tmp_path / "fw.log").write_text(log_lines(0, 0))
+            syslog_port = free_port()
+            (tmp_path / "agent.toml").write_text(
+                f'[watch]\ntz = "UTC"\n\n[[input]]\ntype = "file"\npath = "{tmp_path}/fw.log"'
+                f'\n\n[[input]]\ntype = "syslog"\ntcp = {syslog_port}\n')
+            with open(tmp_path / "agent.err", "wb") as err:
+                agent = portradar("agent", "--collector", server.url, "--sensor", "fw-cfg",
+                                  "--key-file", str(tmp_path / "fw.key"), "--config",
+                                  str(tmp_path / "agent.toml"), "--spool",
+                                  str(tmp_path / "spool"), "--batch-seconds", "0.1",
+                                  "--max-seconds", "60", stderr=err)
+            try:
+                deadline = time.monotonic() + 60
+                while True:  # the listener is up once the agent has started
+                    try:
+                        conn = socket.create_connection(("127.0.0.1", syslog_port), timeout=2)
+                        break
+                    except OSError:
+                        assert time.monotonic() < deadline and agent.poll() is None, \
+                            (tmp_path / "agent.err").read_text()
+                        time.sleep(0.1)
+                with conn:
+                    conn.sendall(log_lines(1, 7).encode())
+                def stored() -> int:
+                    with collector.lock:  # the server's threads share the connection
+                        return int(collector.sensors()[0]["events"])
+
+                wait_for(lambda: stored() == 2 * LINES_PER_ROUND, 30, "both inputs stored")
+            finally:
+                agent.send_signal(signal.SIGTERM)
+                assert agent.wait(timeout=60) == 0
+            with collector.lock:
+                rows = store.con.execute(
+                    "SELECT sensor, count(*) FROM events GROUP BY sensor").fetchall()
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert rows == [("fw-cfg", 2 * LINES_PER_ROUND)]
+
+
+def test_load_driver_stores_exactly_what_wrk_sent(tmp_path):
+    """``bench/collector_load.py`` on a few small batches: wrk's bodies all stored once."""
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (Debian package wrk)")
+    bench = Path(__file__).resolve().parent.parent / "bench" / "collector_load.py"
+    done = subprocess.run([sys.executable, str(bench), "--events", "200", "--requests", "16",
+                           "--connections", "2", "--sensors", "2"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| 200 events" in done.stdout and "| 16 | 16 |" in done.stdout
+    assert "(exact); 0 refused" in done.stderr
