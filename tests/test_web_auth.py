@@ -125,6 +125,10 @@ def test_users_basic_and_login(guarded: Any) -> None:
     assert client.get("/api/v1/status", headers=bearer(session)).status_code == 200
     assert_refused(client.post("/api/v1/login", json={"user": "alice", "password": "no"}), 401)
     assert_refused(client.post("/api/v1/login", json={"user": "alice"}), 422)
+    for hostile in ("' OR 1=1--", "alice'; DROP TABLE web_users;--", "../../etc/passwd", "🙂"):
+        assert_refused(client.post("/api/v1/login", json={"user": hostile,
+                                                          "password": hostile}), 401)
+        assert_refused(client.get("/api/v1/status", headers=basic(hostile, hostile)), 401)
     stored = store.con.execute("SELECT password FROM web_users WHERE name = 'alice'"
                                ).fetchall()[0][0]
     assert stored.startswith("scrypt$16384$8$1$") and "alice-password" not in stored
