@@ -149,9 +149,11 @@ class Collector:
         return key
 
     def sensors(self) -> list[dict[str, Any]]:
-        rows = self.store.con.execute(
-            """SELECT sensor, first_seen, last_seen, batches, events, rejected, last_skew
-               FROM collector_sensors ORDER BY sensor""").fetchall()
+        """Per-sensor health; safe to call while batches are being stored."""
+        with self.lock:
+            rows = self.store.con.execute(
+                """SELECT sensor, first_seen, last_seen, batches, events, rejected, last_skew
+                   FROM collector_sensors ORDER BY sensor""").fetchall()
         out = []
         for sensor, first, last, batches, events, rejected, skew in rows:
             span = (last - first).total_seconds() if first and last else 0.0
