@@ -68,7 +68,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numba
 import numpy as np
@@ -453,9 +453,8 @@ port = {mport}
                 last, still, t_stored = done, 0, time.monotonic()
             else:
                 still += 1
-            lost = _udp_drops(port) + m.get("portradar_input_dropped_total", 0) \
-                if proto == "udp" else 0
-            if done + lost >= run.sent and m.get("portradar_input_lag_bytes", 0) == 0:
+            lost = m.get("portradar_input_dropped_total", 0)  # listener's + kernel's
+            if done + lost >= run.sent and still >= 2 and m["portradar_input_lag_bytes"] == 0:
                 break
             if still >= 120:  # a minute without progress
                 run.notes.append(f"gave up waiting: {done:.0f} records of {run.sent}")
@@ -467,7 +466,8 @@ port = {mport}
         run.peak_rss_mb = _proc_hwm_mb(service.pid)
         run.load = [round(x, 2) for x in (*load0, *os.getloadavg())]
         run.max_lag_mb = lag / (1 << 20)
-        if proto == "udp":
+        if proto == "udp":  # both read now, with nothing moving any more
+            m = _metrics(mport)
             run.dropped_kernel = _udp_drops(port)
             run.dropped_listener = int(m.get("portradar_input_dropped_total", 0)
                                        - run.dropped_kernel)
@@ -534,13 +534,13 @@ def run_listener(args: argparse.Namespace) -> dict[str, Any]:
         data = lis.drain()
         lines += data.count(b"\n")  # C code, no Python per line
         if reader is not None and data:
-            events += reader.parse_bytes(data, options, stats).num_rows
+            events += reader.parse_bytes(cast(bytes, data), options, stats).num_rows
         stop.wait(0.2)
     lis.stop()
     data = lis.drain()
     lines += data.count(b"\n")
     if reader is not None and data:
-        events += reader.parse_bytes(data, options, stats).num_rows
+        events += reader.parse_bytes(cast(bytes, data), options, stats).num_rows
     return {"lines": lines, "events": events, "max_pending": pending,
             "counts": dict(lis.counts), "kernel_drops": lis.kernel_drops()}
 
@@ -602,11 +602,12 @@ def report(runs: list[Run]) -> str:
         rows.append(f"\n== {r.proto.upper()} {r.stage}: {r.rate:,} lines/s x {r.duration:g} s ==")
         rows.append(f"{'figure':32} {'measured':>16}   target")
         rows.append(f"{'lines sent':32} {r.sent:>16,}   {target_n:,}")
-        rows.append(f"{'lines/s sent':32} {r.sent_rate:>16,.0f}   >= {r.rate:,}")
+        rows.append(f"{'lines/s sent':32} {r.sent_rate:>16,.0f}   >= {r.rate:,} "
+                    f"({_verdict(r.sent_rate >= 0.99 * r.rate)})")
         rows.append(f"{'events stored':32} {r.stored:>16,}   "
                     + ("= sent" if r.proto == "tcp" else "sent - dropped"))
         rows.append(f"{'lines/s stored (1st send..last)':32} {r.stored_rate:>16,.0f}   "
-                    f">= {r.rate:,}")
+                    f"~ lines/s sent")
         rows.append(f"{'skipped by the parser':32} {r.skipped:>16,}   0")
         if r.proto == "udp":
             rows.append(f"{'dropped by the listener':32} {r.dropped_listener:>16,}   reported")
