@@ -53,13 +53,13 @@ cycle.  Defaults and where they come from are in :class:`AssessParams`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 from portradar.assess.spike_evidence import SpikeEvidence, port_spikes
-from portradar.intel.exposure import PortExposure, port_exposure
+from portradar.intel.exposure import PortExposure, ports_exposure
 from portradar.intel.vulnerabilities import KnowledgeBase
 from portradar.store.duckdb_store import Store
 
@@ -286,6 +286,26 @@ def latest_day(store: Store) -> date | None:
     return rows[0][0].date() if rows and rows[0][0] is not None else None
 
 
+def candidate_ports(store: Store, day: date, limit: int = 20) -> list[tuple[int, int]]:
+    """``(proto, port)`` worth assessing when none is named (``portradar assess`` and the
+    dashboard's level): the day's ``limit`` busiest TCP/UDP ports by sources (a
+    screenful), then the ports the asset inventory declares open."""
+    from portradar.intel.assets import ensure_tables
+    from portradar.intel.vulnerabilities import run
+
+    ensure_tables(store)
+    store.refresh_activity()
+    busy = run(store, """SELECT proto, port FROM port_activity_daily
+                         WHERE bucket = ? AND sensor = '*' AND proto IN (6, 17) AND port > 0
+                         ORDER BY sources DESC LIMIT ?""", [day, limit]).to_pylist()
+    declared = run(store, "SELECT DISTINCT proto, port FROM asset_services WHERE proto IN "
+                          "(6, 17)").to_pylist()
+    seen: dict[tuple[int, int], None] = {}
+    for r in busy + declared:
+        seen[(int(r["proto"]), int(r["port"]))] = None
+    return list(seen)
+
+
 def assess_port(store: Store, port: int, proto: int = 6, *, as_of: date,
                 spikes: Sequence[SpikeEvidence] | None = None,
                 params: AssessParams | None = None, internal: Sequence[str] = (),
@@ -295,17 +315,44 @@ def assess_port(store: Store, port: int, proto: int = 6, *, as_of: date,
     Without ``spikes``, the port's spikes are found by running the spike detector over
     the stored daily activity up to ``as_of``.
     """
-    from portradar.intel.port_registry import PortRegistry
-
-    params = params or AssessParams()
     if not 1 <= port <= 65535:
         raise ValueError(f"port {port} is not 1-65535")
+    given = None if spikes is None else {(proto, port): spikes}
+    return assess_ports(store, [(proto, port)], as_of=as_of, spikes=given, params=params,
+                        internal=internal, kb=kb)[0]
+
+
+def assess_ports(store: Store, targets: Sequence[tuple[int, int]], *, as_of: date,
+                 spikes: Mapping[tuple[int, int], Sequence[SpikeEvidence]] | None = None,
+                 params: AssessParams | None = None, internal: Sequence[str] = (),
+                 kb: KnowledgeBase | None = None) -> list[Assessment]:
+    """:func:`assess_port` of several ``(proto, port)``, in their order, from one pass.
+
+    The exposure of every port comes from one scan of the events
+    (:func:`~portradar.intel.exposure.ports_exposure`), the knowledge base is opened
+    once, and a port that no CVE maps to (``intel_cve_ports``) skips the vulnerability
+    query, whose answer is empty for it.  ``spikes`` gives the spikes of some ports
+    (the others are detected as :func:`assess_port` does).
+    """
+    from portradar.intel.port_registry import PortRegistry
+    from portradar.intel.vulnerabilities import run
+
+    params = params or AssessParams()
+    for _, port in targets:
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is not 1-65535")
     kb = kb or KnowledgeBase.open(store)
-    vulns = kb.port_vulnerabilities(port, proto, as_of=as_of, days=params.window_days)
-    if spikes is None:
-        spikes = port_spikes(store, port, proto, as_of=as_of)
-    exposure = port_exposure(store, port, proto, vulns=vulns, as_of=as_of,
-                             internal=internal)
-    service = PortRegistry.bundled().names(port, {6: "tcp", 17: "udp"}.get(proto, "tcp"))
-    return decide(as_of=as_of, port=port, proto=proto, vulns=vulns, spikes=spikes,
-                  exposure=exposure, params=params, service=service)
+    mapped = {(int(r["proto"]), int(r["port"])) for r in run(
+        store, "SELECT DISTINCT proto, port FROM intel_cve_ports").to_pylist()}
+    vulns = {t: (kb.port_vulnerabilities(t[1], t[0], as_of=as_of, days=params.window_days)
+                 if t in mapped else []) for t in targets}
+    given = spikes or {}
+    found = {t: (given[t] if t in given else port_spikes(store, t[1], t[0], as_of=as_of))
+             for t in targets}
+    exposures = ports_exposure(store, targets, vulns=vulns, as_of=as_of, internal=internal)
+    registry = PortRegistry.bundled()
+    return [decide(as_of=as_of, port=port, proto=proto, vulns=vulns[(proto, port)],
+                   spikes=found[(proto, port)], exposure=exposures[(proto, port)],
+                   params=params,
+                   service=registry.names(port, {6: "tcp", 17: "udp"}.get(proto, "tcp")))
+            for proto, port in targets]

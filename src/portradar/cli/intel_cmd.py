@@ -232,24 +232,6 @@ def exposure(ctx: click.Context, port: int, proto: str, as_of: str | None, days:
 # --- assessment and rules ----------------------------------------------------------
 
 
-def _candidate_ports(store: Any, day: date, limit: int = 20) -> list[tuple[int, int]]:
-    """Ports worth assessing without a PORT: the day's busiest and the declared open."""
-    from portradar.intel.assets import ensure_tables
-    from portradar.intel.vulnerabilities import run
-
-    ensure_tables(store)
-    store.refresh_activity()
-    busy = run(store, """SELECT proto, port FROM port_activity_daily
-                         WHERE bucket = ? AND sensor = '*' AND proto IN (6, 17) AND port > 0
-                         ORDER BY sources DESC LIMIT ?""", [day, limit]).to_pylist()
-    declared = run(store, "SELECT DISTINCT proto, port FROM asset_services WHERE proto IN "
-                          "(6, 17)").to_pylist()
-    seen: dict[tuple[int, int], None] = {}
-    for r in busy + declared:
-        seen[(int(r["proto"]), int(r["port"]))] = None
-    return list(seen)
-
-
 @click.command()
 @click.argument("port", required=False, type=click.IntRange(1, 65535))
 @proto_option
@@ -270,16 +252,15 @@ def assess(ctx: click.Context, port: int | None, proto: str, as_of: str | None,
 
     from rich.console import Console
 
-    from portradar.assess.threat_level import LEVELS, assess_port
+    from portradar.assess.threat_level import LEVELS, assess_ports, candidate_ports
     from portradar.cli.render import render
     from portradar.intel.vulnerabilities import KnowledgeBase
 
     with open_store(ctx) as store:
         day = _as_of(store, as_of)
         kb = KnowledgeBase.open(store)
-        targets = [(_proto(proto), port)] if port else _candidate_ports(store, day)
-        results = [assess_port(store, pt, pr, as_of=day, internal=internal, kb=kb)
-                   for pr, pt in targets]
+        targets = [(_proto(proto), port)] if port else candidate_ports(store, day)
+        results = assess_ports(store, targets, as_of=day, internal=internal, kb=kb)
     results.sort(key=lambda a: (-LEVELS.index(a.level), a.port))
     fmt = output_format(as_json, as_csv)
     if fmt == "json":

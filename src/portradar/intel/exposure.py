@@ -21,7 +21,7 @@ firewall, the usual sensor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -109,22 +109,40 @@ def observed_hosts(store: Store, port: int, proto: int = 6, *, since: datetime |
                    until: datetime | None = None, internal: Sequence[str] = ()
                    ) -> list[dict[str, Any]]:
     """Destinations that accepted or answered inbound connections to the port."""
+    return observed_by_port(store, [(proto, port)], since=since, until=until,
+                            internal=internal).get((proto, port), [])
+
+
+def observed_by_port(store: Store, targets: Sequence[tuple[int, int]], *,
+                     since: datetime | None = None, until: datetime | None = None,
+                     internal: Sequence[str] = ()
+                     ) -> dict[tuple[int, int], list[dict[str, Any]]]:
+    """:func:`observed_hosts` of several ``(proto, port)`` in one pass over the events
+    (a port with none is absent from the answer)."""
+    if not targets:
+        return {}
     where, params = _outside(internal)
+    keys = sorted({int(proto) * 65536 + int(port) for proto, port in targets})
     rows = run(store,
-        f"""SELECT dst_hi, dst_lo, count(*) AS connections,
+        f"""SELECT proto::INTEGER AS proto, dport::INTEGER AS port, dst_hi, dst_lo,
+                   count(*) AS connections,
                    count(DISTINCT (src_hi, src_lo)) AS sources,
                    min(ts) AS first_seen, max(ts) AS last_seen
             FROM event_rows
-            WHERE dport = ? AND proto = ? AND list_contains(?, outcome)
+            WHERE list_contains(?, outcome)
+              AND list_contains(?, proto::INTEGER * 65536 + dport::INTEGER)
               AND ts >= ? AND ts < ? {where}
-            GROUP BY dst_hi, dst_lo ORDER BY connections DESC""",
-        [port, proto, list(REACHED), since or datetime(1970, 1, 1),
-         until or datetime(9999, 1, 1), *params])
+            GROUP BY proto, dport, dst_hi, dst_lo ORDER BY connections DESC""",
+        [list(REACHED), keys, since or datetime(1970, 1, 1), until or datetime(9999, 1, 1),
+         *params])
     hosts = format_addresses(rows.column("dst_hi").to_numpy(zero_copy_only=False),
                              rows.column("dst_lo").to_numpy(zero_copy_only=False))
-    out = rows.drop_columns(["dst_hi", "dst_lo"]).to_pylist()
-    for row, host in zip(out, hosts, strict=True):
+    out: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for row, host in zip(rows.drop_columns(["dst_hi", "dst_lo"]).to_pylist(), hosts,
+                         strict=True):  # one row per exposed host: few
+        key = (int(row.pop("proto")), int(row.pop("port")))
         row["host"] = host
+        out.setdefault(key, []).append(row)
     return out
 
 
@@ -140,6 +158,16 @@ def _patch_state(vuln: dict[str, Any], os_name: str | None, patches: set[str] | 
     return "patched" if ids & patches else "missing"
 
 
+def _observed_window(as_of: date | None, window_days: int | None
+                     ) -> tuple[datetime | None, datetime | None]:
+    until = since = None
+    if as_of is not None:
+        until = datetime(as_of.year, as_of.month, as_of.day) + timedelta(days=1)
+        if window_days is not None:
+            since = until - timedelta(days=window_days)
+    return since, until
+
+
 def port_exposure(store: Store, port: int, proto: int = 6, *,
                   vulns: Sequence[dict[str, Any]] = (), as_of: date | None = None,
                   window_days: int | None = None, internal: Sequence[str] = ()
@@ -148,37 +176,52 @@ def port_exposure(store: Store, port: int, proto: int = 6, *,
 
     ``as_of`` and ``window_days`` bound the observed connections (default: all).
     """
+    return ports_exposure(store, [(proto, port)], vulns={(proto, port): vulns}, as_of=as_of,
+                          window_days=window_days, internal=internal)[(proto, port)]
+
+
+def ports_exposure(store: Store, targets: Sequence[tuple[int, int]], *,
+                   vulns: Mapping[tuple[int, int], Sequence[dict[str, Any]]] | None = None,
+                   as_of: date | None = None, window_days: int | None = None,
+                   internal: Sequence[str] = ()
+                   ) -> dict[tuple[int, int], PortExposure]:
+    """:func:`port_exposure` of several ``(proto, port)`` (``vulns`` per target) with one
+    pass over the events and one read of the assets: what the overview of every
+    assessed port costs once instead of once per port."""
     ensure_tables(store)
-    until = since = None
-    if as_of is not None:
-        until = datetime(as_of.year, as_of.month, as_of.day) + timedelta(days=1)
-        if window_days is not None:
-            since = until - timedelta(days=window_days)
-    seen = {r["host"]: r for r in observed_hosts(store, port, proto, since=since, until=until,
-                                                 internal=internal)}
-    declared = {r["host"] for r in run(store,
-        "SELECT DISTINCT host FROM asset_services WHERE port = ? AND proto = ?",
-        [port, proto]).to_pylist()}
+    since, until = _observed_window(as_of, window_days)
+    seen_by = observed_by_port(store, targets, since=since, until=until, internal=internal)
+    declared_by: dict[tuple[int, int], set[str]] = {}
+    for r in run(store, "SELECT DISTINCT proto, port, host FROM asset_services").to_pylist():
+        declared_by.setdefault((int(r["proto"]), int(r["port"])), set()).add(r["host"])
     info = {r["host"]: r for r in run(store,
         "SELECT host, hostname, os FROM asset_hosts").to_pylist()}
     patches: dict[str, set[str]] = {}
     for r in run(store, "SELECT host, patch FROM asset_patches").to_pylist():
         patches.setdefault(r["host"], set()).add(r["patch"].upper())
-    hosts = []
-    for host in sorted(set(seen) | declared):
-        h = HostExposure(host=host, hostname=info.get(host, {}).get("hostname"),
-                         os=info.get(host, {}).get("os"), observed=host in seen,
-                         declared=host in declared)
-        if host in seen:
-            r = seen[host]
-            h.connections, h.sources = int(r["connections"]), int(r["sources"])
-            h.first_seen, h.last_seen = r["first_seen"], r["last_seen"]
-        for v in vulns:
-            h.patch_state[v["cve"]] = _patch_state(v, h.os, patches.get(host))
-        hosts.append(h)
-    hosts.sort(key=lambda h: (not h.missing, not h.observed, h.host))
-    known = bool(hosts) or bool(run(store,
-        "SELECT 1 FROM event_rows WHERE list_contains(?, outcome) LIMIT 1",
-        [list(REACHED)]).num_rows) or bool(run(store,
-            "SELECT 1 FROM asset_hosts LIMIT 1").num_rows)
-    return PortExposure(proto=proto, port=port, hosts=hosts, known=known)
+    any_known: bool | None = None
+    out: dict[tuple[int, int], PortExposure] = {}
+    for proto, port in targets:
+        seen = {r["host"]: r for r in seen_by.get((proto, port), [])}
+        declared = declared_by.get((proto, port), set())
+        port_vulns = (vulns or {}).get((proto, port), ())
+        hosts = []
+        for host in sorted(set(seen) | declared):
+            h = HostExposure(host=host, hostname=info.get(host, {}).get("hostname"),
+                             os=info.get(host, {}).get("os"), observed=host in seen,
+                             declared=host in declared)
+            if host in seen:
+                r = seen[host]
+                h.connections, h.sources = int(r["connections"]), int(r["sources"])
+                h.first_seen, h.last_seen = r["first_seen"], r["last_seen"]
+            for v in port_vulns:
+                h.patch_state[v["cve"]] = _patch_state(v, h.os, patches.get(host))
+            hosts.append(h)
+        hosts.sort(key=lambda h: (not h.missing, not h.observed, h.host))
+        if not hosts and any_known is None:
+            any_known = bool(run(store,
+                "SELECT 1 FROM event_rows WHERE list_contains(?, outcome) LIMIT 1",
+                [list(REACHED)]).num_rows) or bool(info)
+        known = bool(hosts) or bool(any_known)
+        out[(proto, port)] = PortExposure(proto=proto, port=port, hosts=hosts, known=known)
+    return out

@@ -214,32 +214,20 @@ def _events(store: Store, rng: TimeRange) -> int:
     return int(rows[0][0])
 
 
-#: Ports assessed at once for the overview's level: each assessment is a handful of
-#: DuckDB queries (which run without the GIL), so two threads use both cores of the
-#: benchmark machine; more only queue.
-ASSESS_WORKERS = 2
-
-
 def assessments(ctx: RequestContext, rng: TimeRange) -> tuple[Any, list[Any]]:
-    """The levels of the ports ``portradar assess`` looks at, on the range's last day."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from portradar.web.api_ports import assessed
-
+    """The levels of the ports ``portradar assess`` looks at, on the range's last day,
+    from one pass (:func:`derived.assess_many`); each level is also cached for the port
+    page."""
     newest = ctx.newest()
     as_of = rng.last_day if newest is None else min(rng.last_day, newest.date())
 
-    def one(target: tuple[int, int]) -> Any:
-        proto, port = target
-        with ctx.access.read() as store:  # a cursor (or connection) per thread
-            own = RequestContext(store, ctx.access, ctx.cache, ctx.principal)
-            return assessed(own, port, proto, as_of)
-
     def compute() -> list[Any]:
-        cached_detection(ctx, "day")  # its spikes stand in for per-port detection
+        detection = cached_detection(ctx, "day")  # its spikes stand in for detection
         targets = derived.candidate_ports(ctx.store, as_of)
-        with ThreadPoolExecutor(ASSESS_WORKERS, thread_name_prefix="portradar-assess") as pool:
-            return derived.by_level(list(pool.map(one, targets)))
+        found = derived.assess_many(ctx.store, targets, as_of, detection)
+        for (proto, port), level in zip(targets, found, strict=True):
+            ctx.cached(("assess", proto, port, as_of), lambda level=level: level)
+        return derived.by_level(found)
 
     return as_of, ctx.cached(("assess_all", as_of), compute)
 

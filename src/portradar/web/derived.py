@@ -179,10 +179,21 @@ class Detection:
 
 
 def detect_all(store: Store, period: str) -> Detection:
-    """Spikes of every port (per-sensor views too, for days), as ``portradar spikes``."""
+    """Spikes of every port (per-sensor views too, for days), as ``portradar spikes``.
+
+    The per-sensor matrix is read with only the rows the detector can use: those that
+    could alarm on their own (its candidate rows) and every row of a port with a spike
+    over all sensors (their share); the other rows change nothing in the answer.
+    """
     total = from_store(store, period=period, scope="all")
-    by_sensor = from_store(store, period=period, scope="sensors") if period == "day" else None
     det = SpikeDetector.for_period(period)
+    by_sensor = None
+    if period == "day":
+        spiking = {(int(s.proto), int(s.port)) for s in det.run(total).spikes(total)}
+        sp = det.params
+        by_sensor = from_store(store, period=period, scope="sensors",
+                               busy=(sp.min_excess_sources, sp.min_excess_records),
+                               keep=spiking)
     spikes = det.detect(total, by_sensor)
     dense = det.run(total, dense=True)
     return Detection(period, total, spikes, dense)
@@ -370,35 +381,46 @@ def intel_ready(store: Store) -> bool:
 
 def assess_one(store: Store, port: int, proto: int, as_of: date,
                day_detection: Detection | None = None) -> Any:
-    """The level of one TCP/UDP port on ``as_of`` (None when it cannot be assessed).
+    """The level of one TCP/UDP port on ``as_of`` (None when it cannot be assessed)."""
+    return assess_many(store, [(proto, port)], as_of, day_detection)[0]
+
+
+def assess_many(store: Store, targets: list[tuple[int, int]], as_of: date,
+                day_detection: Detection | None = None) -> list[Any]:
+    """The levels of ``(proto, port)`` targets on ``as_of``, in their order, from one
+    pass (:func:`~portradar.assess.threat_level.assess_ports`); None for a target
+    that cannot be assessed (not TCP/UDP, no knowledge base).
 
     When ``as_of`` is the newest day, the spikes of the cached detection over every
     port are the ones :func:`~portradar.assess.spike_evidence.port_spikes` would find
     (same detector, same data), so they are passed in instead of re-detected.
     """
     from portradar.assess.spike_evidence import from_spike
-    from portradar.assess.threat_level import assess_port
+    from portradar.assess.threat_level import assess_ports
 
-    if proto not in (6, 17) or not 1 <= port <= 65535 or not intel_ready(store):
-        return None
-    kb = knowledge(store)
+    valid = [t for t in targets if t[0] in (6, 17) and 1 <= t[1] <= 65535]
+    kb = knowledge(store) if valid and intel_ready(store) else None
     if kb is None:
-        return None
-    spikes = None
+        return [None] * len(targets)
+    spikes: dict[tuple[int, int], list[Any]] | None = None
     if day_detection is not None and day_detection.total.n_buckets:
-        last = day_detection.total.bucket_time(day_detection.total.n_buckets - 1).date()
-        if as_of == last:
-            spikes = [from_spike(s, day_detection.total) for s in day_detection.spikes
-                      if s.port == port and s.proto == proto]
-    return assess_port(store, port, proto, as_of=as_of, spikes=spikes, kb=kb)
+        total = day_detection.total
+        if as_of == total.bucket_time(total.n_buckets - 1).date():
+            spikes = {t: [] for t in valid}
+            for s in day_detection.spikes:
+                if (s.proto, s.port) in spikes:
+                    spikes[(s.proto, s.port)].append(from_spike(s, total))
+    found = dict(zip(valid, assess_ports(store, valid, as_of=as_of, spikes=spikes, kb=kb),
+                     strict=True))
+    return [found.get(t) for t in targets]
 
 
 def candidate_ports(store: Store, as_of: date) -> list[tuple[int, int]]:
     """``(proto, port)`` that ``portradar assess`` looks at without a port: the day's
     busiest and the declared open ones (none without a knowledge base)."""
-    from portradar.cli.intel_cmd import _candidate_ports
+    from portradar.assess.threat_level import candidate_ports as candidates
 
-    return list(_candidate_ports(store, as_of)) if intel_ready(store) else []
+    return candidates(store, as_of) if intel_ready(store) else []
 
 
 def by_level(assessments: list[Any]) -> list[Any]:
