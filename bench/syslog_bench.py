@@ -400,6 +400,7 @@ port = {mport}
                 time.sleep(0.1)
         # the alert watcher: polls the JSONL sink every 10 ms
         seen: dict[str, float] = {}
+        kinds: dict[str, str] = {}
         stop = threading.Event()
 
         def watch_alerts() -> None:
@@ -414,10 +415,12 @@ port = {mport}
                     now = time.monotonic()
                     for row in chunk[:cut].splitlines():
                         note = json.loads(row)
-                        if note["transition"] == "open":
+                        if note["transition"] == "open":  # one open alert per port
                             run.alerts_opened += 1
-                            key = note["alert"]["key"]
-                            seen.setdefault(key, now)
+                            alert = note["alert"]
+                            seen.setdefault(f"{alert['proto']}/{alert['port']}", now)
+                            kinds.setdefault(f"{alert['proto']}/{alert['port']}",
+                                             alert["kind"])
                 stop.wait(0.01)
 
         watcher = threading.Thread(target=watch_alerts, daemon=True)
@@ -472,7 +475,7 @@ port = {mport}
             run.dropped_listener = int(m.get("portradar_input_dropped_total", 0)
                                        - run.dropped_kernel)
         # the alert: wait a little longer if the campaign has not shown yet
-        key = f"spike:6/{CAMPAIGN_PORT}"
+        key = f"tcp/{CAMPAIGN_PORT}"
         for _ in range(300):  # up to 30 s
             if key in seen:
                 break
@@ -480,6 +483,7 @@ port = {mport}
         if key in seen and result["campaign_first"] is not None:
             run.latency_first_s = seen[key] - result["campaign_first"]
             run.latency_last_s = seen[key] - result["campaign_last"]
+            run.notes.append(f"the campaign's alert is a {kinds[key]!r} alert")
         stop.set()
         service.send_signal(signal.SIGTERM)
         try:
