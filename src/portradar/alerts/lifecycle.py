@@ -149,7 +149,8 @@ class AlertBook:
         self.params = params or LifecycleParams()
         #: ``assess(alert) -> (level, reasons, actions)``; optional enrichment.
         self.assess = assess
-        store.con.execute(SCHEMA)
+        if not store.read_only:  # a reader (portradar alerts, the web API) only reads
+            store.con.execute(SCHEMA)
 
     # -- reading ----------------------------------------------------------------------
     def _row_to_alert(self, row: tuple[Any, ...]) -> Alert:
