@@ -105,6 +105,12 @@ def test_port_page(client: TestClient, bucket: str) -> None:
     sensor = ok(client, "/api/v1/ports/tcp/445", bucket=bucket, sensor="sensor-01")
     assert sum(p["sources"] for p in sensor["series"]) <= sum(
         p["sources"] for p in body["series"])
+    # the day detector's spikes are on the hourly view too, each with its period
+    days = [s for s in body["spikes"] if s["period"] == "day"]
+    assert days and all(s["onset"].endswith("T00:00:00Z") for s in days)
+    if bucket == "day":
+        assert all(s["period"] == "day" for s in body["spikes"])
+    assert all("doubling_hours" in s and "growth" not in s for s in body["spikes"])
 
 
 def test_port_page_of_a_quiet_port_and_ranges(client: TestClient) -> None:
@@ -147,12 +153,25 @@ def test_scanners_and_campaigns(client: TestClient) -> None:
     cid = campaigns["items"][0]["id"]
     detail = ok(client, f"/api/v1/campaigns/{cid}")
     assert len(detail["member_list"]) == detail["members"]
+    # each campaign names the ports its members probed, most members first (this
+    # store's one campaign is a shared target list, most of its members on 22)
+    ports = campaigns["items"][0]["ports"]
+    assert ports and all(set(p) == {"proto", "port", "members"} for p in ports)
+    assert (ports[0]["proto"], ports[0]["port"]) == ("tcp", 22)
+    assert all(1 <= p["members"] <= campaigns["items"][0]["members"] for p in ports)
+    assert [p["members"] for p in ports] == sorted((p["members"] for p in ports), reverse=True)
+    assert detail["ports"] == ports
     assert_error(client.get("/api/v1/campaigns/99999"), 404)
 
 
 def test_alerts_and_ack(client: TestClient) -> None:
     body = ok(client, "/api/v1/alerts", status="open")
     assert body["total"] == 1 and body["items"][0]["acknowledged"] is False
+    # times ISO UTC with "Z", as every other time of the API (the overview's too)
+    item = body["items"][0]
+    assert item["opened_at"] == "2025-01-24T00:00:00Z" and item["onset"] == "2025-01-20T00:00:00Z"
+    assert item["evidence"]["spike"]["onset"] == "2025-01-20T00:00:00Z"
+    assert ok(client, "/api/v1/overview")["open_alerts"][0]["opened_at"].endswith("Z")
     alert_id = body["items"][0]["alert_id"]
     assert ok(client, f"/api/v1/alerts/{alert_id}")["port"] == 445
     assert ok(client, "/api/v1/alerts", status="resolved")["total"] == 0
@@ -179,7 +198,10 @@ def test_assessment_rules_sensors_status(client: TestClient) -> None:
     assert [s["sensor"] for s in sensors["items"]] == sorted(
         [s["sensor"] for s in sensors["items"]], key=lambda n: -next(
             x["events"] for x in sensors["items"] if x["sensor"] == n))
-    assert sensors["total"] == 3 and all(s["last_seen"] for s in sensors["items"])
+    # no collector in this store: every sensor known from its activity only
+    assert sensors["total"] == 3 and all(
+        s["source"] == "activity" and s["last_seen"] is None and s["last_activity"]
+        for s in sensors["items"])
     status = ok(client, "/api/v1/status")
     assert status["events"] == 40803 and status["inputs"] and status["runs"]
     assert status["first_event"] < status["last_event"]

@@ -5,9 +5,11 @@ The overview is what the dashboard's first page needs in one call: the level and
 detector's own baseline), open alerts, events per second and the sensors.
 
 Sensor health: a sensor reporting through ``portradar collect`` has its row in
-``collector_sensors`` (batches, rejected batches, clock skew); every sensor also has
-its events counted from the per-port activity (so stores filled by ``portradar
-ingest`` or the simulator list their sensors too).
+``collector_sensors`` (batches, rejected batches, clock skew, ``last_seen``: the last
+batch received) and ``source: "collector"``; every sensor also has its events and
+``last_activity`` (end of its last hour with events) from the per-port activity, so
+stores filled by ``portradar ingest`` or the simulator list their sensors too, with
+``source: "activity"`` and no ``last_seen``.
 """
 
 from __future__ import annotations
@@ -57,7 +59,13 @@ class Mover(BaseModel):
 class Sensor(BaseModel):
     model_config = ConfigDict(extra="allow")
     sensor: str
+    #: ``collector``: the sensor reports through ``portradar collect``; ``activity``:
+    #: known only from the stored events (no batches, skew or receipt time).
+    source: Literal["collector", "activity"]
+    #: When the collector last received a batch from it (None for ``activity``).
     last_seen: str | None
+    #: End of its last hour with events (event time).
+    last_activity: str | None
     events: int
     events_per_s: float | None
     skew_s: float | None = None
@@ -144,20 +152,45 @@ def alert_rows(store: Store, where: str = "", params: list[Any] | None = None,
         data = dict(zip(ALERT_COLUMNS, r[:n], strict=True))
         data["reasons"] = json.loads(data["reasons"] or "[]")
         data["actions"] = json.loads(data["actions"] or "[]")
+        if isinstance(data.get("evidence"), str):
+            data["evidence"] = json.loads(data["evidence"] or "{}")
         for key in ("score", "peak_sources", "baseline_sources"):
             data[key] = float(data[key] or 0.0)
         data["updates"] = int(data["updates"] or 0)
         data["spike_kind"] = data["spike_kind"] or ""
         data["level"] = data["level"] or ""
         row = Alert(**data).as_dict()
+        for key in ("opened_at", "updated_at", "resolved_at", "onset"):
+            row[key] = alert_time(row[key])
+        for evidence in (row.get("evidence") or {}).values():
+            for key in ("onset", "end", "at"):
+                if isinstance(evidence, dict) and key in evidence:
+                    evidence[key] = alert_time(evidence[key])
         row["acknowledged"] = r[n] is not None
         row["acked_by"], row["acked_at"], row["ack_note"] = r[n], iso(r[n + 1]), r[n + 2]
         out.append(row)
     return out, int(total)
 
 
+def alert_time(value: Any) -> Any:
+    """An alert's time (ISO text of event time, UTC, as the lifecycle stores it) as
+    every other time of the API: ``2025-01-20T00:00:00Z``; anything else unchanged.
+
+    >>> alert_time("2025-01-20T00:00:00"), alert_time("2025-01-20"), alert_time(None)
+    ('2025-01-20T00:00:00Z', '2025-01-20T00:00:00Z', None)
+    """
+    from datetime import datetime
+
+    if not isinstance(value, str):
+        return value
+    try:
+        return iso(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        return value
+
+
 def _sensor_activity(store: Store) -> dict[str, Any]:
-    """Per sensor: the last hour with events (from the hourly activity)."""
+    """Per sensor: the end of its last hour with events (from the hourly activity)."""
     rows = store.con.execute(
         """SELECT sensor, max(bucket) FROM port_activity_hourly WHERE sensor <> '*'
            GROUP BY sensor""").fetchall()
@@ -186,12 +219,14 @@ def sensors(ctx: RequestContext, rng: TimeRange) -> list[dict[str, Any]]:
     out = []
     for name in sorted(set(last) | set(counts) | set(collector)):
         events = int(counts.get(name) or 0)
+        heard = collector.get(name)
         row: dict[str, Any] = {
-            "sensor": name, "last_seen": iso(last.get(name)), "events": events,
+            "sensor": name, "source": "collector" if heard else "activity",
+            "last_seen": heard["received_last"] if heard else None,
+            "last_activity": iso(last.get(name)), "events": events,
             "events_per_s": round(events / seconds, 3) if seconds > 0 else None,
-            "skew_s": None, "rejected": None, "batches": None,
-            "source": "collector" if name in collector else "activity"}
-        row.update(collector.get(name, {}))
+            "skew_s": None, "rejected": None, "batches": None}
+        row.update(heard or {})
         out.append(row)
     out.sort(key=lambda r: (-r["events"], r["sensor"]))
     return out

@@ -79,7 +79,8 @@ class SpikeItem(BaseModel):
     status: str
     peak_sources: int
     baseline_sources: float
-    growth: float | None
+    period: str
+    doubling_hours: float | None
 
 
 class Vulnerability(BaseModel):
@@ -214,6 +215,12 @@ def port_detail(ctx: RequestContext, proto: int, port: int, bucket: str, sensor:
     model = ctx.cached(("model", proto, port, bucket, sensor),
                        lambda: derived.port_model(store, port, proto, bucket, sensor))
     shown = derived.port_series(model, bucket, rng.since, rng.until)
+    if bucket == "hour":  # the day detector's spikes too, each marked with its period
+        day = ctx.cached(("model", proto, port, "day", sensor),
+                         lambda: derived.port_model(store, port, proto, "day", sensor))
+        shown["spikes"] = sorted(
+            shown["spikes"] + derived.spikes_overlapping(day, "day", rng.since, rng.until),
+            key=lambda s: (s["onset"], s["period"]))
     as_of = rng.last_day if newest is None else min(rng.last_day, newest.date())
     assessment = assessed(ctx, port, proto, as_of)
     exposure: dict[str, Any] = {"known": False, "exposed": [], "vulnerable": []}
@@ -254,6 +261,10 @@ def get_port(
 ) -> dict[str, Any]:
     """History by hour or day with the baseline band, spikes, top scanners,
     vulnerabilities, exposure, actions and rules to copy.
+
+    By hour, ``spikes`` also holds the day detector's spikes that overlap the range
+    (``period`` says which detector found each): a worm doubling daily is a spike to
+    the day detector but too smooth for the hour one.
 
     After new data arrives the previous page is answered (``since``/``until`` say
     which range it shows) while the new one is computed in the background."""

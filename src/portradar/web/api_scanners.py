@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 
+from portradar.activity.periods import proto_name
 from portradar.events.addresses import address_key, key_to_text
 from portradar.store.duckdb_store import Store
 from portradar.web.context import RequestContext, request_context, table_exists
@@ -49,9 +50,16 @@ class ScannerItem(BaseModel):
     evidence: str
 
 
+class CampaignPort(BaseModel):
+    proto: str
+    port: int
+    members: int
+
+
 class CampaignItem(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: int
+    ports: list[CampaignPort]
     rule: str
     members: int
     first_seen: str | None
@@ -175,8 +183,6 @@ def get_scanner(
                    count(DISTINCT (e.dst_hi, e.dst_lo)) AS targets
             FROM {table} e WHERE e.src_hi = ? AND e.src_lo = ?
             GROUP BY ALL ORDER BY probes DESC, e.dport LIMIT 10""", [hi, lo]).fetchall()
-    from portradar.activity.periods import proto_name
-
     row["top_ports"] = [{"proto": proto_name(p), "port": d, "probes": n, "targets": t}
                         for p, d, n, t in top]
     row["campaign"] = None
@@ -201,6 +207,40 @@ def _campaigns(store: Store, where: str, params: list[Any], limit: int,
         row["first_seen"] = iso(row["first_seen"])
         row["last_seen"] = iso(row["last_seen"])
         out.append(row)
+    ports = campaign_ports(store, [row["id"] for row in out])
+    for row in out:
+        row["ports"] = ports.get(row["id"], [])
+    return out
+
+
+#: Ports named per campaign (its members' busiest; a port-set campaign has 3 or more).
+CAMPAIGN_PORTS = 10
+
+
+def campaign_ports(store: Store, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The ports each campaign's members probed during the campaign, most members
+    first: ``{"proto", "port", "members"}`` (the campaign record keeps only a hash of
+    its port set, so they are read from the members' events, one query for the page)."""
+    if not ids or not table_exists(store, "campaign_members"):
+        return {}
+    rows = store.con.execute(
+        """SELECT campaign_id, proto, dport, members FROM (
+               SELECT m.campaign_id, e.proto, e.dport,
+                      count(DISTINCT (e.src_hi, e.src_lo)) AS members
+               FROM event_rows e
+               JOIN campaign_members m ON e.src_hi = m.src_hi AND e.src_lo = m.src_lo
+               JOIN campaigns c ON c.campaign_id = m.campaign_id
+               WHERE list_contains(?, m.campaign_id) AND e.dport IS NOT NULL
+                 AND e.ts >= c.first_seen AND e.ts <= c.last_seen
+               GROUP BY m.campaign_id, e.proto, e.dport)
+           QUALIFY row_number() OVER (PARTITION BY campaign_id
+                                      ORDER BY members DESC, proto, dport) <= ?
+           ORDER BY campaign_id, members DESC, proto, dport""",
+        [ids, CAMPAIGN_PORTS]).fetchall()
+    out: dict[int, list[dict[str, Any]]] = {}
+    for campaign, proto, port, members in rows:
+        out.setdefault(int(campaign), []).append(
+            {"proto": proto_name(int(proto)), "port": int(port), "members": int(members)})
     return out
 
 

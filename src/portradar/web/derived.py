@@ -30,6 +30,7 @@ import numpy as np
 
 from portradar.activity.periods import proto_name
 from portradar.spikes.activity_matrix import ActivityMatrix, from_store
+from portradar.spikes.port_view import PortRun as PortModel
 from portradar.spikes.spike_detector import DetectorRun, Spike, SpikeDetector
 from portradar.store.duckdb_store import Store
 
@@ -269,8 +270,8 @@ def spike_row(s: Spike, matrix: ActivityMatrix, period: str, row: int | None = N
         "end": bucket_iso(matrix, s.end), "status": "open" if s.end is None else "ended",
         "ending": s.ending, "score": round(s.score, 1),
         "peak_sources": round(s.peak_sources), "baseline_sources": round(s.baseline_sources, 1),
-        "growth": (None if s.doubling_buckets is None
-                   else round(s.doubling_buckets * hours, 1)),
+        "doubling_hours": (None if s.doubling_buckets is None
+                           else round(s.doubling_buckets * hours, 1)),
         "sensors": list(s.sensors), "scope": s.scope,
     }
 
@@ -278,30 +279,14 @@ def spike_row(s: Spike, matrix: ActivityMatrix, period: str, row: int | None = N
 # -- one port --------------------------------------------------------------------------
 
 
-@dataclass
-class PortModel:
-    """One port's matrix with the detector's baseline (mean, sd) and spikes, whole
-    history: the range only selects what is shown."""
-
-    matrix: ActivityMatrix
-    expected: np.ndarray
-    sd: np.ndarray
-    spikes: list[Spike]
-
-
 def port_model(store: Store, port: int, proto: int, period: str, sensor: str,
                ) -> PortModel | None:
-    """The detector over a port's whole stored history (its warm-up), as
-    :func:`portradar.spikes.port_view.port_band` runs it; the band is the baseline mean
-    ± 2 standard deviations of its negative binomial."""
-    scope = "all" if sensor == "*" else sensor
-    m = from_store(store, period=period, scope=scope, proto=proto, port=port)
-    if m.n_rows == 0 or m.n_buckets == 0:
-        return None
-    run = SpikeDetector.for_period(period).run(m, rows=np.array([0]), dense=True)
-    assert run.mean is not None and run.dispersion is not None
-    mean, disp = run.mean[0], run.dispersion[0]
-    return PortModel(m, mean, np.sqrt(mean + disp * mean * mean), run.spikes(m))
+    """The detector over a port's whole stored history (its warm-up), the same pass as
+    :func:`portradar.spikes.port_view.port_band`: the band is the baseline mean ± 2
+    standard deviations of its negative binomial."""
+    from portradar.spikes.port_view import port_run
+
+    return port_run(store, port, proto=proto, period=period, sensor=sensor)
 
 
 def port_series(model: PortModel | None, period: str, since: datetime, until: datetime,
@@ -322,6 +307,21 @@ def port_series(model: PortModel | None, period: str, since: datetime, until: da
     spikes = [spike_row(s, m, period, 0) for s in model.spikes
               if (s.end is None or s.end > lo) and s.onset < hi]
     return {"series": series, "spikes": spikes}
+
+
+def spikes_overlapping(model: PortModel | None, period: str, since: datetime,
+                       until: datetime) -> list[dict[str, Any]]:
+    """The spikes of a port's model that overlap ``[since, until)`` in time (the day
+    detector's spikes over an hourly range: a worm doubling daily is a spike to the day
+    detector but too smooth for the hour one)."""
+    if model is None:
+        return []
+    m = model.matrix
+    start = m.start.astimezone(UTC).replace(tzinfo=None)
+    step = timedelta(seconds=m.bucket_seconds)
+    return [spike_row(s, m, period, 0) for s in model.spikes
+            if start + s.onset * step < until
+            and (s.end is None or start + s.end * step > since)]
 
 
 def top_scanners(store: Store, port: int, limit: int = 10) -> list[dict[str, Any]]:
