@@ -183,6 +183,14 @@ probe_timeout = 1.0
                     break
                 time.sleep(0.2)
             mid = {s.config.name: s.events for s in svc.inputs}
+            # the metrics ask tcpdump for its counts (SIGUSR1), read back from its stderr
+            svc.metrics_text()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not all(
+                    "received_by_filter" in s.listener.counts for s in svc.inputs):
+                time.sleep(0.1)
+            assert all(s.listener.counts["received_by_filter"] > 0 for s in svc.inputs)
+            assert 'portradar_input_dropped_total{input="tcp"} 0' in svc.metrics_text()
         finally:
             svc.close()
             if listener is not None and listener.poll() is None:

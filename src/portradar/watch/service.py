@@ -353,6 +353,7 @@ class WatchService:
             elif s.config.type == "netflow":
                 dropped = float(s.listener.counters()["dropped"])
             elif s.config.type == "capture":
+                s.listener.request_statistics()  # answered on stderr: one scrape late
                 dropped = float(s.listener.dropped())
             per_input.append({"input": s.config.name, "events": s.events,
                               "records": s.records, "skipped": s.skipped,
