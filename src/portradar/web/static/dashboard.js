@@ -576,7 +576,7 @@
           panel("Sensors", h("a", { href: withRange("/sensors"), text: "health" }),
             table([
               { key: "sensor", label: "Sensor", fmt: (v) => h("span", { class: "mono", text: v }) },
-              { key: "last_seen", label: "Last seen" },
+              { key: "last_activity", label: "Last activity", fmt: (v) => (v ? fmtTime(v) : "–") },
               { key: "events_per_s", label: "Ev/s", num: true },
             ], sensors)))),
     ];
@@ -626,19 +626,14 @@
     const bucket = q.get("bucket") || "hour";
     const dialect = q.get("rule") || "nftables";
     // A worm doubling daily is a spike to the day detector but too smooth for the hour one,
-    // so the hourly view also marks the day detector's spikes (all sensors only: /spikes has
-    // no sensor filter).
-    const daySpikes = bucket === "hour" && !q.get("sensor");
-    const [d, sens, daily] = await Promise.all([
+    // so the hourly view of the API also carries the day detector's spikes over the range
+    // (each spike's ``period`` says which detector found it).
+    const [d, sens] = await Promise.all([
       api(`/ports/${proto}/${port}`, Object.assign(rangeParams(q), { bucket: bucket, sensor: q.get("sensor") })),
       api("/sensors", { limit: 1000 }).catch(() => ({ items: [] })),
-      daySpikes ? api("/spikes", Object.assign(rangeParams(q), { port: port, proto: proto, period: "day", limit: 100 }))
-        : Promise.resolve({ items: [] }),
     ]);
     const series = d.series || [];
-    const seen = new Set((d.spikes || []).map((s) => s.id));
     const spikes = (d.spikes || []).map((s) => Object.assign({ period: bucket }, s))
-      .concat((daily.items || []).filter((s) => !seen.has(s.id)).map((s) => Object.assign({ period: "day" }, s)))
       .sort((a, b) => String(a.onset).localeCompare(String(b.onset)));
     const sensorSel = h("select", { "aria-label": "Sensor", id: "sensor" },
       h("option", { value: "", text: "All sensors" }),
@@ -667,7 +662,7 @@
         { key: "status", label: "Status", fmt: (v) => (v ? badge(v) : "–") },
         { key: "peak_sources", label: "Peak sources", num: true },
         { key: "baseline_sources", label: "Baseline", num: true },
-        { key: "growth", label: "Doubling", num: true, fmt: (v) => (v === null || v === undefined ? "–" : fmtNum(v) + " h") },
+        { key: "doubling_hours", label: "Doubling time", num: true, fmt: (v) => (v === null || v === undefined ? "–" : fmtNum(v) + " h") },
       ], spikes, (s) => ({ class: "spike-row", "data-onset": s.onset }))),
       h("div", { class: "grid side" },
         panel("Top scanners", h("a", { href: withRange("/scanners", { port: port }), text: "all scanners of this port" }),
@@ -860,12 +855,14 @@
       campaign_id: { fmt: (v) => h("a", { href: withRange("/campaigns/" + v), text: "#" + v }) },
       port: { fmt: portLink },
       example: { fmt: (v) => (v ? h("a", { href: scannerHref(v), class: "mono", text: v }) : "–") },
-      ports: { fmt: (v, r) => (Array.isArray(v) ? h("span", {}, v.slice(0, 6).map((p) => [portLink(p, r), " "]), v.length > 6 ? `… (${v.length})` : "") : fmtValue(v)) },
+      ports: { fmt: (v, r) => (Array.isArray(v) ? h("span", { class: "campaign-ports" }, v.slice(0, 6).map((p) => (p && typeof p === "object"
+        ? [h("a", { href: portHref(p.proto, p.port), class: "mono", "data-port": p.port, title: `${fmtNum(p.members)} members`, text: `${protoName(p.proto)}/${p.port}` }), " "]
+        : [portLink(p, r), " "])), v.length > 6 ? `… (${v.length})` : "") : fmtValue(v)) },
     });
     return [
       pageHead("Campaigns", "Scanners grouped by what they probe and when", rangePicker()),
       panel("Campaigns", fmtNum(resp.total),
-        table(autoCols(rows, ["id", "campaign_id", "port", "kind", "type", "rule", "members", "sources",
+        table(autoCols(rows, ["id", "campaign_id", "ports", "port", "kind", "type", "rule", "members", "sources",
           "scanners", "probes", "targets", "sensors", "tool", "network", "example", "start", "first_seen",
           "end", "last_seen"], special, 12), rows),
         pager(resp)),
@@ -877,22 +874,22 @@
     const d = await api("/campaigns/" + encodeURIComponent(id), rangeParams(q));
     const members = Array.isArray(d.member_list) ? d.member_list : [];
     const scanners = Array.isArray(d.scanners) ? d.scanners : [];
-    // the ports the members probed (the campaign record itself names none)
-    const portCount = new Map();
-    for (const sc of scanners) for (const p of sc.port_list || []) portCount.set(p, (portCount.get(p) || 0) + 1);
-    const topPorts = [...portCount.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 20);
+    // the ports the members probed during the campaign, most members first (from the API)
+    const ports = Array.isArray(d.ports) ? d.ports : [];
+    const lead = ports.length ? ports[0] : null;
     return [
-      pageHead(`Campaign #${id}`, d.port !== undefined ? h("a", { href: portHref(d.proto, d.port), text: `${protoName(d.proto)}/${d.port}` }) : (d.rule || null), rangePicker()),
+      pageHead(`Campaign #${id}`, lead ? [h("a", { href: portHref(lead.proto, lead.port), text: `${protoName(lead.proto)}/${lead.port}` }), d.rule ? ` · ${d.rule}` : ""] : (d.rule || null), rangePicker()),
       d.evidence ? panel("Evidence", null, h("p", { text: d.evidence })) : null,
       h("div", { class: "grid two" },
         panel("Summary", null, kv(d, ["evidence", "member_list"])),
         h("div", {},
-          topPorts.length ? panel("Ports probed", `by members listed below`,
-            h("ul", { class: "actions", id: "campaign-ports" }, topPorts.map(([p, n]) => h("li", { "data-port": p },
-              portLink(p, { proto: scanners[0].proto || "tcp" }), ` · ${fmtNum(n)} of ${fmtNum(scanners.length)} scanners`)))) : null,
+          ports.length ? panel("Ports probed", "by the members, during the campaign",
+            h("ul", { class: "actions", id: "campaign-ports" }, ports.map((p) => h("li", { "data-port": p.port },
+              h("a", { href: portHref(p.proto, p.port), class: "mono", text: `${protoName(p.proto)}/${p.port}` }),
+              ` · ${fmtNum(p.members)} of ${fmtNum(d.members)} members`)))) : null,
           members.length > scanners.length ? panel("Members", fmtNum(members.length),
             h("p", { class: "chips" }, members.slice(0, 500).map((m) => [h("a", { href: scannerHref(m), class: "mono", text: m }), " "]))) : null)),
-      nested(d, ["member_list"]),
+      nested(d, ["member_list", "ports"]),
     ];
   }
 
@@ -959,8 +956,11 @@
   async function sensorsPage(q) {
     const resp = await api("/sensors", listParams(q));
     const rows = resp.items || [];
-    const newest = Math.max(...rows.map((r) => (parseTime(r.last_seen) || new Date(0)).getTime()), 0);
-    const lag = (r) => (parseTime(r.last_seen) ? (newest - parseTime(r.last_seen).getTime()) / 1000 : null);
+    // lag in event time: the end of each sensor's last hour with events against the newest
+    // sensor's (``last_seen``, when the collector last heard from it, exists only for
+    // sensors of portradar collect: ``source`` says which)
+    const newest = Math.max(...rows.map((r) => (parseTime(r.last_activity) || new Date(0)).getTime()), 0);
+    const lag = (r) => (parseTime(r.last_activity) ? (newest - parseTime(r.last_activity).getTime()) / 1000 : null);
     // health thresholds, see docs/dashboard.md: an hour behind the newest sensor (one chart
     // bucket), clock skew over half the collector's 300 s window (collect/signing.py)
     const health = (r) => {
@@ -975,7 +975,9 @@
       panel("Sensors", fmtNum(resp.total), table([
         { key: "sensor", label: "Sensor", fmt: (v) => h("span", { class: "mono", text: v }) },
         { key: "health", label: "Health", get: health, fmt: (v) => (v.length ? v.map((i) => [badge(i, "orange"), " "]) : badge("ok")) },
-        { key: "last_seen", label: "Last seen (UTC)" },
+        { key: "source", label: "Known from", fmt: (v) => (v === "collector" ? "collector" : "stored activity") },
+        { key: "last_seen", label: "Last batch (UTC)", fmt: (v) => (v ? fmtTime(v) : "–") },
+        { key: "last_activity", label: "Last activity (UTC)", fmt: (v) => (v ? fmtTime(v) : "–") },
         { key: "lag", label: "Behind newest", num: true, get: lag, fmt: (v) => (v === null ? "–" : v < 1 ? "0" : fmtDuration(v)) },
         { key: "events", label: "Events", num: true },
         { key: "events_per_s", label: "Events / s", num: true },
@@ -984,9 +986,9 @@
         { key: "rejected", label: "Rejected", num: true },
       ], rows, (r) => ({ class: health(r).length ? "warn" : "", "data-sensor": r.sensor })),
       rows.some((r) => r.source && r.source !== "collector")
-        ? h("p", { class: "chart-help", text: "Sensors the collector has not heard from are shown from the stored " +
-          "activity: last seen is the end of their last active hour or day; clock skew, batches and " +
-          "rejected batches come only from portradar collect." }) : null,
+        ? h("p", { class: "chart-help", text: "Sensors the collector has not heard from are known from the stored " +
+          "activity only: no last batch, clock skew, batches or rejected batches (those come from portradar " +
+          "collect); last activity is the end of their last hour with events." }) : null,
       pager(resp)),
     ];
   }
