@@ -207,6 +207,52 @@ def test_assessment_rules_sensors_status(client: TestClient) -> None:
     assert status["first_event"] < status["last_event"]
 
 
+def test_one_pass_answers_equal_the_per_port_ones(client: TestClient) -> None:
+    """The overview's shortcuts change no answer: the detector over every port with the
+    per-sensor rows that can matter equals it over the whole per-sensor matrix, and the
+    levels assessed in one pass (one exposure scan, vulnerability queries only for ports
+    with fresh facts) equal those decided port by port from the knowledge base's and the
+    exposure's own per-port answers, on the store's last day and on days of the bundled
+    history when 445 and 139 have fresh vulnerabilities."""
+    from datetime import date
+
+    from portradar.assess.spike_evidence import from_spike
+    from portradar.assess.threat_level import AssessParams, assess_ports, decide
+    from portradar.intel.exposure import port_exposure
+    from portradar.spikes.activity_matrix import from_store
+    from portradar.spikes.spike_detector import SpikeDetector
+    from portradar.web import derived
+
+    access = client.app.state.access  # type: ignore[attr-defined]
+    with access.read() as store:
+        detection = derived.detect_all(store, "day")
+        full = SpikeDetector.for_period("day").detect(
+            from_store(store, period="day", scope="all"),
+            from_store(store, period="day", scope="sensors"))
+        assert detection.spikes and repr(detection.spikes) == repr(full)
+        total = detection.total
+        last = total.bucket_time(total.n_buckets - 1).date()
+        targets = derived.candidate_ports(store, last)
+        assert (6, 445) in targets
+        kb = derived.knowledge(store)
+        window = AssessParams().window_days
+        spikes = {t: [from_spike(s, total) for s in detection.spikes
+                      if (s.proto, s.port) == t] for t in targets}
+        for as_of in (last, date(2005, 6, 20), date(2006, 8, 20)):
+            batch = assess_ports(store, targets, as_of=as_of, spikes=spikes, kb=kb)
+            for (proto, port), got in zip(targets, batch, strict=True):
+                vulns = kb.port_vulnerabilities(port, proto, as_of=as_of, days=window)
+                one = decide(as_of=as_of, port=port, proto=proto, vulns=vulns,
+                             spikes=spikes[(proto, port)], service=got.service,
+                             exposure=port_exposure(store, port, proto, vulns=vulns,
+                                                    as_of=as_of))
+                assert got.as_dict() == one.as_dict(), (as_of, proto, port)
+            if as_of != last:
+                assert any(a.vulnerabilities for a in batch if a.port == 445)
+        assert derived.assess_many(store, targets, last, detection) == assess_ports(
+            store, targets, as_of=last, spikes=spikes, kb=kb)
+
+
 # -- errors -------------------------------------------------------------------------------
 
 

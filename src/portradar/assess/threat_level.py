@@ -322,6 +322,39 @@ def assess_port(store: Store, port: int, proto: int = 6, *, as_of: date,
                         internal=internal, kb=kb)[0]
 
 
+def _ports_with_fresh_facts(store: Store, targets: Sequence[tuple[int, int]], as_of: date,
+                            days: int) -> set[tuple[int, int]]:
+    """The targets with a CVE (``intel_cve_ports``) that has a fact dated in the ``days``
+    up to ``as_of``: patched or published (``intel_vulns``), exploit published or mass
+    attack (``intel_history``), added to KEV (``intel_kev``).  Every row of
+    :meth:`~portradar.intel.vulnerabilities.KnowledgeBase.port_vulnerabilities` with
+    ``days`` has one of those dates in the window, so the other targets' answer is
+    empty: one query for every target instead of one (20-30 ms) per target.
+    """
+    from portradar.intel.vulnerabilities import run
+
+    if not targets:
+        return set()
+    lo = as_of - timedelta(days=days)
+    keys = sorted({int(proto) * 65536 + int(port) for proto, port in targets})
+    rows = run(store,
+        """WITH fresh AS (
+               SELECT cve FROM intel_vulns
+               WHERE (patched > $lo AND patched <= $as_of)
+                  OR (published > $lo AND published <= $as_of)
+               UNION ALL
+               SELECT cve FROM intel_history
+               WHERE (exploit_published > $lo AND exploit_published <= $as_of)
+                  OR (mass_attack > $lo AND mass_attack <= $as_of)
+               UNION ALL
+               SELECT cve FROM intel_kev WHERE date_added > $lo AND date_added <= $as_of)
+           SELECT DISTINCT proto, port FROM intel_cve_ports
+           WHERE list_contains($keys, proto::INTEGER * 65536 + port::INTEGER)
+             AND cve IN (SELECT cve FROM fresh)""",
+        {"lo": lo, "as_of": as_of, "keys": keys}).to_pylist()
+    return {(int(r["proto"]), int(r["port"])) for r in rows}
+
+
 def assess_ports(store: Store, targets: Sequence[tuple[int, int]], *, as_of: date,
                  spikes: Mapping[tuple[int, int], Sequence[SpikeEvidence]] | None = None,
                  params: AssessParams | None = None, internal: Sequence[str] = (),
@@ -330,22 +363,21 @@ def assess_ports(store: Store, targets: Sequence[tuple[int, int]], *, as_of: dat
 
     The exposure of every port comes from one scan of the events
     (:func:`~portradar.intel.exposure.ports_exposure`), the knowledge base is opened
-    once, and a port that no CVE maps to (``intel_cve_ports``) skips the vulnerability
-    query, whose answer is empty for it.  ``spikes`` gives the spikes of some ports
-    (the others are detected as :func:`assess_port` does).
+    once, and a port none of whose CVEs has a fact dated in the window skips the
+    vulnerability query, whose answer is empty for it (:func:`_ports_with_fresh_facts`).
+    ``spikes`` gives the spikes of some ports (the others are detected as
+    :func:`assess_port` does).
     """
     from portradar.intel.port_registry import PortRegistry
-    from portradar.intel.vulnerabilities import run
 
     params = params or AssessParams()
     for _, port in targets:
         if not 1 <= port <= 65535:
             raise ValueError(f"port {port} is not 1-65535")
     kb = kb or KnowledgeBase.open(store)
-    mapped = {(int(r["proto"]), int(r["port"])) for r in run(
-        store, "SELECT DISTINCT proto, port FROM intel_cve_ports").to_pylist()}
+    fresh = _ports_with_fresh_facts(store, targets, as_of, params.window_days)
     vulns = {t: (kb.port_vulnerabilities(t[1], t[0], as_of=as_of, days=params.window_days)
-                 if t in mapped else []) for t in targets}
+                 if t in fresh else []) for t in targets}
     given = spikes or {}
     found = {t: (given[t] if t in given else port_spikes(store, t[1], t[0], as_of=as_of))
              for t in targets}
