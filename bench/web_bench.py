@@ -16,10 +16,12 @@ is server time plus a fraction of a millisecond of client.  Three cases per endp
 * ``new data``: the first request after an ingest changed the data: the previous
   answer is given while the new one is computed in the background.
 
-Target (issue #8): under 300 ms.  ``portradar serve`` computes the default overview
-before it accepts requests and recomputes it in the background after new data, so no
-request pays ``cold`` for the default overview; a port page or an overview of a range
-whose last day nobody asked for yet does.
+Target (issue #8): under 300 ms, met by every case including ``cold`` (the overview
+about 210 ms p50 on the shared 2-core machine, docs/web.md has the figures).
+``portradar serve`` also computes the default overview before it accepts requests and
+recomputes it in the background after new data, so no request pays ``cold`` for the
+default overview; a port page or an overview of a range whose last day nobody asked
+for yet does.
 
 Usage::
 

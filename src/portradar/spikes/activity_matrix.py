@@ -138,7 +138,7 @@ def from_store(store: Any, *, period: str = "day", scope: str = "all",
     some bucket (what :meth:`~portradar.spikes.spike_detector.SpikeDetector.candidate_rows`
     would pick), plus every row of the ``keep`` ``(proto, port)``; the sensor names
     stay those of every row.  The per-sensor daily matrix of 30 days of 20 sensors has
-    96,000 rows, of which a few thousand can alarm.
+    96,000 rows, of which 760 can alarm or belong to a spiking port.
     """
     from portradar.activity import new_sources as ns
 

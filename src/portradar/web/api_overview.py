@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import timedelta
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -249,6 +250,10 @@ def _events(store: Store, rng: TimeRange) -> int:
     return int(rows[0][0])
 
 
+def _given(value: Any) -> Any:
+    return value
+
+
 def assessments(ctx: RequestContext, rng: TimeRange) -> tuple[Any, list[Any]]:
     """The levels of the ports ``portradar assess`` looks at, on the range's last day,
     from one pass (:func:`derived.assess_many`); each level is also cached for the port
@@ -261,7 +266,7 @@ def assessments(ctx: RequestContext, rng: TimeRange) -> tuple[Any, list[Any]]:
         targets = derived.candidate_ports(ctx.store, as_of)
         found = derived.assess_many(ctx.store, targets, as_of, detection)
         for (proto, port), level in zip(targets, found, strict=True):
-            ctx.cached(("assess", proto, port, as_of), lambda level=level: level)
+            ctx.cached(("assess", proto, port, as_of), partial(_given, level))
         return derived.by_level(found)
 
     return as_of, ctx.cached(("assess_all", as_of), compute)

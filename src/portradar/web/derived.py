@@ -7,8 +7,8 @@ Nothing here detects anything itself: spikes and baselines come from
 the ports ``portradar assess`` picks, rules from :mod:`portradar.assess.block_rules` and
 :mod:`portradar.assess.ips_rules`.
 
-**Cache.**  The detector over every port of the store takes about a third of a second
-and the level of twenty ports about two (30 days of 20 sensors, measured with
+**Cache.**  The detector over every port of the store takes about 140 ms and the levels
+of twenty ports about 60 ms (30 days of 20 sensors, measured with
 ``bench/web_bench.py``); both depend only on the data.  So results are cached per *data
 version* (:meth:`~portradar.web.store_access.StoreAccess.version`: event and activity
 counts, the last ingest run, the scan watermark) in a small LRU: any ingest makes them
