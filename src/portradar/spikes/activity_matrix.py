@@ -234,14 +234,7 @@ def from_rows(tbl: Any, *, period: str, lo: int, hi: int, has_new: bool,
     protos = tbl.column("proto").to_numpy().astype(np.int64)
     ports = tbl.column("port").to_numpy().astype(np.int64)
     key = (sensor_codes + 1) * (256 * 131072) + protos * 131072 + (ports + 1)
-    if len(key) and bool((key[1:] >= key[:-1]).all()):  # rows in key order (the store's)
-        first = np.empty(len(key), bool)
-        first[0] = True
-        np.not_equal(key[1:], key[:-1], out=first[1:])
-        keys = key[first]
-        row = np.cumsum(first) - 1
-    else:
-        keys, row = np.unique(key, return_inverse=True)
+    keys, row = np.unique(key, return_inverse=True)
     col = (t - lo) // step
     n_rows = len(keys)
     shape = (n_rows, int(n_buckets))
