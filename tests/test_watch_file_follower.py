@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 from pathlib import Path
 
-from portradar.watch.file_follower import FileFollower
+from portradar.watch.file_follower import FileFollower, FilePosition
 
 
 def _drain(f: FileFollower, got: list[bytes], rounds: int = 20) -> None:
@@ -103,3 +104,54 @@ def test_copytruncate_then_more_than_was_read_before_the_next_poll(tmp_path: Pat
     _drain(f, got)
     assert got == [f"line {i}".encode() for i in [*range(20), *range(1000, 1100)]]
     assert f.recovered == [str(tmp_path / "fw.log.1.gz")]
+
+
+def _restored(pos: FilePosition | None) -> FilePosition:
+    """A position returned by ``read``, as the service stores and loads it (JSON)."""
+    assert pos is not None
+    return FilePosition(*json.loads(json.dumps(pos.as_tuple())))
+
+
+def test_two_rotations_while_down_read_the_middle_file_too(tmp_path: Path) -> None:
+    p = tmp_path / "fw.log"
+    with gzip.open(tmp_path / "fw.log.9.gz", "wt") as old:  # there before the first start
+        old.write("line -1\n")
+    _write(p, range(0, 10))
+    f = FileFollower(str(p))
+    got: list[bytes] = []
+    _drain(f, got)
+    saved = _restored(f.position)
+    f.close()  # the service is down from here
+    _write(p, range(10, 20))
+    os.rename(p, tmp_path / "fw.log.1")
+    _write(p, range(20, 30))
+    with open(tmp_path / "fw.log.1", "rb") as src, gzip.open(tmp_path / "fw.log.2.gz", "wb") as gz:
+        gz.write(src.read())
+    os.unlink(tmp_path / "fw.log.1")
+    os.rename(p, tmp_path / "fw.log.1")
+    _write(p, range(30, 40))
+    # restart; killed once more after two small reads of the recovery
+    f = FileFollower(str(p), saved, max_bytes=24)
+    for _ in range(2):
+        data, pos = f.read()
+        got.extend(data.splitlines())
+        f.commit(pos)
+    saved = _restored(pos)
+    f.close()
+    f = FileFollower(str(p), saved)
+    last = None
+    for _ in range(20):  # bounded
+        data, pos = f.read()
+        if not data:
+            break
+        got.extend(data.splitlines())
+        f.commit(pos)
+        last = pos
+    assert got == [f"line {i}".encode() for i in range(40)]
+    # a later restart from the last stored position reads nothing again
+    saved = _restored(last)
+    f.close()
+    again: list[bytes] = []
+    f = FileFollower(str(p), saved)
+    _drain(f, again)
+    assert again == [] and f.gaps == 0

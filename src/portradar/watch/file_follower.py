@@ -28,6 +28,10 @@ What logrotate does and what the follower does about it:
   follower was not running (or slower than the rotation), the old inode is gone; the
   rotated candidates (``fw.log.1``, ``fw.log.1.gz``, ``fw.log-20261126``...) are opened
   (decompressing) and the one whose head matches is read from the stored offset.
+* **several rotations while down**: the position remembers the heads of the rotated
+  files already read (and of those already there at the first start), the newest
+  :data:`MAX_KNOWN`; after the checkpointed file, every rotated file with an unknown
+  head is read in full, oldest first, then the current file.
 
 The same head+tail fingerprint idea as Vector's ``checksum`` fingerprint and Filebeat's
 ``fingerprint`` file identity (see :mod:`portradar.store.ledger`).
@@ -66,20 +70,45 @@ HEAD_BYTES = 4096
 #: 8 MiB is ~40,000 iptables lines, a few tens of ms of parsing).
 MAX_READ_BYTES = 8 << 20
 
+#: Rotated files remembered as read (``FilePosition.known``): logrotate keeps 4 to 52
+#: old files in common configurations (weekly × 4 by default, daily × 52 at most in
+#: Debian's own); 64 covers them all and is 5 KB of JSON in the checkpoint.
+MAX_KNOWN = 64
+
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zst": None}
 
 
 @dataclass(frozen=True)
 class FilePosition:
-    """Where a followed file has been read up to (what is checkpointed)."""
+    """Where a followed file has been read up to (what is checkpointed).
+
+    ``known``: (head length, head SHA-256) of the rotated files already read, or
+    already there when the follower first started; a rotated file not among them was
+    rotated away while the service was down and is read in full on restart.
+    """
 
     inode: int
     offset: int
     head_len: int
     head_sha: str
+    known: tuple[tuple[int, str], ...] = ()
 
-    def as_tuple(self) -> tuple[int, int, int, str]:
-        return self.inode, self.offset, self.head_len, self.head_sha
+    def __post_init__(self) -> None:  # JSON gives lists
+        object.__setattr__(self, "known", tuple((int(n), str(h)) for n, h in self.known))
+
+    def as_tuple(self) -> tuple[int, int, int, str, list[list[object]]]:
+        return (self.inode, self.offset, self.head_len, self.head_sha,
+                [[n, h] for n, h in self.known])
+
+    def at(self, offset: int) -> FilePosition:
+        return FilePosition(self.inode, offset, self.head_len, self.head_sha, self.known)
+
+    def knowing(self, head_len: int, head_sha: str) -> FilePosition:
+        """The same position, with one more rotated file known (the newest kept)."""
+        if head_len == 0 or (head_len, head_sha) in self.known:
+            return self
+        known = (*self.known, (head_len, head_sha))[-MAX_KNOWN:]
+        return FilePosition(self.inode, self.offset, self.head_len, self.head_sha, known)
 
 
 def _head_of(stream: BinaryIO, length: int = HEAD_BYTES) -> bytes:
@@ -122,7 +151,9 @@ class FileFollower:
         self.recovered: list[str] = []
         #: Bytes known to be lost (a rotated copy gone or unreadable), for the metrics.
         self.gaps = 0
-        self._old: tuple[BinaryIO, FilePosition] | None = None  # a rotated file to drain
+        #: Rotated files to drain before the current one: the file being read when it
+        #: was rotated, then files rotated away while the service was down.
+        self._old: list[tuple[BinaryIO, FilePosition]] = []
         self._old_returned: FilePosition | None = None
         self._resume()
 
@@ -135,18 +166,18 @@ class FileFollower:
         """The caller stored everything up to ``position`` (as returned by :meth:`read`)."""
         if position is None:
             return
-        if self._old is not None and position is self._old_returned:
-            self._old = (self._old[0], position)
+        if self._old and position is self._old_returned:
+            self._old[0] = (self._old[0][0], position)
             return
         self._pos = position
 
     def close(self) -> None:
-        for fh in (self._fh, self._old[0] if self._old else None):
+        for fh in (self._fh, *(f for f, _ in self._old)):
             if fh is not None:
                 with contextlib.suppress(OSError):
                     fh.close()
         self._fh = None
-        self._old = None
+        self._old = []
 
     def lag_bytes(self) -> int:
         """Bytes written to the file that were not read yet."""
@@ -165,9 +196,42 @@ class FileFollower:
         self._fh = fh
         return True
 
-    def _identify(self, fh: BinaryIO) -> FilePosition:
+    def _identify(self, fh: BinaryIO, known: tuple[tuple[int, str], ...] = ()) -> FilePosition:
         head = _head_of(fh)
-        return FilePosition(os.fstat(fh.fileno()).st_ino, 0, len(head), _sha(head))
+        return FilePosition(os.fstat(fh.fileno()).st_ino, 0, len(head), _sha(head), known)
+
+    def _unread(self, known: tuple[tuple[int, str], ...], skip: list[tuple[int, str]],
+                ) -> list[tuple[BinaryIO, FilePosition]]:
+        """Rotated files whose head is neither ``known`` nor in ``skip``, oldest first,
+        opened at 0 (decompressing): rotated away while the service was down."""
+        out = []
+        seen = [(n, h) for n, h in (*known, *skip) if n > 0]  # an empty head matches all
+        for cand in reversed(self._rotated_candidates()):
+            fh = _open_any(cand)
+            if fh is None:
+                continue
+            try:
+                head = fh.read(HEAD_BYTES)
+                fh.seek(0)
+            except (OSError, EOFError, lzma.LZMAError):
+                head = b""
+            if head and not any(len(head) >= n and _sha(head[:n]) == h for n, h in seen):
+                out.append((fh, FilePosition(0, 0, len(head), _sha(head))))
+                seen.append((len(head), _sha(head)))
+                self.recovered.append(cand)
+                continue
+            with contextlib.suppress(OSError):
+                fh.close()
+        return out
+
+    def _known_heads(self) -> tuple[tuple[int, str], ...]:
+        """Heads of the rotated files there now (a first start leaves them unread)."""
+        found = self._unread((), [])
+        for fh, _ in found:
+            with contextlib.suppress(OSError):
+                fh.close()
+        self.recovered = []
+        return tuple((p.head_len, p.head_sha) for _, p in found)[-MAX_KNOWN:]
 
     def _rotated_candidates(self) -> list[str]:
         found = set(glob.glob(glob.escape(self.path) + ".*"))
@@ -211,17 +275,22 @@ class FileFollower:
         assert self._fh is not None
         pos = self._pos
         if pos is None:
-            self._pos = self._identify(self._fh)
+            self._pos = self._identify(self._fh, self._known_heads())
             return
         if self._matches(self._fh, pos):
             return
-        # the checkpointed file was rotated (and maybe compressed) while we were away
+        # the checkpointed file was rotated (and maybe compressed) while we were away,
+        # and maybe more files after it: read it from the offset, then those in full
+        current = self._identify(self._fh, pos.known)
         copy = self._find_copy(pos)
         if copy is not None:
-            self._old = (copy, pos)
+            self._old.append((copy, pos))
         else:
             self.gaps += 1
-        self._pos = self._identify(self._fh)
+        self._old += self._unread(pos.known, [(pos.head_len, pos.head_sha),
+                                              (current.head_len, current.head_sha)])
+        self._pos = current if copy is not None else current.knowing(pos.head_len,
+                                                                      pos.head_sha)
 
     # -- reading ------------------------------------------------------------------------
     def _read_lines(self, fh: BinaryIO, offset: int, final: bool) -> tuple[bytes, int]:
@@ -247,27 +316,32 @@ class FileFollower:
         Nothing changes until :meth:`commit` is called with the returned position, so a
         failed store simply reads the same lines again.
         """
-        if self._old is not None:
-            fh, pos = self._old
+        while self._old:
+            fh, pos = self._old[0]
             data, end = self._read_lines(fh, pos.offset, final=True)
             if data:
                 # checkpointing the old file's position is right: a restart finds the
-                # copy by its head, finishes it, then reads the current file from 0
-                new = FilePosition(pos.inode, end, pos.head_len, pos.head_sha)
+                # copy by its head, finishes it, then the files after it, then the
+                # current file from 0 (the known heads say which files are done)
+                assert self._pos is not None
+                new = FilePosition(pos.inode, end, pos.head_len, pos.head_sha,
+                                   self._pos.known)
                 self._old_returned = new
                 return data, new
             with contextlib.suppress(OSError):
                 fh.close()
-            self._old = None
+            self._old.pop(0)
+            if self._pos is not None:
+                self._pos = self._pos.knowing(pos.head_len, pos.head_sha)
         if self._fh is None and not self._open_current():
             return b"", self._pos
         if self._fh is None:
             return b"", self._pos
         if self._pos is None or self._pos.head_len == 0:
-            fresh = self._identify(self._fh)
+            known = self._pos.known if self._pos else ()
+            fresh = self._identify(self._fh, known)
             if self._pos is None or fresh.inode == self._pos.inode:
-                self._pos = FilePosition(fresh.inode, self._pos.offset if self._pos else 0,
-                                         fresh.head_len, fresh.head_sha)
+                self._pos = fresh.at(self._pos.offset if self._pos else 0)
         pos = self._pos
         assert pos is not None
         try:
@@ -282,7 +356,7 @@ class FileFollower:
         rotated = st_path is not None and st_path.st_ino != pos.inode
         data, end = self._read_lines(self._fh, pos.offset, final=rotated)
         if data:
-            return data, FilePosition(pos.inode, end, pos.head_len, pos.head_sha)
+            return data, pos.at(end)
         if rotated:
             # create mode: the old file is drained, switch to the new one
             self._fh.close()
@@ -290,25 +364,25 @@ class FileFollower:
             if not self._open_current():
                 return b"", self._pos
             assert self._fh is not None
-            new = self._identify(self._fh)
-            self._pos = new
+            self._pos = self._identify(self._fh, pos.known).knowing(pos.head_len, pos.head_sha)
             return self.read()
         if pos.head_len < HEAD_BYTES and size > pos.head_len:
             # the head grew: re-identify (same content start, longer head)
             head = _head_of(self._fh)
             if _sha(head[: pos.head_len]) == pos.head_sha:
-                self._pos = FilePosition(pos.inode, pos.offset, len(head), _sha(head))
+                self._pos = FilePosition(pos.inode, pos.offset, len(head), _sha(head),
+                                         pos.known)
         return b"", self._pos
 
     def _truncated(self, pos: FilePosition) -> tuple[bytes, FilePosition | None]:
         """copytruncate: read the copy past our offset, then the file from 0."""
         copy = self._find_copy(pos)
         assert self._fh is not None
-        fresh = self._identify(self._fh)
-        self._pos = FilePosition(fresh.inode, 0, fresh.head_len, fresh.head_sha)
+        self._pos = self._identify(self._fh, pos.known)
         if copy is not None:
-            self._old = (copy, pos)
+            self._old.append((copy, pos))
         else:
             self.gaps += 1
+            self._pos = self._pos.knowing(pos.head_len, pos.head_sha)
         return self.read()
 
