@@ -186,9 +186,8 @@ class WatchService:
             if not data:
                 return [], None
             return [self._parse(state, data)], pos
-        if state.config.type == "syslog":
-            data = state.listener.drain()
-            return ([self._parse(state, data)] if data else []), None
+        if state.config.type == "syslog":  # pieces: the UDP thread runs between them
+            return [self._parse(state, d) for d in state.listener.drain_chunks()], None
         if state.config.type == "capture":
             before = state.listener.counts["packets"]
             batch = state.listener.drain()
@@ -245,7 +244,6 @@ class WatchService:
         self._dirty = False
         self._last_detect = time.monotonic()
         self.counters["detections"] += 1
-        self._assessor.forget()
         sightings, newest = seen.spike_sightings(self.store, self.config.period)
         if newest is None:
             return []
@@ -254,7 +252,9 @@ class WatchService:
             sightings += seen.campaign_sightings(self.store, newest)
         as_of = date.fromisoformat(newest[:10])
         ports = {(a.proto, a.port) for a in self.book.alerts("open")}
-        ports |= seen.level_candidates(self.store, as_of)
+        self._assessor.forget(ports)  # new events may change their level; others: daily
+        ports |= self._assessor.due(seen.level_candidates(self.store, as_of) - ports, as_of,
+                                    seen.LEVEL_BUDGET)
         sightings += seen.level_sightings(ports, as_of, newest, self._assessor)
         since = self.store.setting("watch_since") or None
         with self.store.transaction():

@@ -85,10 +85,11 @@ DEFAULT_PORT = 514
 #: than a detection round took in ``bench/syslog_bench.py``.
 BUFFER_BYTES = 64 << 20
 #: Kernel receive buffer asked for on the UDP socket (``SO_RCVBUFFORCE`` when the
-#: process may, else ``SO_RCVBUF``, capped by ``net.core.rmem_max``): 32 MiB holds about
-#: 0.3 s of 100,000 datagrams/s at the ~1 KiB the kernel charges per small datagram,
-#: enough to ride out a pause of the receiving thread (measured in the bench).
-RECEIVE_BUFFER = 32 << 20
+#: process may, else ``SO_RCVBUF``, capped by ``net.core.rmem_max``; Linux doubles it
+#: for its bookkeeping): 64 MiB, about a second of 100,000 datagrams/s at the ~1 KiB
+#: the kernel charges per small datagram, to ride out a pause of the receiving thread
+#: (``bench/syslog_bench.py`` lost datagrams in the kernel with 32 MiB on a busy machine).
+RECEIVE_BUFFER = 64 << 20
 #: Longest frame accepted: rsyslog's default ``maxMessageSize`` (8 KiB; RFC 5425 asks
 #: receivers for at least 2 KiB).  A kernel LOG line with its syslog header is < 1 KiB.
 MAX_FRAME = 8 << 10
@@ -101,6 +102,9 @@ UDP_BATCH = 1024
 #: (about 200 datagrams at 100,000/s) instead of one: far below what the socket buffer
 #: holds, and it keeps the thread from spinning on single datagrams.
 UDP_PAUSE = 0.002
+#: Bytes per parser call in :meth:`SyslogListener.drain_chunks`: about 30,000 lines, a
+#: few tens of ms in the iptables kernels, during which the UDP thread waits for the GIL.
+PARSE_CHUNK = 8 << 20
 POLL_SECONDS = 0.2
 
 _MSG_DONTWAIT = 0x40
@@ -446,6 +450,27 @@ class SyslogListener:
                 del self._buf[:cut]
             self._cond.notify_all()
         return data
+
+    def drain_chunks(self, chunk_bytes: int = PARSE_CHUNK) -> list[memoryview]:
+        """What :meth:`drain` returns, cut at line ends into pieces of about ``chunk_bytes``.
+
+        The service parses piece by piece: the parser's compiled kernels hold the GIL,
+        and between pieces the UDP thread gets it back to empty its socket.
+
+        >>> lis = SyslogListener()
+        >>> lis._buf += b"a\\nbb\\nccc\\n"
+        >>> [bytes(c) for c in lis.drain_chunks(4)]
+        [b'a\\nbb\\n', b'ccc\\n']
+        """
+        data = self.drain()
+        view = memoryview(data)
+        out = []
+        start, n = 0, len(data)
+        while start < n:  # one pass per chunk, not per line
+            end = data.find(b"\n", min(n, start + chunk_bytes) - 1) + 1 or n
+            out.append(view[start:end])
+            start = end
+        return out
 
     def pending_bytes(self) -> int:
         with self._cond:
