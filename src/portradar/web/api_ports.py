@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from portradar.activity.periods import proto_name, table_for
 from portradar.web import derived
@@ -79,8 +79,9 @@ class SpikeItem(BaseModel):
     status: str
     peak_sources: int
     baseline_sources: float
-    period: str
-    doubling_hours: float | None
+    period: str = Field(description="The detector that found it: hour or day.")
+    doubling_hours: float | None = Field(
+        description="Doubling time of the sources, in hours (growth spikes; else null).")
 
 
 class Vulnerability(BaseModel):
