@@ -164,6 +164,15 @@ def test_level_candidates_are_ports_with_fresh_news(store: Store) -> None:
     assert assessor(6, 445, date(2005, 6, 17)) is first and len(assessor.memo) == 1
     assessor.forget()
     assert not assessor.memo
+    # other candidates: once a day, a budget of new ones per round
+    day = date(2005, 6, 17)
+    assessor.memo[(6, 445, day)] = ("yellow", [], [])
+    assessor.memo[(6, 445, date(2005, 6, 16))] = ("green", [], [])
+    assert assessor.due({(6, 445), (6, 80), (6, 22), (6, 23)}, day, budget=2) == {
+        (6, 445), (6, 22), (6, 23)}
+    assert list(assessor.memo) == [(6, 445, day)]  # the day before is dropped
+    assessor.forget({(6, 445)})
+    assert not assessor.memo
 
 
 def test_watch_tells_a_campaign_that_makes_a_spike_once(tmp_path: Path) -> None:
@@ -209,3 +218,57 @@ path = "{log}"
 def _iptables(ts: str, src: str, port: int, dst: int = 1) -> str:
     return (f"{ts} fw kernel: DROP IN=eth0 OUT= SRC={src} DST=198.51.100.{dst} LEN=40 TTL=50 "
             f"ID=1 PROTO=TCP SPT=40000 DPT={port} WINDOW=1024 RES=0x00 SYN URGP=0\n")
+
+
+def test_watch_opens_escalates_resolves_a_level_alert_from_the_bundled_history(
+        tmp_path: Path) -> None:
+    """Replay of summer 2005 (no spike at all): MS05-039 is patched on 08-09 and exploited
+    on 08-11 (yellow), Zotob is a mass attack on 08-14 (orange); 30 days later the news is
+    old (green).  The bundled history alone makes the level change, and the watch tells it
+    as one alert on tcp/445."""
+    from datetime import timedelta
+
+    from portradar.watch.config import WatchConfig
+    from portradar.watch.service import WatchService
+
+    log = tmp_path / "fw.log"
+    log.write_text("")
+    cfg = WatchConfig.from_text(f"""
+[watch]
+period = "day"
+detect_seconds = 3600
+scanners = false
+[[input]]
+type = "file"
+path = "{log}"
+""")
+    first = date(2005, 7, 25)
+    levels = {}
+    with Store.open(tmp_path / "l.duckdb") as store:
+        svc = WatchService(store, cfg, sinks=[])
+        for k in range(60):  # one day at a time, two quiet probes on port 80 a day
+            day = first + timedelta(days=k)
+            with open(log, "a") as fh:
+                fh.writelines(_iptables(f"{day}T1{j}:00:00Z", f"192.0.2.{k % 50 + j + 1}", 80)
+                              for j in range(2))
+            for _ in range(10):  # bounded
+                if svc.step() == 0 and svc.inputs[0].events == 2 * (k + 1):
+                    break
+            svc.detect()
+            levels[day] = [(a.kind, a.status, a.level, a.severity) for a in svc.book.alerts()]
+        outbox = store.con.execute(
+            "SELECT transition, at_time FROM alert_outbox ORDER BY outbox_id").fetchall()
+        (escalated,) = store.con.execute(
+            "SELECT payload FROM alert_outbox WHERE transition = 'escalate'").fetchone()
+        (alert,) = svc.book.alerts()
+        svc.close()
+    assert levels[date(2005, 8, 9)] == []
+    assert levels[date(2005, 8, 10)] == [("level", "open", "yellow", 1)]
+    assert levels[date(2005, 8, 13)] == [("level", "open", "orange", 2)]
+    assert levels[date(2005, 9, 9)] == [("level", "resolved", "green", 2)]
+    assert [t for t, _ in outbox] == ["open", "escalate", "resolve"]
+    assert [at[:10] for _, at in outbox] == ["2005-08-10", "2005-08-13", "2005-09-09"]
+    assert (alert.proto, alert.port) == (6, 445)
+    told = json.loads(escalated)["alert"]
+    assert any("MS05-039" in r for r in told["reasons"]), told["reasons"]
+    assert any(a.startswith("block tcp/445 inbound") for a in told["actions"]), told["actions"]
