@@ -239,7 +239,7 @@ def run_sender(args: argparse.Namespace) -> dict[str, Any]:
         mmsg = _Sendmmsg(u)
     cpu0 = os.times()
     t0 = time.monotonic()
-    sent = 0
+    sent = accepted = 0
     tick = 0
     t_first = t_last = None
     deadline = t0 + args.duration * 3 + 30
@@ -257,8 +257,8 @@ def run_sender(args: argparse.Namespace) -> dict[str, Any]:
             if lo >= hi:
                 continue
             la, lb = a + lo - int(bounds[si]), a + hi - int(bounds[si])
-            if mmsg is not None:
-                mmsg.send(buf.ctypes.data, st[la:lb], en[la:lb])
+            if mmsg is not None:  # datagrams the kernel took, not the ones planned
+                accepted += mmsg.send(buf.ctypes.data, st[la:lb], en[la:lb])
             elif tick % 2 == 0:  # newline framing: the lines as they are, LF included
                 socks[0].sendall(buf[st[la]:en[lb - 1] + 1].data)
             else:
@@ -275,6 +275,8 @@ def run_sender(args: argparse.Namespace) -> dict[str, Any]:
     for s in socks:
         s.close()
     cpu1 = os.times()
+    if mmsg is not None:
+        sent = accepted
     return {"sent": sent, "planned": n_total, "t0": t0, "t_end": t_end,
             "campaign_first": t_first, "campaign_last": t_last, "campaign_lines": k,
             "campaign_header": header.decode(errors="replace"),
