@@ -88,7 +88,7 @@ def _differences(store: Path, other: Path, table: str, exclude: str = "") -> tup
                     f"SELECT {cols} FROM {b})").fetchall()[0][0]
         for a, b in ((table, f"other.{table}"), (f"other.{table}", table)))
     con.close()
-    return out  # type: ignore[return-value]
+    return out[0], out[1]
 
 
 def _rows(path: Path, sql: str) -> list[tuple]:
