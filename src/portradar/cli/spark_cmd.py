@@ -37,7 +37,9 @@ def run_jobs(job: str, archive: str, out: str, *, master: str = "local[2]",
     session = spark or build_session(
         master, shuffle_partitions=shuffle_partitions or DEFAULT_SHUFFLE_PARTITIONS)
     summary: dict[str, Any] = {"job": job, "archive": archive, "out": out, "master": master}
-    events = read_archive(session, archive).cache()
+    # not cached: an archive is usually bigger than the executors' memory, and each
+    # job's first shuffle reads only the columns it needs from the Parquet files
+    events = read_archive(session, archive)
     summary["events"] = events.count()
     store = Store.open(store_path) if store_path else None
     try:
@@ -68,7 +70,6 @@ def run_jobs(job: str, archive: str, out: str, *, master: str = "local[2]",
             summary.update({f"rows_{k}": v for k, v in loaded.items()})
             summary["load_seconds"] = round(time.perf_counter() - started, 1)
     finally:
-        events.unpersist()
         if store is not None:
             store.close()
     return summary
