@@ -32,8 +32,16 @@ no benchmark can store.  The replay is a log collector catching up at 100,000 li
 every line is still received, framed, parsed, stored and detected on in real time.  The
 cost this hides is that of one very large current day: the service recomputes the
 per-port activity of every day that received events in a round, so at a sustained
-100,000 lines/s on one day each round gets slower as the day fills (the gap is reported
-in ``docs/watch.md``).
+100,000 lines/s on one day each round gets slower as the day fills.
+
+Stages, to tell the listener's cost from the service's:
+
+* ``--stage service`` (default): the whole service as above;
+  ``--watch "detect_seconds = 1e9" --watch "scanners = false"`` measures its ingest
+  path alone (listener, parser, DuckDB; no detection rounds, so no latency figure);
+* ``--stage listener``: :class:`~portradar.watch.syslog_listener.SyslogListener` alone
+  in a subprocess, drained every 0.2 s and its lines counted (``--parse``: parsed with
+  the iptables reader too), no store.
 
 Accounting printed, each beside its target: lines sent, stored (``event_rows``),
 skipped by the parser, and for UDP the listener's own drops (buffer full) and the
@@ -46,6 +54,8 @@ Usage::
 
     python bench/syslog_bench.py                       # TCP then UDP, 60 s each
     python bench/syslog_bench.py --proto tcp --duration 10 --json out.json
+    python bench/syslog_bench.py --watch "detect_seconds = 1e9" --watch "scanners = false"
+    python bench/syslog_bench.py --stage listener --parse
 """
 
 from __future__ import annotations
