@@ -81,8 +81,10 @@ log = logging.getLogger(__name__)
 #: of the root rights 514 needs, so the config usually names its own).
 DEFAULT_PORT = 514
 #: Bytes held for the service before UDP drops and TCP back-pressure start: 64 MiB is
-#: about 2.8 s at 100,000 lines/s of ~230-byte iptables lines (the issue's rate), longer
-#: than a detection round took in ``bench/syslog_bench.py``.
+#: about 2.5 s at 100,000 lines/s of ~260-byte syslog lines (the issue's rate), many
+#: 1-second micro-batches.  A service round longer than that (a detection round over
+#: millions of stored events, measured by ``bench/syslog_bench.py``) holds TCP senders
+#: back and makes UDP drop: more buffer would only postpone it.
 BUFFER_BYTES = 64 << 20
 #: Kernel receive buffer asked for on the UDP socket (``SO_RCVBUFFORCE`` when the
 #: process may, else ``SO_RCVBUF``, capped by ``net.core.rmem_max``; Linux doubles it
