@@ -15,6 +15,19 @@ days after them that have activity are recomputed.  Not done during ingest: it w
 slow ingest several times over.  Days whose raw events were removed
 by retention keep the counts they had.
 
+**Incremental.**  Recounting rescanned :data:`LOOKBACK_DAYS` days of raw events every
+time (``portradar watch`` measured 15.2 s a round at 6 million stored events).  Now
+``port_new_sources_last`` keeps, for every (sensor, proto, port, source) seen in the
+lookback, the last hour it was seen before the *first unfolded day* (``port_new_sources_mark``);
+a computation reads the raw events from that day on only, with the state rows of the
+keys they contain standing in for the older history (``lag()`` needs only the latest
+earlier hour of a key; for ``'*'`` the latest over the sensors).  Days are folded into
+the state once the newest event is :data:`FOLD_HOURS` into a later day, so in steady
+state a round reads the current day.  A stale day before the first unfolded day (a
+late event, a back-fill, a first run) rebuilds the state from the
+:data:`LOOKBACK_DAYS` days of raw events before it, then proceeds as before: the
+results are those of a full recount (``tests/test_activity_new_sources.py``).
+
 >>> from portradar.store import Store
 >>> from portradar.events.schema import make_batch
 >>> DAY = 86_400_000_000
@@ -32,6 +45,7 @@ by retention keep the counts they had.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from portradar.store.duckdb_store import Store
@@ -41,6 +55,15 @@ LOOKBACK_DAYS = 30
 
 _TABLES = {"hour": "port_new_sources_hourly", "day": "port_new_sources_daily"}
 _BOOK = "port_new_sources_days"
+#: Per (sensor id, proto, port, source key): the last hour it was seen before the
+#: first unfolded day (:data:`_MARK`); keys older than the lookback are pruned.
+_LAST = "port_new_sources_last"
+_MARK = "port_new_sources_mark"
+#: A day is folded into :data:`_LAST` once the newest event is this many hours into a
+#: later day: syslog senders' clocks and batching put a few late lines after midnight,
+#: and a late line for a folded day costs a full rebuild (a 30-day raw scan).
+FOLD_HOURS = 1
+_EPOCH = date(1970, 1, 1)
 
 
 def table_name(period: str) -> str:
@@ -63,14 +86,74 @@ def ensure_tables(store: Store) -> None:
                     port INTEGER NOT NULL, new_sources UBIGINT NOT NULL)""")
     store.con.execute(f"CREATE TABLE IF NOT EXISTS {_BOOK} (day DATE PRIMARY KEY, "
                       "records UBIGINT, rows UBIGINT)")
+    store.con.execute(f"CREATE TABLE IF NOT EXISTS {_LAST} (sensor INTEGER NOT NULL, "
+                      "proto UTINYINT NOT NULL, port INTEGER NOT NULL, k UBIGINT NOT NULL, "
+                      "h BIGINT NOT NULL)")
+    store.con.execute(f"CREATE TABLE IF NOT EXISTS {_MARK} (day DATE)")
 
 
 #: One UBIGINT per source address, as the store's activity refresh keys them.
 _SOURCE_KEY = "CASE WHEN src_hi = 0 THEN src_lo ELSE hash(src_hi, src_lo) | (1::UBIGINT << 63) END"
 
 
+def _day_number(day: Any) -> int:
+    return (day - _EPOCH).days
+
+
+def _state_day(store: Store) -> int | None:
+    """First day not folded into :data:`_LAST` (None: no state yet)."""
+    row = store.con.execute(f"SELECT day FROM {_MARK}").fetchone()
+    return None if row is None or row[0] is None else _day_number(row[0])
+
+
+def _set_state_day(store: Store, day: int) -> None:
+    store.con.execute(f"DELETE FROM {_MARK}")
+    store.con.execute(f"INSERT INTO {_MARK} VALUES (DATE '1970-01-01' + CAST(? AS INTEGER))",
+                      [day])
+
+
+def _rebuild_state(store: Store, day: int) -> None:
+    """Last hour of every key in the :data:`LOOKBACK_DAYS` days before ``day``, from raw."""
+    con = store.con
+    con.execute(f"DELETE FROM {_LAST}")
+    con.execute(
+        f"""INSERT INTO {_LAST}
+            SELECT sensor_id, proto, activity_port(proto, dport, icmp_type), {_SOURCE_KEY},
+                   max(epoch_us(ts) // 3600000000)
+            FROM event_rows
+            WHERE ts >= make_timestamp(CAST(? AS BIGINT) * 86400000000)
+                          - INTERVAL {LOOKBACK_DAYS} DAY
+              AND ts < make_timestamp(CAST(? AS BIGINT) * 86400000000)
+            GROUP BY ALL""", [day, day])
+    _set_state_day(store, day)
+
+
+def _fold(store: Store, first: int, upto: int) -> None:
+    """Fold the raw keys of days ``first`` .. ``upto - 1`` (in ``_ns_raw``) into the state."""
+    if upto <= first:
+        return
+    con = store.con
+    keep = upto * 24 - 24 * LOOKBACK_DAYS  # older last hours cannot matter any more
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _ns_fold AS
+            SELECT sensor, proto, port, k, max(h) AS h FROM (
+                SELECT sensor, proto, port, k, h FROM {_LAST}
+                UNION ALL
+                SELECT sensor, proto, port, k, h FROM _ns_raw WHERE h < ? * 24)
+            WHERE h >= ? GROUP BY ALL""", [upto, keep])
+    con.execute(f"DELETE FROM {_LAST}")
+    con.execute(f"INSERT INTO {_LAST} SELECT * FROM _ns_fold")
+    con.execute("DROP TABLE _ns_fold")
+    _set_state_day(store, upto)
+
+
 def _compute(store: Store, days: list[Any]) -> None:
-    """Recompute the given days (every sensor and '*')."""
+    """Recompute the given days (every sensor and '*').
+
+    The keys seen before the first unfolded day come from :data:`_LAST` (one row per
+    key, its last hour); only the raw events from that day on are read.  A day before
+    it (a late event, or a first run) rebuilds the state from the raw events first.
+    """
     if not days:
         return
     con = store.con
@@ -78,15 +161,28 @@ def _compute(store: Store, days: list[Any]) -> None:
     n = LOOKBACK_DAYS
     con.execute("CREATE OR REPLACE TEMP TABLE _ns_days AS "
                 "SELECT CAST(unnest(?::DATE[]) - DATE '1970-01-01' AS BIGINT) AS d", [days])
-    lo, hi = min(days), max(days)
-    # distinct (hour, sensor, port, source) from the lookback before the first day on
+    lo, hi = _day_number(min(days)), _day_number(max(days))
+    first = _state_day(store)
+    if first is None or lo < first:
+        _rebuild_state(store, lo)
+        first = lo
+    # distinct (hour, sensor, port, source) from the first unfolded day on, and the
+    # last hour before it of each of their keys (lag() only needs the latest one)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _ns_seen AS
+        f"""CREATE OR REPLACE TEMP TABLE _ns_raw AS
             SELECT DISTINCT epoch_us(ts) // 3600000000 AS h, sensor_id AS sensor, proto,
                    activity_port(proto, dport, icmp_type) AS port, {_SOURCE_KEY} AS k
             FROM event_rows
-            WHERE ts >= CAST(? AS TIMESTAMP) - INTERVAL {n} DAY
-              AND ts < CAST(? AS TIMESTAMP) + INTERVAL 1 DAY""", [lo, hi])
+            WHERE ts >= make_timestamp(CAST(? AS BIGINT) * 86400000000)
+              AND ts < make_timestamp(CAST(? AS BIGINT) * 86400000000) + INTERVAL 1 DAY""",
+        [first, hi])
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _ns_seen AS
+            SELECT h, sensor, proto, port, k FROM _ns_raw
+            UNION ALL
+            SELECT s.h, s.sensor, s.proto, s.port, s.k FROM {_LAST} s
+            SEMI JOIN (SELECT DISTINCT proto, port, k FROM _ns_raw) r USING (proto, port, k)
+            WHERE s.h >= ? * 24 - {24 * n}""", [lo])
     con.execute(f"DELETE FROM {_TABLES['hour']} WHERE CAST(bucket AS DATE) IN "
                 "(SELECT DATE '1970-01-01' + CAST(d AS INTEGER) FROM _ns_days)")
     con.execute(f"DELETE FROM {_TABLES['day']} WHERE bucket IN "
@@ -122,7 +218,13 @@ def _compute(store: Store, days: list[Any]) -> None:
             WHERE sensor = '*' AND bucket IN
                   (SELECT DATE '1970-01-01' + CAST(d AS INTEGER) FROM _ns_days)
             GROUP BY bucket""")
+    (newest,) = con.execute("SELECT max(h) FROM _ns_raw").fetchone() or (None,)
+    if newest is not None:  # fold the days before the newest (less FOLD_HOURS)
+        _fold(store, first, min(hi + 1, (int(newest) - FOLD_HOURS) // 24))
     con.execute("DROP TABLE _ns_seen")
+    con.execute("DROP TABLE _ns_raw")
+
+
 
 
 def _with_followers(store: Store, days: list[Any]) -> list[Any]:
