@@ -860,13 +860,25 @@ def gather_spans(buf, starts, ends):  # pragma: no cover - jit
     return offsets, data
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _same_span(buf, a, a_end, b, b_end):  # pragma: no cover - jit
+    """Whether ``buf[a:a_end]`` and ``buf[b:b_end]`` hold the same bytes."""
+    if a_end - a != b_end - b:
+        return False
+    for j in range(a_end - a):
+        if buf[a + j] != buf[b + j]:
+            return False
+    return True
+
+
 @numba.njit(cache=True, nogil=True)
 def encode_spans(buf, starts, ends):  # pragma: no cover - jit
     """Dictionary-encode byte spans without copying them.
 
     Returns ``codes`` (int32, -1 for an absent or empty span) and, for each code, the
     row of its first occurrence.  An open-addressing table keyed by the FNV-1a hash
-    of the bytes, with a byte comparison on every hash match.
+    of the bytes, with a byte comparison on every hash match; a span equal to the
+    previous non-empty one (neighbouring lines of one host's burst) skips the hash.
     """
     n = starts.shape[0]
     size = 16
@@ -877,24 +889,16 @@ def encode_spans(buf, starts, ends):  # pragma: no cover - jit
     codes = np.full(n, -1, np.int32)
     first = np.empty(n, np.int64)
     ncodes = 0
-    last = -1  # the previous non-empty row: neighbours often repeat (one host's burst)
+    last = -1
     for i in range(n):
         s = starts[i]
         e = ends[i]
         if s < 0 or e <= s:
             continue
-        if last >= 0:
-            ls = starts[last]
-            if ends[last] - ls == e - s:
-                same = True
-                for j in range(e - s):
-                    if buf[ls + j] != buf[s + j]:
-                        same = False
-                        break
-                if same:
-                    codes[i] = codes[last]
-                    last = i
-                    continue
+        if last >= 0 and _same_span(buf, starts[last], ends[last], s, e):
+            codes[i] = codes[last]
+            last = i
+            continue
         last = i
         h = np.uint64(14695981039346656037)
         for j in range(s, e):
@@ -909,15 +913,8 @@ def encode_spans(buf, starts, ends):  # pragma: no cover - jit
                 ncodes += 1
                 break
             r = first[c]
-            rs = starts[r]
-            if ends[r] - rs == e - s:
-                same = True
-                for j in range(e - s):
-                    if buf[rs + j] != buf[s + j]:
-                        same = False
-                        break
-                if same:
-                    codes[i] = c
-                    break
+            if _same_span(buf, starts[r], ends[r], s, e):
+                codes[i] = c
+                break
             slot = (slot + 1) & mask
     return codes, first[:ncodes]
