@@ -1,10 +1,9 @@
 """Load test of ``portradar collect serve``: a bounded number of signed batches from a
 local thread pool, reporting batches/s, events/s and p50/p99 latency.
 
-wrk was the first choice of load generator, but every request must carry a fresh nonce
-and its own HMAC (a repeated request is a replay, refused 409), which wrk cannot compute
-without a Lua HMAC library; so the messages are made and signed in advance here and
-sent by a thread pool over keep-alive-less ``http.client`` connections.  The collector
+The wrk-driven load test is ``bench/collector_load.py`` (pre-signed bodies, each with a
+fresh nonce, sent once); this is its thread-pool twin over keep-alive-less
+``http.client`` connections, with the same signed bodies.  The collector
 runs as a separate process on loopback (as in production), with a fresh store.
 
     python bench/collector_bench.py --requests 300 --events 1000 --threads 4
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,40 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from portradar.collect import signing
-from portradar.collect.batch_codec import BatchHeader, encode, encode_body
+# the signed request bodies and the free port come from the wrk load test's driver
+from collector_load import free_port, signed_messages
+
 from portradar.collect.collector import Collector
-from portradar.events.schema import make_batch
 from portradar.store.duckdb_store import Store
-
-TS0 = 1_780_000_000_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def messages(keys: dict[str, bytes], requests: int, events: int) -> list[tuple[str, bytes, str]]:
-    rng = np.random.default_rng(7)
-    out = []
-    sensors = list(keys)
-    for i in range(requests):
-        sensor = sensors[i % len(sensors)]
-        batch = make_batch({
-            "ts": TS0 + np.arange(i * events, (i + 1) * events, dtype=np.int64) * 1000,
-            "src_lo": 0xFFFF_0000_0000 + rng.integers(1, 1 << 32, events, dtype=np.uint64),
-            "dst_lo": 0xFFFF_C000_0200 + rng.integers(0, 256, events, dtype=np.uint64),
-            "proto": np.full(events, 6, np.uint8),
-            "sport": rng.integers(1024, 65535, events, dtype=np.uint16),
-            "dport": rng.choice(np.array([22, 23, 445, 3389, 80], np.uint16), events),
-            "outcome": 1, "sensor": sensor, "format": "iptables"})
-        header = BatchHeader(batch_id=f"{i:032x}", sensor=sensor, ts=time.time(),
-                             nonce=signing.new_nonce(), events=events)
-        msg = encode(header, encode_body(batch))
-        out.append((sensor, msg, signing.sign(keys[sensor], msg)))
-    return out
+    return signed_messages(keys, requests, events, seed=0)
 
 
 def post(port: int, item: tuple[str, bytes, str]) -> tuple[int, float]:
