@@ -29,8 +29,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from importlib.resources import files
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -48,6 +50,10 @@ from portradar.watch.file_follower import FileFollower, FilePosition
 from portradar.watch.syslog_listener import SyslogListener
 
 log = logging.getLogger(__name__)
+
+#: Attempts at a micro-batch's transaction when DuckDB reports a write conflict with the
+#: detection thread (the tables they write are disjoint, so one retry is the most seen).
+INGEST_ATTEMPTS = 5
 
 POSITIONS_SQL = """
 CREATE TABLE IF NOT EXISTS watch_positions (
@@ -77,6 +83,14 @@ class InputState:
     last_arrival: float = 0.0
 
 
+def _cursor_store(store: Store) -> Store:
+    """A second connection to ``store``'s database (own transactions, temp tables, macros)."""
+    con = store.con.cursor()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(files("portradar.store").joinpath("macros.sql").read_text())
+    return Store(con, store.path, store.read_only)
+
+
 class WatchService:
     """Run the configured inputs into ``store`` until :meth:`stop`; see the module doc."""
 
@@ -88,8 +102,12 @@ class WatchService:
         self.config = config
         self.options = ReadOptions(tz=config.tz, year=config.year, sensor=config.sensor)
         store.con.execute(POSITIONS_SQL)
-        self._assessor = Assessor(store)
-        self.book = AlertBook(store, LifecycleParams(update_interval=config.update_interval),
+        #: The detectors' own DuckDB connection: in :meth:`run` they work on a thread of
+        #: their own while the micro-batches go on (DuckDB's MVCC: one snapshot each).
+        self.dstore = _cursor_store(store)
+        self._assessor = Assessor(self.dstore)
+        self.book = AlertBook(self.dstore,
+                              LifecycleParams(update_interval=config.update_interval),
                               assess=self._assess)
         self.results: queue.Queue[DeliveryResult] = queue.Queue()
         built = sinks if sinks is not None else [(build_sink(t), t) for t in config.sinks]
@@ -106,10 +124,16 @@ class WatchService:
         self.inputs: list[InputState] = [self._input(c) for c in config.inputs]
         self._dirty = False
         self._last_detect = 0.0
+        self._last_scan = -float("inf")
+        self.scan_summary: Any = None
+        self._detector: threading.Thread | None = None
+        self._detector_stop = threading.Event()
+        self._detector_error: BaseException | None = None
         self.started = time.monotonic()
         self.counters: dict[str, float] = {"batches": 0, "detections": 0, "alerts_sent": 0,
                                            "deliveries_failed": 0, "scanners": 0,
-                                           "open_alerts": 0}
+                                           "open_alerts": 0, "detect_seconds": 0.0,
+                                           "ingest_retries": 0}
         self.metrics_server: Any = None
         if config.metrics:
             from portradar.alerts.sinks.prometheus import MetricsServer
@@ -202,78 +226,118 @@ class WatchService:
 
     # -- one round --------------------------------------------------------------------
     def step(self) -> int:
-        """One micro-batch of every input; returns the events stored."""
+        """One micro-batch of every input, then (without the detection thread) the
+        detectors when due and the deliveries; returns the events stored."""
+        stored = self.ingest()
+        if self._detector is None:
+            if self._detection_due():
+                self.detect()
+            self._deliver()
+        return stored
+
+    def ingest(self) -> int:
+        """One micro-batch of every input in one transaction; returns the events stored."""
         collected = [(s, *self._collect(s)) for s in self.inputs]
+        if not any(batches or pos is not None for _, batches, pos in collected):
+            return 0
+        for attempt in range(INGEST_ATTEMPTS):
+            try:
+                counts = self._store_batch(collected)
+                break
+            except duckdb.TransactionException:  # a conflict with the detection thread
+                if attempt == INGEST_ATTEMPTS - 1:
+                    raise
+                self.counters["ingest_retries"] += 1
+                log.warning("watch: micro-batch conflicted with detection; retrying")
+                time.sleep(0.05 * (attempt + 1))
         stored = 0
-        if any(batches or pos is not None for _, batches, pos in collected):
-            with self.store.transaction():
-                for state, batches, pos in collected:
-                    n = sum(self.store.append_events(b, input_id=state.input_id)
-                            for b in batches)
-                    state.events += n
-                    stored += n
-                    params: list[Any] = [state.records, state.events, state.skipped,
-                                         datetime.now(tz=UTC)]
-                    if pos is not None:
-                        self.store.con.execute(
-                            "UPDATE watch_positions SET position = ?, records = ?, events = ?, "
-                            "skipped = ?, updated = ? WHERE input = ?",
-                            [json.dumps(pos.as_tuple()), *params, state.config.name])
-                    elif batches:
-                        self.store.con.execute(
-                            "UPDATE watch_positions SET records = ?, events = ?, skipped = ?, "
-                            "updated = ? WHERE input = ?", [*params, state.config.name])
-            for state, batches, pos in collected:
-                if state.follower is not None and pos is not None:
-                    state.follower.commit(pos)
-                if batches:
-                    state.last_arrival = time.monotonic()
-            self.counters["batches"] += 1
+        for (state, batches, pos), n in zip(collected, counts, strict=True):
+            state.events += n
+            stored += n
+            if state.follower is not None and pos is not None:
+                state.follower.commit(pos)
+            if batches:
+                state.last_arrival = time.monotonic()
+        self.counters["batches"] += 1
         if stored:
             self._dirty = True
-        if self._dirty and time.monotonic() - self._last_detect >= self.config.detect_seconds:
-            self.detect()
-        self._deliver()
         return stored
+
+    def _store_batch(self, collected: list[tuple[InputState, list[pa.RecordBatch], Any]],
+                     ) -> list[int]:
+        """Events and positions of one micro-batch; the events per input."""
+        counts = []
+        with self.store.transaction():
+            for state, batches, pos in collected:
+                n = sum(self.store.append_events(b, input_id=state.input_id)
+                        for b in batches)
+                counts.append(n)
+                params: list[Any] = [state.records, state.events + n, state.skipped,
+                                     datetime.now(tz=UTC)]
+                if pos is not None:
+                    self.store.con.execute(
+                        "UPDATE watch_positions SET position = ?, records = ?, events = ?, "
+                        "skipped = ?, updated = ? WHERE input = ?",
+                        [json.dumps(pos.as_tuple()), *params, state.config.name])
+                elif batches:
+                    self.store.con.execute(
+                        "UPDATE watch_positions SET records = ?, events = ?, skipped = ?, "
+                        "updated = ? WHERE input = ?", [*params, state.config.name])
+                if n:  # the ledger's event total: scanner detection's incremental check
+                    self.store.con.execute(
+                        "UPDATE inputs SET events = events + ?, last_seen = ? "
+                        "WHERE input_id = ?", [n, params[3], state.input_id])
+        return counts
+
+    def _detection_due(self) -> bool:
+        return self._dirty and time.monotonic() - self._last_detect >= self.config.detect_seconds
 
     # -- detection ----------------------------------------------------------------------
     def detect(self) -> list[Any]:
         """Run the detectors on the store and feed the alert lifecycle (event time)."""
         from portradar.alerts import sightings as seen
 
-        self._dirty = False
-        self._last_detect = time.monotonic()
+        self._dirty = False  # events stored from here on make the next round
+        started = self._last_detect = time.monotonic()
         self.counters["detections"] += 1
-        sightings, newest = seen.spike_sightings(self.store, self.config.period)
+        store = self.dstore
+        sightings, newest = seen.spike_sightings(store, self.config.period)
         if newest is None:
             return []
         if self.config.scanners:
-            self._scanners()
-            sightings += seen.campaign_sightings(self.store, newest)
+            if started - self._last_scan >= self.config.scan_seconds:
+                self._last_scan = started
+                self._scanners()
+            sightings += seen.campaign_sightings(store, newest)
         as_of = date.fromisoformat(newest[:10])
         ports = {(a.proto, a.port) for a in self.book.alerts("open")}
         self._assessor.forget(ports)  # new events may change their level; others: daily
-        ports |= self._assessor.due(seen.level_candidates(self.store, as_of) - ports, as_of,
+        ports |= self._assessor.due(seen.level_candidates(store, as_of) - ports, as_of,
                                     seen.LEVEL_BUDGET)
         sightings += seen.level_sightings(ports, as_of, newest, self._assessor)
-        since = self.store.setting("watch_since") or None
-        with self.store.transaction():
+        since = store.setting("watch_since") or None
+        with store.transaction():
             notes = self.book.observe(sightings, since=since)
         self.counters["open_alerts"] = len(self.book.alerts("open"))
+        self.counters["detect_seconds"] = time.monotonic() - started
         return notes
 
     def _scanners(self) -> None:
         from portradar.scan.detect import ensure_detection
 
+        store = self.dstore
         try:
-            ensure_detection(self.store)
-            (n,) = self.store.con.execute(
+            # one snapshot: the watermark, the ledger and the rows it reads agree while
+            # micro-batches commit meanwhile
+            with store.transaction():
+                self.scan_summary = ensure_detection(store)
+            (n,) = store.con.execute(
                 "SELECT count(*) FROM scanners WHERE status = 'scanner'").fetchone()  # type: ignore[misc]
             self.counters["scanners"] = n
             if self.config.stix_path:
                 from portradar.alerts.sinks.stix import write_bundle
 
-                write_bundle(self.store, self.config.stix_path)
+                write_bundle(store, self.config.stix_path)
         except Exception:  # scanner detection problems must not stop the service
             log.exception("watch: scanner detection failed")
 
@@ -289,7 +353,7 @@ class WatchService:
                 res = self.results.get_nowait()
             except queue.Empty:
                 break
-            with self.store.transaction():
+            with self.dstore.transaction():
                 for oid in res.outbox_ids:
                     self.book.record_delivery(oid, res.sink, res.status, res.attempts,
                                               res.error, datetime.now(tz=UTC))
@@ -302,16 +366,53 @@ class WatchService:
 
     # -- running ------------------------------------------------------------------------
     def run(self, max_seconds: float | None = None) -> None:
-        """Micro-batches every ``batch_seconds`` until :meth:`stop` (or ``max_seconds``)."""
+        """Micro-batches every ``batch_seconds`` until :meth:`stop` (or ``max_seconds``),
+        with the detectors and deliveries on a thread of their own meanwhile."""
         end = None if max_seconds is None else time.monotonic() + max_seconds
-        while not self._stop.is_set() and (end is None or time.monotonic() < end):
-            started = time.monotonic()
-            self.step()
-            self._stop.wait(max(0.0, self.config.batch_seconds - (time.monotonic() - started)))
+        self.start_detector()
+        try:
+            while not self._stop.is_set() and (end is None or time.monotonic() < end):
+                started = time.monotonic()
+                self.step()
+                if self._detector_error is not None:
+                    raise self._detector_error
+                self._stop.wait(max(0.0, self.config.batch_seconds
+                                    - (time.monotonic() - started)))
+        finally:
+            self.stop_detector()
         self.close()
 
     def stop(self) -> None:
         self._stop.set()
+
+    def start_detector(self) -> None:
+        """Run the detection rounds and deliveries on their own thread (and connection)."""
+        if self._detector is None:
+            self._detector_stop.clear()
+            self._detector = threading.Thread(target=self._detect_loop,
+                                              name="watch-detect", daemon=True)
+            self._detector.start()
+
+    def stop_detector(self) -> None:
+        """Finish the current round and stop the detection thread (step() detects again)."""
+        if self._detector is not None:
+            self._detector_stop.set()
+            self._detector.join()
+            self._detector = None
+
+    def _detect_loop(self) -> None:
+        while not self._detector_stop.is_set():
+            try:
+                if self._detection_due():
+                    self.detect()
+                self._deliver()
+            except duckdb.TransactionException:  # a conflict: the next round redoes it
+                log.warning("watch: detection round conflicted with ingest; retrying")
+                self._dirty = True
+            except BaseException as exc:  # handed to the main loop, which stops
+                self._detector_error = exc
+                return
+            self._detector_stop.wait(min(0.2, self.config.batch_seconds))
 
     def close(self, drain_seconds: float = 30.0) -> None:
         """Store what the listeners still hold, wait for the sinks, stop everything."""
