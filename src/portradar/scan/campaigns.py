@@ -137,16 +137,28 @@ class Campaigns:
 
     def describe(self, con: duckdb.DuckDBPyConnection) -> None:
         """Fill each campaign's commonest tool, shape and type (from its members'
-        verdicts, once every member has one) and its evidence in words."""
+        verdicts, once every member has one) and its evidence in words.
+
+        A tie goes to the smallest value (DuckDB's ``mode`` breaks ties by row order,
+        which made the answer depend on the order verdicts were stored in)."""
+        commonest = " ".join(
+            f"""JOIN (SELECT campaign_id, first({c} ORDER BY n DESC, {c}) AS {c}
+                      FROM (SELECT campaign_id, {c}, count(*) AS n FROM _members GROUP BY ALL)
+                      GROUP BY campaign_id) USING (campaign_id)"""
+            for c in ("tool", "kind", "type"))
         con.execute(
-            """UPDATE campaigns SET tool = x.tool, kind = x.kind, type = x.type
-               FROM (SELECT m.campaign_id, mode(s.tool) AS tool, mode(s.kind) AS kind,
-                            mode(s.type) AS type
-                     FROM campaign_members m JOIN scanners s
-                       ON s.src_hi = m.src_hi AND s.src_lo = m.src_lo AND s.prefix = 128
-                     GROUP BY m.campaign_id) x
-               WHERE campaigns.campaign_id = x.campaign_id"""
+            """CREATE OR REPLACE TEMP TABLE _members AS
+               SELECT m.campaign_id, s.tool, s.kind, s.type
+               FROM campaign_members m JOIN scanners s
+                 ON s.src_hi = m.src_hi AND s.src_lo = m.src_lo AND s.prefix = 128"""
         )
+        con.execute(
+            f"""UPDATE campaigns SET tool = x.tool, kind = x.kind, type = x.type
+                FROM (SELECT * FROM (SELECT DISTINCT campaign_id FROM _members) ids
+                      {commonest}) AS x
+                WHERE campaigns.campaign_id = x.campaign_id"""
+        )
+        con.execute("DROP TABLE _members")
         con.execute(
             """UPDATE campaigns SET evidence = CASE rule
                  WHEN 'network' THEN printf('%d sources of %s probed the same %d port keys on '
