@@ -194,3 +194,53 @@ def test_collector_writes_each_stored_batch_to_the_archive_once(tmp_path: Path) 
     assert table.num_rows == 10
     assert set(table.column("sensor").to_pylist()) == {"fw1"}
     assert len(pa_arch.data_files(root)) == 2
+
+
+def test_collect_serve_archive_option_writes_accepted_batches(tmp_path: Path) -> None:
+    """`portradar collect serve --archive DIR` as a process: a signed batch lands in both."""
+    import http.client
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from portradar.collect import signing
+    from portradar.collect.batch_codec import BatchHeader, encode, encode_body
+
+    db, root = tmp_path / "c.duckdb", tmp_path / "archive"
+    key = bytes.fromhex(subprocess.run(
+        [sys.executable, "-m", "portradar", "--db", str(db), "collect", "add-sensor", "fw1"],
+        check=True, capture_output=True, text=True).stdout.strip())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "portradar", "--db", str(db), "collect",
+                             "serve", "--port", str(port), "--archive", str(root),
+                             "--max-seconds", "60"], stderr=subprocess.PIPE)
+    try:
+        batch = make_batch({"ts": [1_780_000_000_000_000 + i for i in range(7)],
+                            "src_lo": [0xFFFF_C633_6400 + i for i in range(7)],
+                            "dst_lo": [0xFFFF_C000_0201] * 7, "proto": [6] * 7,
+                            "dport": [445] * 7, "sensor": "fw1"})
+        header = BatchHeader(batch_id="ef" * 16, sensor="fw1", ts=time.time(),
+                             nonce=signing.new_nonce(), events=7)
+        msg = encode(header, encode_body(batch))
+        status = None
+        for _ in range(100):  # until the server listens (bounded: 20 s)
+            try:
+                con = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                con.request("POST", "/api/v1/batches", body=msg, headers={
+                    "X-Portradar-Sensor": "fw1",
+                    "X-Portradar-Signature": signing.sign(key, msg)})
+                status = con.getresponse().status
+                con.close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert status is not None and 200 <= status < 300, status
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert pa_arch.read_table(root).num_rows == 7
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM event_rows").fetchall() == [(7,)]

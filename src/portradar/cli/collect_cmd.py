@@ -113,16 +113,19 @@ def collect() -> None:
 @click.option("--rate", type=float, default=20.0, show_default=True,
               help="Batches per second per sensor (token bucket).")
 @click.option("--max-mb", type=int, default=16, show_default=True, help="Largest message.")
+@click.option("--archive", type=click.Path(file_okay=False), default=None,
+              help="Also write every stored batch to this Parquet archive (docs/scale.md).")
 @click.option("--max-seconds", type=float, default=None, hidden=True)
 @click.pass_context
 @friendly
 def serve(ctx: click.Context, host: str, port: int, rate: float, max_mb: int,
-          max_seconds: float | None) -> None:
+          archive: str | None, max_seconds: float | None) -> None:
     """Serve POST /api/v1/batches until SIGTERM or Ctrl-C."""
     from portradar.collect.collector import Collector, CollectorServer
 
     with open_store(ctx) as store:
-        collector = Collector(store, rate=rate, burst=max(1.0, 5 * rate), max_body=max_mb << 20)
+        collector = Collector(store, rate=rate, burst=max(1.0, 5 * rate), max_body=max_mb << 20,
+                              archive=archive)
         server = CollectorServer(collector, host, port)
         done = threading.Event()
 
