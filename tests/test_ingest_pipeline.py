@@ -19,6 +19,7 @@ from portradar.ingest import pipeline
 from portradar.ingest.iptables import IptablesReader
 from portradar.ingest.pipeline import ingest_input, ingest_inputs
 from portradar.ingest.reader import ReadOptions
+from portradar.store import Store
 
 OPTS = ReadOptions(tz="UTC", reference_time=datetime(2026, 12, 1, tzinfo=UTC))
 
@@ -227,3 +228,36 @@ def test_one_sensor_all_sensor_rows_equal_its_own(store, tmp_path):
         mine = sorted(r[1:] for r in rows if r[0] == "fw0")
         every = sorted(r[1:] for r in rows if r[0] == "*")
         assert mine == every and len(mine) > 10
+
+
+def test_activity_counted_during_ingest_equals_counting_at_the_end(tmp_path, monkeypatch):
+    """Finished days are refreshed on a second connection while reading; late lines for
+    an already refreshed day mark it dirty again, so the end result is the same."""
+    lines = log_lines(6000)  # about 2.6 days
+    lines += log_lines(50, seed=5)  # late lines for the first day, after the rest
+    path = tmp_path / "fw.log"
+    path.write_text("".join(lines))
+    opts = ReadOptions(tz="UTC", reference_time=OPTS.reference_time, chunk_bytes=1 << 16)
+    monkeypatch.setattr(pipeline, "COMMIT_EVENTS", 300)
+    calls = []
+    real = Store.refresh_activity
+
+    def recording(self, before=None):
+        calls.append(before)
+        return real(self, before)
+
+    monkeypatch.setattr(Store, "refresh_activity", recording)
+
+    def tables(db):
+        with Store.open(db) as s:
+            assert ingest_inputs(s, [path], options=opts)[0].events == 6050
+            return [s.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+                    for t in ("port_activity_hourly", "port_activity_daily")]
+
+    during = tables(tmp_path / "during.duckdb")
+    assert any(before is not None for before in calls)  # the second thread did work
+    monkeypatch.setattr(pipeline, "ACTIVITY_DURING_INGEST", False)
+    calls.clear()
+    at_end = tables(tmp_path / "end.duckdb")
+    assert calls == [None]
+    assert during == at_end and len(during[1]) > 10

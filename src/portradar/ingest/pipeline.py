@@ -31,9 +31,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from portradar.errors import FormatError, InputError, PortradarError
 from portradar.ingest.opener import OpenedInput, open_input
@@ -51,6 +53,10 @@ from portradar.store.duckdb_store import Store
 #: at the checkpoint (file 122 MB); inserts of 524,288 rows 1.23 CPU-s and nothing at
 #: the checkpoint (file 63 MB).  Memory: the collected batches, about 100 MB.
 COMMIT_EVENTS = 500_000
+
+#: Count the activity of finished days on a second thread while the input is read
+#: (:class:`_DayRefresher`); ``False`` counts everything after the last input instead.
+ACTIVITY_DURING_INGEST = True
 
 #: progress(records so far, decompressed bytes so far, input size or None, unit)
 ProgressFn = Callable[[int, int, int | None, str], None]
@@ -215,6 +221,75 @@ class _Prefetch:
             self._thread.join(timeout=5)
 
 
+class _DayRefresher:
+    """Refresh the activity of the days an ingest has finished with, on a second thread.
+
+    A log is (nearly) in time order: once committed events reach day D, the days before
+    D are complete, and their activity can be counted while the reader goes on.  This
+    runs on its own DuckDB connection, one refresh at a time; the ingest thread never
+    waits for it except at the end of the input.  A day that gets more events later
+    (an out-of-order line) is marked dirty again by that insert and recomputed by the
+    final refresh, so the result is the same as refreshing everything at the end.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._second: Store | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._done_before: date | None = None
+
+    def committed(self, newest_day: date | None) -> None:
+        """Events up to ``newest_day`` are committed: refresh the days before it."""
+        if newest_day is None or (self._thread is not None and self._thread.is_alive()):
+            return
+        if self._done_before is not None and newest_day <= self._done_before:
+            return
+        self._raise()
+        if self._second is None:
+            self._second = self._store.second_connection()
+        self._done_before = newest_day
+        self._thread = threading.Thread(target=self._refresh, args=(newest_day,),
+                                        daemon=True, name="portradar-activity")
+        self._thread.start()
+
+    def _refresh(self, before: date) -> None:
+        assert self._second is not None
+        try:
+            self._second.refresh_activity(before=before)
+        except duckdb.TransactionException:
+            pass  # a write conflict: the days stay dirty, the final refresh counts them
+        except BaseException as exc:
+            self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def close(self) -> None:
+        """Wait for a refresh under way, then close the second connection."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._second is not None:
+            self._second.close()
+            self._second = None
+        self._raise()
+
+
+def _newest_day(batches: Sequence[pa.RecordBatch]) -> date | None:
+    """The UTC day of the newest event in ``batches``."""
+    newest = None
+    for batch in batches:
+        if batch.num_rows:
+            top = pc.max(batch.column("ts")).value
+            newest = top if newest is None or top > newest else newest
+    return None if newest is None else (_EPOCH + timedelta(microseconds=newest)).date()
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
 def _run(store: Store, reader: object, opened: OpenedInput, head: bytes, options: ReadOptions,
          stats: ReadStats, result: IngestResult, start_offset: int, input_id: int | None,
          progress: ProgressFn | None) -> int | None:
@@ -226,6 +301,7 @@ def _run(store: Store, reader: object, opened: OpenedInput, head: bytes, options
     buffered_rows = 0
     counts = [0, 0, 0]  # records, events, skipped since the last recorded safe point
     safe: tuple[int, ReadChunk, list[int]] | None = None  # buffered up to a safe point
+    days = _DayRefresher(store) if ACTIVITY_DURING_INGEST and not options.strict else None
 
     def flush(upto: int, commit: bool) -> None:
         """Insert ``buffered[:upto]``, record the safe point it ends at, maybe commit."""
@@ -236,6 +312,7 @@ def _run(store: Store, reader: object, opened: OpenedInput, head: bytes, options
         if input_id is None:
             input_id = ledger.create(store, head, result.name, result.format or "?")
         store.append_events(buffered[:upto], input_id=input_id)
+        newest = _newest_day(buffered[:upto]) if days is not None else None
         if safe is not None and safe[0] == upto:
             chunk, (records, events, skipped) = safe[1], safe[2]
             ledger.advance(store, input_id, name=result.name, offset=chunk.offset or 0,
@@ -246,6 +323,8 @@ def _run(store: Store, reader: object, opened: OpenedInput, head: bytes, options
         if commit:
             con.execute("COMMIT")
             in_txn = False
+            if days is not None:
+                days.committed(newest)
 
     try:
         chunks = reader.read(  # type: ignore[attr-defined]
@@ -279,6 +358,9 @@ def _run(store: Store, reader: object, opened: OpenedInput, head: bytes, options
         if in_txn:
             con.execute("ROLLBACK")
         raise
+    finally:
+        if days is not None:
+            days.close()
     result.status = "unchanged" if stats.records == 0 and start_offset > 0 else "ingested"
     return input_id
 

@@ -119,6 +119,17 @@ class Store:
                 f"this one knows {SCHEMA_VERSION}); upgrade portradar"
             )
 
+    def second_connection(self) -> Store:
+        """The same store on a new connection, for work on another thread.
+
+        DuckDB connections are not shared between threads; transactions on the two see
+        each other's committed data (MVCC).  Close it before this one.
+        """
+        con = self.con.cursor()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(_sql("macros.sql"))
+        return type(self)(con, self.path, self.read_only)
+
     def close(self) -> None:
         self.con.close()
 
@@ -215,17 +226,25 @@ class Store:
             self.con.unregister("_incoming")
         return incoming.num_rows
 
-    def refresh_activity(self) -> int:
-        """Recompute hourly and daily port activity for dirty days; returns days refreshed."""
+    def refresh_activity(self, before: Any = None) -> int:
+        """Recompute hourly and daily port activity for dirty days; returns days refreshed.
+
+        ``before`` (a date) limits the work to the dirty days before it: the ingest
+        pipeline refreshes the days a time-ordered log has finished with on a second
+        connection while it goes on reading (see :meth:`second_connection`).
+        """
         if self.read_only:
             return 0
-        n = first_row(self.con.execute("SELECT count(*) FROM activity_dirty"))[0]
+        only = "" if before is None else "WHERE day < CAST(? AS DATE)"
+        args = [] if before is None else [before]
+        n = first_row(self.con.execute(f"SELECT count(*) FROM activity_dirty {only}", args))[0]
         if not n:
             return 0
         with self.transaction():
             # A dirty day is recomputed for every sensor: '*' (all sensors) needs them all.
             self.con.execute(
-                "CREATE OR REPLACE TEMP TABLE _dirty AS SELECT DISTINCT day FROM activity_dirty"
+                f"""CREATE OR REPLACE TEMP TABLE _dirty AS
+                    SELECT DISTINCT day FROM activity_dirty {only}""", args
             )
             lo, hi = first_row(self.con.execute("SELECT min(day), max(day) FROM _dirty"))
             self.con.execute(
@@ -238,7 +257,8 @@ class Store:
             self._aggregate_dirty(lo, hi)
             for refresher in ACTIVITY_REFRESHERS:
                 refresher(self, lo, hi)
-            self.con.execute("DELETE FROM activity_dirty")
+            # only the marks this refresh saw: days marked since stay dirty
+            self.con.execute("DELETE FROM activity_dirty WHERE day IN (SELECT day FROM _dirty)")
             self.con.execute("DROP TABLE _dirty")
         return int(n)
 
