@@ -105,6 +105,9 @@ class WatchService:
         #: The detectors' own DuckDB connection: in :meth:`run` they work on a thread of
         #: their own while the micro-batches go on (DuckDB's MVCC: one snapshot each).
         self.dstore = _cursor_store(store)
+        #: Scanner detection's: in :meth:`run` it has a thread of its own too, so that a
+        #: scan (seconds on a large store) never delays a spike round.
+        self.sstore = _cursor_store(store)
         self._assessor = Assessor(self.dstore)
         self.book = AlertBook(self.dstore,
                               LifecycleParams(update_interval=config.update_interval),
@@ -125,6 +128,9 @@ class WatchService:
         self._dirty = False
         self._last_detect = 0.0
         self._last_scan = -float("inf")
+        self._last_level = -float("inf")
+        self._scan_dirty = True  # once at start: the store may hold events not scanned
+        self._scanner: threading.Thread | None = None
         self.scan_summary: Any = None
         self._detector: threading.Thread | None = None
         self._detector_stop = threading.Event()
@@ -260,7 +266,7 @@ class WatchService:
                 state.last_arrival = time.monotonic()
         self.counters["batches"] += 1
         if stored:
-            self._dirty = True
+            self._dirty = self._scan_dirty = True
         return stored
 
     def _store_batch(self, collected: list[tuple[InputState, list[pa.RecordBatch], Any]],
@@ -305,13 +311,14 @@ class WatchService:
         if newest is None:
             return []
         if self.config.scanners:
-            if started - self._last_scan >= self.config.scan_seconds:
-                self._last_scan = started
+            if self._scanner is None and self._scan_due():
                 self._scanners()
             sightings += seen.campaign_sightings(store, newest)
         as_of = date.fromisoformat(newest[:10])
         ports = {(a.proto, a.port) for a in self.book.alerts("open")}
-        self._assessor.forget(ports)  # new events may change their level; others: daily
+        if started - self._last_level >= self.config.level_seconds:
+            self._last_level = started
+            self._assessor.forget(ports)  # new events may change their level; others: daily
         ports |= self._assessor.due(seen.level_candidates(store, as_of) - ports, as_of,
                                     seen.LEVEL_BUDGET)
         sightings += seen.level_sightings(ports, as_of, newest, self._assessor)
@@ -322,10 +329,16 @@ class WatchService:
         self.counters["detect_seconds"] = time.monotonic() - started
         return notes
 
+    def _scan_due(self) -> bool:
+        return (self._scan_dirty
+                and time.monotonic() - self._last_scan >= self.config.scan_seconds)
+
     def _scanners(self) -> None:
         from portradar.scan.detect import ensure_detection
 
-        store = self.dstore
+        self._scan_dirty = False
+        self._last_scan = time.monotonic()
+        store = self.sstore
         try:
             # one snapshot: the watermark, the ledger and the rows it reads agree while
             # micro-batches commit meanwhile
@@ -339,6 +352,7 @@ class WatchService:
 
                 write_bundle(store, self.config.stix_path)
         except Exception:  # scanner detection problems must not stop the service
+            self._scan_dirty = True  # tried again at the next run
             log.exception("watch: scanner detection failed")
 
     def _assess(self, alert: Alert) -> tuple[str, list[str], list[str]]:
@@ -392,6 +406,10 @@ class WatchService:
             self._detector = threading.Thread(target=self._detect_loop,
                                               name="watch-detect", daemon=True)
             self._detector.start()
+            if self.config.scanners:
+                self._scanner = threading.Thread(target=self._scan_loop,
+                                                 name="watch-scan", daemon=True)
+                self._scanner.start()
 
     def stop_detector(self) -> None:
         """Finish the current round and stop the detection thread (step() detects again)."""
@@ -399,6 +417,9 @@ class WatchService:
             self._detector_stop.set()
             self._detector.join()
             self._detector = None
+        if self._scanner is not None:
+            self._scanner.join()
+            self._scanner = None
 
     def _detect_loop(self) -> None:
         while not self._detector_stop.is_set():
@@ -413,6 +434,12 @@ class WatchService:
                 self._detector_error = exc
                 return
             self._detector_stop.wait(min(0.2, self.config.batch_seconds))
+
+    def _scan_loop(self) -> None:
+        while not self._detector_stop.is_set():
+            if self._scan_due():
+                self._scanners()  # logs its own failures; a conflict: the next run redoes it
+            self._detector_stop.wait(min(0.5, self.config.batch_seconds))
 
     def close(self, drain_seconds: float = 30.0) -> None:
         """Store what the listeners still hold, wait for the sinks, stop everything."""
