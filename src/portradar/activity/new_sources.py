@@ -193,23 +193,28 @@ def _compute(store: Store, days: list[Any]) -> None:
         name = "nm.text" if per_sensor else "'*'"
         named = ("JOIN names nm ON nm.kind = 'sensor' AND nm.id = c.sensor" if per_sensor
                  else "")
-        for table, unit, span, bucket in (
-            (_TABLES["hour"], "h", 24 * n, "make_timestamp(c.u * 3600000000)"),
-            (_TABLES["day"], "h // 24", n, "DATE '1970-01-01' + CAST(c.u AS INTEGER)"),
+        # one lag() over the hours serves both tables: a key's first hour of a day has
+        # as its previous hour the last one before that day
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _ns_new AS
+                SELECT h, {part} proto, port,
+                       prev IS NULL OR prev < h - {24 * n} AS new_hour,
+                       prev IS NULL OR prev // 24 < h // 24 - {n} AS new_day
+                FROM (SELECT h, {part} proto, port,
+                             lag(h) OVER (PARTITION BY {part} proto, port, k
+                                          ORDER BY h) AS prev
+                      FROM {source})
+                WHERE h // 24 IN (SELECT d FROM _ns_days)""")
+        for table, flag, unit, bucket in (
+            (_TABLES["hour"], "new_hour", "h", "make_timestamp(c.u * 3600000000)"),
+            (_TABLES["day"], "new_day", "h // 24", "DATE '1970-01-01' + CAST(c.u AS INTEGER)"),
         ):
-            day_of = "u // 24" if unit == "h" else "u"
             con.execute(
                 f"""INSERT INTO {table}
                     SELECT {bucket}, {name}, c.proto, c.port, c.new_sources FROM (
-                        SELECT u, {part} proto, port, count(*) AS new_sources FROM (
-                            SELECT u, {part} proto, port,
-                                   lag(u) OVER (PARTITION BY {part} proto, port, k
-                                                ORDER BY u) AS prev
-                            FROM (SELECT DISTINCT {unit} AS u, {part} proto, port, k
-                                  FROM {source}))
-                        WHERE (prev IS NULL OR prev < u - {span})
-                          AND {day_of} IN (SELECT d FROM _ns_days)
-                        GROUP BY ALL) c {named}""")
+                        SELECT {unit} AS u, {part} proto, port, count(*) AS new_sources
+                        FROM _ns_new WHERE {flag} GROUP BY ALL) c {named}""")
+        con.execute("DROP TABLE _ns_new")
     con.execute(f"DELETE FROM {_BOOK} WHERE day IN "
                 "(SELECT DATE '1970-01-01' + CAST(d AS INTEGER) FROM _ns_days)")
     con.execute(

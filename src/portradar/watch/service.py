@@ -18,6 +18,15 @@ campaigns and levels become sightings (:mod:`portradar.alerts.sightings`) for th
 alert lifecycle (:mod:`portradar.alerts.lifecycle`), whose notifications are
 stored in the same transaction and handed to the sink workers
 (:mod:`portradar.alerts.delivery`); their results are recorded on the next round.
+
+In :meth:`WatchService.run` the detection rounds (and deliveries) run on a thread of
+their own, and scanner detection (every ``scan_seconds``) on another, each with its
+own DuckDB connection, so micro-batches go on meanwhile: issue #7 asks for 100,000
+lines/s, and a round costs seconds on a store of millions of events (bench/
+syslog_bench.py).  The writers' tables are disjoint (micro-batches: events, dirty days,
+positions, ledger; rounds: activity, new sources, alerts, outbox; scans: verdicts); a
+DuckDB write conflict is retried (micro-batch) or redone next time (round, scan).
+:meth:`WatchService.step` does it all in line (tests, shutdown).
 """
 
 from __future__ import annotations
