@@ -31,8 +31,10 @@ DuckDB write conflict is retried (micro-batch) or redone next time (round, scan)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -63,6 +65,9 @@ log = logging.getLogger(__name__)
 #: Attempts at a micro-batch's transaction when DuckDB reports a write conflict with the
 #: detection thread (the tables they write are disjoint, so one retry is the most seen).
 INGEST_ATTEMPTS = 5
+#: Nice value of the scanner detection thread (Linux: per thread): its verdicts can wait,
+#: micro-batches and spike rounds cannot.
+SCAN_NICE = 10
 
 POSITIONS_SQL = """
 CREATE TABLE IF NOT EXISTS watch_positions (
@@ -148,7 +153,7 @@ class WatchService:
         self.counters: dict[str, float] = {"batches": 0, "detections": 0, "alerts_sent": 0,
                                            "deliveries_failed": 0, "scanners": 0,
                                            "open_alerts": 0, "detect_seconds": 0.0,
-                                           "ingest_retries": 0}
+                                           "scan_seconds": 0.0, "ingest_retries": 0}
         self.metrics_server: Any = None
         if config.metrics:
             from portradar.alerts.sinks.prometheus import MetricsServer
@@ -335,7 +340,10 @@ class WatchService:
         with store.transaction():
             notes = self.book.observe(sightings, since=since)
         self.counters["open_alerts"] = len(self.book.alerts("open"))
-        self.counters["detect_seconds"] = time.monotonic() - started
+        took = time.monotonic() - started
+        self.counters["detect_seconds"] += took  # a counter: rate() is the busy share
+        log.debug("watch: detection round %.2f s, %d sightings, %d notifications",
+                  took, len(sightings), len(notes))
         return notes
 
     def _scan_due(self) -> bool:
@@ -346,7 +354,7 @@ class WatchService:
         from portradar.scan.detect import ensure_detection
 
         self._scan_dirty = False
-        self._last_scan = time.monotonic()
+        started = self._last_scan = time.monotonic()
         store = self.sstore
         try:
             # one snapshot: the watermark, the ledger and the rows it reads agree while
@@ -363,6 +371,8 @@ class WatchService:
         except Exception:  # scanner detection problems must not stop the service
             self._scan_dirty = True  # tried again at the next run
             log.exception("watch: scanner detection failed")
+        self.counters["scan_seconds"] += time.monotonic() - started
+        log.debug("watch: scanner detection %.2f s", time.monotonic() - started)
 
     def _assess(self, alert: Alert) -> tuple[str, list[str], list[str]]:
         if not 1 <= alert.port <= 65535:
@@ -445,6 +455,10 @@ class WatchService:
             self._detector_stop.wait(min(0.2, self.config.batch_seconds))
 
     def _scan_loop(self) -> None:
+        # background work: on Linux a thread has its own nice value (inherited by the
+        # analysis threads it starts), so the scan yields the CPU to ingest and rounds
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SCAN_NICE)
         while not self._detector_stop.is_set():
             if self._scan_due():
                 self._scanners()  # logs its own failures; a conflict: the next run redoes it
