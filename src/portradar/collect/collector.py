@@ -118,7 +118,7 @@ class Collector:
         self.max_body, self.max_events = max_body, max_events
         self.rate, self.burst, self.skew = rate, burst, skew
         self.refresh_seconds = refresh_seconds
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # re-entrant: callers may hold it around sensors()
         self._buckets: dict[str, _Bucket] = {}
         self._keys: dict[str, bytes] = {}
         self._last_refresh = time.monotonic()
