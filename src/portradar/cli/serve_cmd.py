@@ -135,12 +135,7 @@ def token_revoke(ctx: click.Context, name: str) -> None:
     """Delete the token NAME (a running server refuses it from the next request)."""
     from portradar.web.auth import revoke_token
 
-    with open_store(ctx) as store:
-        found = revoke_token(store, name)
-    if not found:
-        err.print(f"portradar: no token named {name!r}")
-        sys.exit(1)
-    err.print(f"token {name!r} revoked")
+    _delete(ctx, revoke_token, "token", name, "revoked")
 
 
 # -- users ------------------------------------------------------------------------------
@@ -193,12 +188,17 @@ def user_remove(ctx: click.Context, name: str) -> None:
     """Delete the user NAME."""
     from portradar.web.auth import remove_user
 
+    _delete(ctx, remove_user, "user", name, "removed")
+
+
+def _delete(ctx: click.Context, delete: Any, kind: str, name: str, done: str) -> None:
+    """Delete the token or user ``name``; exit 1 with a message when there is none."""
     with open_store(ctx) as store:
-        found = remove_user(store, name)
+        found = delete(store, name)
     if not found:
-        err.print(f"portradar: no user named {name!r}")
+        err.print(f"portradar: no {kind} named {name!r}")
         sys.exit(1)
-    err.print(f"user {name!r} removed")
+    err.print(f"{kind} {name!r} {done}")
 
 
 def _plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
