@@ -24,9 +24,9 @@ from portradar.cli.options import (
     output_options,
     parse_when,
 )
+from portradar.scan.scanner_query import SCAN_STATUSES, scanner_filter
 
-#: Statuses listed by default: everything that is a scan (backscatter is not).
-SCAN_STATUSES = ("scanner", "benign", "loopback", "unspecified")
+#: What --status accepts: the default set, backscatter, or all of them.
 STATUS_CHOICES = (*SCAN_STATUSES, "backscatter", "all")
 SORTS = {"probes": "probes DESC", "first": "first_seen", "last": "last_seen DESC",
          "confidence": "confidence DESC, probes DESC", "targets": "targets DESC",
@@ -116,19 +116,9 @@ def scanners(ctx: click.Context, port_: int | None, since: str | None, until: st
     from portradar.cli.render import render
 
     fmt = output_format(as_json, as_csv)
-    where: list[str] = ["TRUE"]
-    params: list[Any] = []
-    statuses = SCAN_STATUSES if status is None else (() if status == "all" else (status,))
-    if statuses:
-        where.append(f"status IN ({', '.join('?' for _ in statuses)})")
-        params.extend(statuses)
-    if port_ is not None:
-        where.append("list_contains(port_list, ?)")
-        params.append(port_)
-    for column, value in (("kind", kind), ("type", type_), ("tool", tool)):
-        if value:
-            where.append(f"{column} = ?")
-            params.append(value.lower())
+    where, params = scanner_filter(status, port_, {
+        column: value.lower() if value else None
+        for column, value in (("kind", kind), ("type", type_), ("tool", tool))})
     if since:
         where.append("last_seen >= ?")
         params.append(_naive(parse_when(since)))

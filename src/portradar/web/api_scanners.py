@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portradar.activity.periods import proto_name
 from portradar.events.addresses import address_key, key_to_text
+from portradar.scan.scanner_query import scanner_filter
 from portradar.store.duckdb_store import Store
 from portradar.web.context import RequestContext, request_context, table_exists
 from portradar.web.errors import ApiError
@@ -24,7 +25,6 @@ from portradar.web.time_range import SINCE_DOC, UNTIL_DOC, iso
 router = APIRouter(tags=["scanners"])
 
 #: Statuses listed by default: every scan (backscatter is not one), as the CLI.
-SCAN_STATUSES = ("scanner", "benign", "loopback", "unspecified")
 SCANNER_COLUMNS = ("source, status, first_seen, last_seen, probes, ports, port_list, targets, "
                    "sensors, kind, type, tool, detector, confidence, campaign_id, evidence")
 #: Ports listed per scanner in lists (the detail has them all).
@@ -123,18 +123,7 @@ def list_scanners(
     store = ctx.store
     if not scanners_ready(store):
         return page(request, pages, [], 0)
-    where = ["TRUE"]
-    params: list[Any] = []
-    statuses = SCAN_STATUSES if status is None else (() if status == "all" else (status,))
-    if statuses:
-        where.append(f"status IN ({', '.join('?' for _ in statuses)})")
-        params.extend(statuses)
-    if port is not None:
-        where.append("list_contains(port_list, ?)")
-        params.append(port)
-    if kind:
-        where.append("kind = ?")
-        params.append(kind)
+    where, params = scanner_filter(status, port, {"kind": kind})
     if since or until:
         rng = ctx.range(since, until)
         where.append("last_seen >= ? AND first_seen < ?")
