@@ -22,10 +22,7 @@ from portradar.web.security_headers import CSP
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = web_store.build(tmp_path_factory.getbasetemp() / "web-base.duckdb")
-    path = tmp_path_factory.mktemp("api") / "store.duckdb"
-    shutil.copy(base, path)
-    return path
+    return web_store.fresh_copy(tmp_path_factory, "api")
 
 
 @pytest.fixture(scope="module")

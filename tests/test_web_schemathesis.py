@@ -6,7 +6,6 @@ Needs schemathesis 4 (``schemathesis.pytest.from_fixture``) and openapi-spec-val
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 import pytest
@@ -24,10 +23,7 @@ MAX_EXAMPLES = 8
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    base = web_store.build(tmp_path_factory.getbasetemp() / "web-base.duckdb")
-    path = tmp_path_factory.mktemp("schemathesis") / "store.duckdb"
-    shutil.copy(base, path)
-    store = Store.open(path)
+    store = Store.open(web_store.fresh_copy(tmp_path_factory, "schemathesis"))
     yield create_app(store, settings=WebSettings())
     store.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from portradar.store.duckdb_store import Store
 
@@ -47,4 +48,14 @@ def build(path: Path) -> Path:
                                    baseline_sources=12.0, spike_kind="growth")])
         StoreAccess.shared(store).prepare()  # new-source counts, knowledge base: once
     tmp.rename(path)
+    return path
+
+
+def fresh_copy(tmp_path_factory: Any, name: str) -> Path:
+    """A private copy of the session's shared store (built once), for one test module."""
+    import shutil
+
+    base = build(tmp_path_factory.getbasetemp() / "web-base.duckdb")
+    path = tmp_path_factory.mktemp(name) / "store.duckdb"
+    shutil.copy(base, path)
     return path
