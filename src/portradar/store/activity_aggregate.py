@@ -197,7 +197,8 @@ def _rows(part: _Slice, scopes: dict[str, dict[str, np.ndarray]], first_day: dat
                   np.uint64(part.bits_day))
     base_hour = (first_day - _EPOCH).days * 24
     base_day = (first_day - _EPOCH).days
-    sensor_text = np.array([names[int(s)] for s in part.sensor_present], dtype=object)
+    sensor_text = pa.array([names[int(s)] for s in part.sensor_present], pa.string())
+    star = pa.array(["*"], pa.string())
     tables: dict[str, list[pa.Table]] = {"hourly": [], "daily": []}
     for scope, data in scopes.items():
         keys = data["keys"]
@@ -207,10 +208,10 @@ def _rows(part: _Slice, scopes: dict[str, dict[str, np.ndarray]], first_day: dat
         unit = ((keys >> low) & ((np.uint64(1) << unit_bits) - np.uint64(1))).astype(np.int64)
         group = (keys >> (low + unit_bits)).astype(np.int64)
         if per_sensor:
-            sensor = pa.array(sensor_text[(keys & ((np.uint64(1) << bs) - np.uint64(1)))
-                                          .astype(np.int64)], pa.string())
+            sensor = sensor_text.take(
+                pa.array((keys & ((np.uint64(1) << bs) - np.uint64(1))).astype(np.int64)))
         else:
-            sensor = pa.array(np.full(keys.size, "*", dtype=object), pa.string())
+            sensor = star.take(pa.array(np.zeros(keys.size, np.int64)))
         if scope[0] == "h":
             bucket = pa.array((unit + base_hour) * 3_600_000_000, pa.int64()).cast(
                 pa.timestamp("us"))
