@@ -27,6 +27,7 @@ DataType(uint16)
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -90,7 +91,14 @@ TCP_FLAG_BITS: dict[str, int] = {
 }
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
-_OUTCOME_DICTIONARY = pa.array(Outcome.labels(), pa.string())
+
+
+@functools.cache
+def _outcome_dictionary() -> pa.Array:
+    """The outcome labels as an Arrow array (built on first use: see
+    :mod:`portradar.cli.startup_imports` for why nothing here converts at import)."""
+    return pa.array(Outcome.labels(), pa.string())
+
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -149,7 +157,7 @@ def _dictionary_column(values: Any, n: int, field: pa.Field) -> pa.Array:
         arr = np.full(n, values) if isinstance(values, int) else np.asarray(values)
         if arr.dtype.kind in "iu":
             return pa.DictionaryArray.from_arrays(
-                pa.array(arr.astype(np.int32)), _OUTCOME_DICTIONARY
+                pa.array(arr.astype(np.int32)), _outcome_dictionary()
             )
     arr = pa.array(values, pa.string()) if not isinstance(values, pa.Array) else values
     return arr.cast(pa.string()).dictionary_encode().cast(_DICT)
