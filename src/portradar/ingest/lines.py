@@ -19,32 +19,71 @@ import pyarrow as pa
 
 from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 
+#: Word-at-a-time constants (8 bytes per uint64): every byte 0x01, 0x7F, 0x0A ("\n").
+_ONES = 0x0101010101010101
+_LOW7 = 0x7F7F7F7F7F7F7F7F
+_NEWLINES = 0x0A0A0A0A0A0A0A0A
 
-@numba.njit(cache=True, nogil=True)
-def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - jit
-    """Start and end (exclusive, without ``\\n`` or ``\\r``) of every line in ``buf``.
+
+def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Start and end (exclusive, without ``\n`` or ``\r``) of every line in ``buf``.
 
     A trailing piece without a newline counts as a line.
+
+    >>> starts, ends = line_bounds(np.frombuffer(b"ab\r\n\ncd", np.uint8))
+    >>> starts.tolist(), ends.tolist()
+    ([0, 4, 5], [2, 4, 7])
+    """
+    whole = buf.shape[0] // 8 * 8
+    return _line_bounds(buf, buf[:whole].view(np.uint64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_bounds(buf: np.ndarray,
+                 words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - jit
+    """:func:`line_bounds` on ``buf`` and its first whole 8-byte words.
+
+    Newlines are found a word at a time (the SWAR zero-byte test on ``word ^
+    0x0A0A...``): log lines are ~260 bytes, so 31 of 32 words hold no newline and cost
+    one test.  Measured on 32 MB of iptables log: 12-13 ms against 20 ms for the
+    byte-by-byte loop (0.3 s of the 5-million-line benchmark).
     """
     n = buf.shape[0]
+    nw = words.shape[0]
+    ones = np.uint64(_ONES)
+    low7 = np.uint64(_LOW7)
+    newlines = np.uint64(_NEWLINES)
+    high = ~low7
     count = 0
-    for i in range(n):
-        count += buf[i] == 10  # branch-free, so the loop vectorises
+    for w in range(nw):
+        x = words[w] ^ newlines
+        zero = ~(((x & low7) + low7) | x | low7)  # exactly the high bit of each 0 byte
+        count += ((zero >> np.uint64(7)) * ones) >> np.uint64(56)
+    for i in range(nw * 8, n):
+        count += buf[i] == 10
     if n > 0 and buf[n - 1] != 10:
         count += 1
     starts = np.empty(count, np.int64)
     ends = np.empty(count, np.int64)
     k = 0
     s = 0
-    for i in range(n):
-        if buf[i] == 10:
-            e = i
-            if e > s and buf[e - 1] == 13:
-                e -= 1
-            starts[k] = s
-            ends[k] = e
-            k += 1
-            s = i + 1
+    for w in range(nw + 1):
+        if w < nw:
+            x = words[w] ^ newlines
+            if ((x - ones) & ~x & high) == 0:
+                continue
+            lo, hi = w * 8, w * 8 + 8
+        else:
+            lo, hi = nw * 8, n
+        for i in range(lo, hi):
+            if buf[i] == 10:
+                e = i
+                if e > s and buf[e - 1] == 13:
+                    e -= 1
+                starts[k] = s
+                ends[k] = e
+                k += 1
+                s = i + 1
     if k < count:
         e = n
         if e > s and buf[e - 1] == 13:
