@@ -79,11 +79,11 @@ from portradar.scan.probes import (
     mix64,
     packet_class,
     port_key,
+    source_time_order,
 )
 from portradar.scan.replies import DEFAULT_REPLY_WINDOW, reply_rowids
 from portradar.scan.scan_shape import SHAPES, scan_shape
 from portradar.scan.scan_type import TYPES, scan_type
-from portradar.scan.segment_set import count_per_row, table
 from portradar.scan.slow_scan import SlowScan
 from portradar.scan.source_profile import light_profile, probes_until, profile
 from portradar.scan.trw import SCANNER, ThresholdRandomWalk
@@ -430,20 +430,25 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
     # contacts, by default) cannot be flagged on its own: the detectors never see it and
     # it only gets the light profile the campaigns need (most sources are like that)
     least = min(trw.min_probes, fan.min_probes, slow.min_probes)
+    # one stable sort of the probes by source (rows come in time order, so each source's
+    # rows stay in time order): it sizes the sources and orders both kinds for their pass
     probe_idx = np.flatnonzero(probe_mask)
-    keys, mask = table(probe_idx.size)
-    sizes = count_per_row(skey[probe_idx], keys, mask, np.empty(keys.size, np.int64))
-    del keys
-    big = np.zeros(probe_mask.size, np.bool_)
-    big[probe_idx] = sizes >= least
-    small = probe_mask & ~big
-    if only_campaign:
-        big, small = probe_mask, np.zeros(probe_mask.size, np.bool_)
-    probes = Probes.grouped_from_columns(cols, big, prefix64=prefix64, skey=skey)
+    ordered = probe_idx[source_time_order(skey[probe_idx], np.asarray(cols["ts"])[probe_idx])]
+    del probe_idx
+    okey = skey[ordered]
+    cut = np.flatnonzero(okey[1:] != okey[:-1]) + 1
+    sizes = np.diff(np.concatenate([[0], cut, [okey.size]])) if okey.size else cut
+    del okey, cut
+    row_big = np.repeat(sizes >= least, sizes) if not only_campaign else \
+        np.ones(ordered.size, np.bool_)
+    big_rows = ordered[row_big]
+    small_rows = ordered[~row_big]
+    del ordered, row_big, sizes
+    probes = Probes.grouped_from_columns(cols, prefix64=prefix64, skey=skey, order=big_rows)
     for detector in (trw, fan, slow):
         detector.update(probes)
     prof = profile(probes)
-    addresses = _addresses_per_prefix(prof["skey"], src_hi, src_lo, big) if prefix64 else None
+    addresses = _addresses_per_prefix(prof["skey"], src_hi, src_lo, big_rows) if prefix64 else None
     state = trw.nbytes() + fan.nbytes() + slow.nbytes()
     det = _aligned_results(prof["skey"], np.ones(prof["skey"].size, np.bool_), trw, fan, slow)
     del trw, fan, slow
@@ -453,7 +458,8 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
     profiles = None
     if not prefix64 and not only_campaign:
         light = None
-        if small.any():
+        if small_rows.size:
+            small = small_rows
             dkey = address_key(cols["dst_hi"][small], cols["dst_lo"][small])
             proto = np.asarray(cols["proto"])[small]
             port = port_key(proto, np.asarray(cols["dport"])[small],
@@ -461,7 +467,7 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
             pkey = port.astype(np.int64).astype(np.uint64) | \
                 (proto.astype(np.uint64) << np.uint64(32))
             light = light_profile(skey[small], src_hi[small], key_lo[small],
-                                  np.asarray(cols["ts"])[small], pkey, dkey)
+                                  np.asarray(cols["ts"])[small], pkey, dkey, presorted=True)
             n_sources += len(light["skey"])
         profiles = _profile_table(prof, det, light, int(config.campaigns.get("min_members", 3)))
     del cls
@@ -483,9 +489,10 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
 
 
 def _addresses_per_prefix(skey: np.ndarray, src_hi: np.ndarray, src_lo: np.ndarray,
-                          mask: np.ndarray) -> np.ndarray:
-    """Distinct source addresses behind each /64 key of ``skey`` (sorted)."""
-    hi, lo = src_hi[mask], src_lo[mask]
+                          rows: np.ndarray) -> np.ndarray:
+    """Distinct source addresses behind each /64 key of ``skey`` (sorted), from the
+    given rows."""
+    hi, lo = src_hi[rows], src_lo[rows]
     keys = address_key(hi, np.zeros(hi.size, np.uint64))
     order = np.lexsort((lo, keys))
     k, lo = keys[order], lo[order]
@@ -533,7 +540,10 @@ def _aligned_subset(skey: np.ndarray, trw: ThresholdRandomWalk, fan: FanOut,
         ("slow_", slow.result_arrays(), ("flagged", "flagged_ts", "flagged_probes", "peak")),
     ):
         keys = res["skey"]
-        if keys.size:
+        if keys.size == skey.size and np.array_equal(keys, skey):  # the usual case
+            pos = np.arange(skey.size)
+            found = np.ones(skey.size, np.bool_)
+        elif keys.size:
             pos = np.searchsorted(keys, skey)
             pos[pos >= keys.size] = 0
             found = keys[pos] == skey
@@ -697,7 +707,9 @@ def _source_texts(key_hi: np.ndarray, key_lo: np.ndarray, prefix64: bool) -> pa.
 def _port_csr(probes: Probes, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct TCP/UDP/SCTP ports of the given sources, as offsets and values."""
     ordered, starts = probes.grouped()
-    ported = np.isin(ordered.proto, (6, 17, 132, 136)) & (ordered.port >= 0)
+    ported = np.isin(ordered.proto, (6, 17, 132, 136)) & (ordered.port >= 0) & \
+        (ordered.port <= 0xFFFF)
+    groups = np.asarray(groups, np.int64)
     offsets = np.zeros(groups.size + 1, np.int64)
     _port_lists(starts, ordered.port, ported, groups, offsets, np.empty(0, np.int32), False)
     np.cumsum(offsets, out=offsets)
@@ -708,37 +720,29 @@ def _port_csr(probes: Probes, groups: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 @numba.njit(cache=True, nogil=True)
 def _port_lists(starts, port, ported, groups, offsets, values, fill):  # pragma: no cover
-    """Count (into offsets[1:]) or write (at offsets) each group's distinct ports."""
-    longest = 1
-    for q in range(groups.shape[0]):
-        g = groups[q]
-        longest = max(longest, starts[g + 1] - starts[g])
-    buf = np.empty(longest, np.int32)
+    """Count (into offsets[1:]) or write (at offsets, sorted) each group's distinct ports:
+    a flag per port, cleared through the list of ports set (no sort of the rows)."""
+    seen = np.zeros(0x10000, np.bool_)
+    buf = np.empty(0x10000, np.int32)
     for q in range(groups.shape[0]):
         g = groups[q]
         k = 0
         for i in range(starts[g], starts[g + 1]):
             if ported[i]:
-                buf[k] = port[i]
-                k += 1
-        if k == 0:
-            continue
-        b = buf[:k]
-        b.sort()
+                p = port[i]
+                if not seen[p]:
+                    seen[p] = True
+                    buf[k] = p
+                    k += 1
+        for j in range(k):
+            seen[buf[j]] = False
         if fill:
+            b = np.sort(buf[:k])
             w = offsets[q]
-            values[w] = b[0]
-            w += 1
-            for i in range(1, k):
-                if b[i] != b[i - 1]:
-                    values[w] = b[i]
-                    w += 1
+            for j in range(k):
+                values[w + j] = b[j]
         else:
-            c = 1
-            for i in range(1, k):
-                if b[i] != b[i - 1]:
-                    c += 1
-            offsets[q + 1] = c
+            offsets[q + 1] = k
 
 
 def _backscatter_rows(back: Backscatter, frame: Probes, prof: dict[str, np.ndarray],

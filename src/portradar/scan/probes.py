@@ -165,52 +165,103 @@ def is_ipv4(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     return (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
 
 
+#: Bits per radix digit: 2048 buckets, whose counters and write heads stay in L1 cache.
+_DIGIT_BITS = 11
+
+
 @numba.njit(cache=True, nogil=True)
-def _radix_pass(keys, order, out, shift):  # pragma: no cover - jit
-    counts = np.zeros(65537, np.int64)
-    for i in range(order.shape[0]):
-        counts[((keys[order[i]] >> shift) & np.uint64(0xFFFF)) + np.uint64(1)] += 1
-    for d in range(1, 65537):
-        counts[d] += counts[d - 1]
-    for i in range(order.shape[0]):
-        j = order[i]
-        d = (keys[j] >> shift) & np.uint64(0xFFFF)
-        out[counts[d]] = j
-        counts[d] += 1
+def _radix_sort(keys, order, varying):  # pragma: no cover - jit
+    """Stable LSD radix sort of ``keys`` carrying ``order``; digits without a ``varying``
+    bit are skipped.  Returns (sorted keys, order)."""
+    n = keys.shape[0]
+    nb = 1 << _DIGIT_BITS
+    mask = np.uint64(nb - 1)
+    kk = keys.copy()
+    oo = order.copy()
+    k2 = np.empty(n, np.uint64)
+    o2 = np.empty(n, np.int64)
+    heads = np.empty(nb, np.int64)
+    for d in range((64 + _DIGIT_BITS - 1) // _DIGIT_BITS):
+        shift = np.uint64(d * _DIGIT_BITS)
+        if (varying >> shift) & mask == 0:
+            continue
+        heads[:] = 0
+        for i in range(n):
+            heads[(kk[i] >> shift) & mask] += 1
+        total = 0
+        for b in range(nb):
+            c = heads[b]
+            heads[b] = total
+            total += c
+        for i in range(n):
+            k = kk[i]
+            b = (k >> shift) & mask
+            j = heads[b]
+            heads[b] = j + 1
+            k2[j] = k
+            o2[j] = oo[i]
+        kk, k2 = k2, kk
+        oo, o2 = o2, oo
+    return kk, oo
+
+
+@numba.njit(cache=True, nogil=True)
+def _varying_bits(keys):  # pragma: no cover - jit
+    v = np.uint64(0)
+    for i in range(keys.shape[0]):
+        v |= keys[i] ^ keys[0]
+    return v
+
+
+def radix_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable sort of uint64 keys: (sorted keys, the argsort), by LSD radix in 11-bit digits.
+
+    numpy's stable sort of 64-bit integers is a timsort, three times slower than its
+    unstable one; grouping by source needs the stable order (rows of a source stay in
+    time order).  Only digits where some keys differ are sorted on: IPv4 source keys
+    share their top 32 bits, so three passes do.  The keys travel with the indices, so
+    every pass reads sequentially (measured on 5 M keys of 1.8 M sources: 0.27 s,
+    against 0.83 s for a pass that gathered ``keys[order[i]]`` and 0.88 s for numpy's
+    stable argsort).
+
+    >>> k, o = radix_sort(np.array([5, 3, 5, 1, 3], np.uint64))
+    >>> k.tolist(), o.tolist()
+    ([1, 3, 3, 5, 5], [3, 1, 4, 0, 2])
+    """
+    keys = np.ascontiguousarray(keys, np.uint64)
+    order = np.arange(keys.shape[0], dtype=np.int64)
+    if keys.shape[0] < 2:
+        return keys.copy(), order
+    high = keys >= np.uint64(1 << 63)
+    if high.any() and not high.all():
+        # IPv6 keys (top bit set, hashed) vary in all 64 bits: sort the two kinds apart
+        # so the IPv4 rows keep their three passes; all IPv4 keys come first in any case
+        low_idx, high_idx = np.flatnonzero(~high), np.flatnonzero(high)
+        k1, o1 = radix_sort(keys[low_idx])
+        k2, o2 = radix_sort(keys[high_idx])
+        return np.concatenate([k1, k2]), np.concatenate([low_idx[o1], high_idx[o2]])
+    return _radix_sort(keys, order, _varying_bits(keys))
 
 
 def radix_argsort(keys: np.ndarray) -> np.ndarray:
-    """Stable argsort of uint64 keys: LSD radix sort in 16-bit digits.
-
-    numpy's stable sort of 64-bit integers is a timsort, three times slower than its
-    unstable one (measured: 0.92 s against 0.28 s for 2.5 M keys); grouping by source
-    needs the stable order (rows of a source stay in time order), and source keys use
-    48 bits for IPv4, so three linear passes usually suffice.
+    """Stable argsort of uint64 keys (see :func:`radix_sort`).
 
     >>> radix_argsort(np.array([5, 3, 5, 1, 3], np.uint64)).tolist()
     [3, 1, 4, 0, 2]
     """
-    keys = np.asarray(keys, np.uint64)
-    order = np.arange(keys.shape[0], dtype=np.int64)
-    if keys.shape[0] < 2:
-        return order
-    high = keys >= np.uint64(1 << 63)
-    if high.any() and not high.all():
-        # IPv6 keys (top bit set) would cost every IPv4 row four passes instead of two:
-        # sort the two kinds apart; all IPv4 keys come first in any case
-        low_idx, high_idx = np.flatnonzero(~high), np.flatnonzero(high)
-        return np.concatenate([low_idx[radix_argsort(keys[low_idx])],
-                               high_idx[radix_argsort(keys[high_idx])]])
-    top = int(keys.max())
-    spare = np.empty_like(order)
-    shift = 0
-    while shift < 64 and (top >> shift) > 0:
-        digit = (keys >> np.uint64(shift)) & np.uint64(0xFFFF)
-        if digit.min() != digit.max():  # a digit all keys share orders nothing
-            _radix_pass(keys, order, spare, np.uint64(shift))
-            order, spare = spare, order
-        shift += 16
-    return order
+    return radix_sort(keys)[1]
+
+
+def source_time_order(skey: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Stable argsort by (source key, time): one radix sort when the rows are in time
+    order already (events are stored as they arrive), a lexsort otherwise.
+
+    >>> source_time_order(np.array([2, 1, 2], np.uint64), np.array([5, 6, 7])).tolist()
+    [1, 0, 2]
+    """
+    if not ts.size or (ts[1:] >= ts[:-1]).all():
+        return radix_argsort(skey)
+    return np.lexsort((ts, skey))
 
 
 # --- the frame ---------------------------------------------------------------------------
@@ -302,13 +353,16 @@ class Probes:
     @classmethod
     def grouped_from_columns(cls, columns: dict[str, np.ndarray], mask: np.ndarray | None = None,
                              *, prefix64: bool = False,
-                             skey: np.ndarray | None = None) -> Probes:
+                             skey: np.ndarray | None = None,
+                             order: np.ndarray | None = None) -> Probes:
         """The rows of ``columns`` selected by ``mask``, already in :meth:`grouped` order.
 
         For big loads: every column is gathered once, straight into (source, time)
         order, instead of a selection followed by a sort.  ``columns`` must hold the
         load's compact dtypes (see :mod:`portradar.scan.detect`); ``skey``, when given,
-        is every row's source key (:func:`address_key`), already computed.
+        is every row's source key (:func:`address_key`), already computed; ``order``,
+        when given (instead of ``mask``), the rows to take, already in (source, time)
+        order.
         """
         src_hi = np.asarray(columns["src_hi"], np.uint64)
         src_lo = np.asarray(columns["src_lo"], np.uint64)
@@ -316,16 +370,12 @@ class Probes:
         if prefix64:
             key_lo = np.where(is_ipv4(src_hi, src_lo), src_lo, np.uint64(0))
         skey_all = address_key(src_hi, key_lo) if skey is None else skey
-        idx = np.flatnonzero(mask) if mask is not None else np.arange(len(src_hi))
         ts_all = np.asarray(columns["ts"], np.int64)
-        sk = skey_all[idx]
-        ts = ts_all[idx]
-        if not idx.size or (ts[1:] >= ts[:-1]).all():
-            order = radix_argsort(sk)
+        if order is not None:
+            sel = np.asarray(order, np.int64)
         else:
-            order = np.lexsort((ts, sk))
-        sel = idx[order]
-        del sk, ts, order
+            idx = np.flatnonzero(mask) if mask is not None else np.arange(len(src_hi))
+            sel = idx[source_time_order(skey_all[idx], ts_all[idx])]
 
         def take(name: str, dtype: Any, default: int = -1) -> np.ndarray:
             value = columns.get(name)

@@ -69,18 +69,22 @@ def profile(probes: Probes) -> dict[str, np.ndarray]:
 
 
 def light_profile(skey: np.ndarray, key_hi: np.ndarray, key_lo: np.ndarray, ts: np.ndarray,
-                  pkey: np.ndarray, dkey: np.ndarray) -> dict[str, np.ndarray]:
+                  pkey: np.ndarray, dkey: np.ndarray, *,
+                  presorted: bool = False) -> dict[str, np.ndarray]:
     """The few profile columns the campaigns need, for sources no detector can flag.
 
-    Rows in any order; one row per source out, sorted by ``skey``: ``key_hi``,
-    ``key_lo``, ``skey``, ``probes``, ``first_ts``, ``last_ts``, ``hosts``,
-    ``port_keys``, ``port_sig``, ``target_sig`` (as :func:`profile` computes them).
-    Gathers three columns instead of a whole frame: most sources are this kind.
+    Rows in any order (``presorted``: already sorted by ``skey``); one row per source
+    out, sorted by ``skey``: ``key_hi``, ``key_lo``, ``skey``, ``probes``, ``first_ts``,
+    ``last_ts``, ``hosts``, ``port_keys``, ``port_sig``, ``target_sig`` (as
+    :func:`profile` computes them).  Gathers three columns instead of a whole frame:
+    most sources are this kind.
     """
-    from portradar.scan.probes import radix_argsort
+    from portradar.scan.probes import radix_sort
 
-    order = radix_argsort(skey)
-    k = skey[order]
+    if presorted:
+        k, order = skey, np.arange(skey.size)
+    else:
+        k, order = radix_sort(skey)
     cut = np.flatnonzero(k[1:] != k[:-1]) + 1
     starts = np.concatenate([[0], cut, [k.size]]).astype(np.int64) if k.size \
         else np.zeros(1, np.int64)
@@ -91,7 +95,9 @@ def light_profile(skey: np.ndarray, key_hi: np.ndarray, key_lo: np.ndarray, ts: 
     if n:
         keys, mask = table(int(np.diff(starts).max()))
         used = np.empty(keys.size, np.int64)
-        _light(starts, ts[order], pkey[order], dkey[order], keys, mask, used, out_i, out_sig)
+        if not presorted:
+            ts, pkey, dkey = ts[order], pkey[order], dkey[order]
+        _light(starts, ts, pkey, dkey, keys, mask, used, out_i, out_sig)
     return {"key_hi": key_hi[first], "key_lo": key_lo[first], "skey": k[starts[:-1]],
             "probes": out_i[:, 0], "first_ts": out_i[:, 1], "last_ts": out_i[:, 2],
             "hosts": out_i[:, 3], "port_keys": out_i[:, 4], "port_sig": out_sig[:, 0],
