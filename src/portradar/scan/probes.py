@@ -71,9 +71,14 @@ ICMP6_REQUESTS = (128,)
 ICMP6_REPLIES = (1, 2, 3, 4, 129)  # errors (RFC 4443) and echo reply
 
 
-@numba.vectorize(["int8(int16, int16, int16)", "int8(int64, int64, int64)"], nopython=True,
-                 cache=True)
-def packet_class(proto: int, flags: int, icmp_type: int) -> int:  # pragma: no cover - jit
+# The per-element functions are compiled on first use (``cache=True``: later processes
+# load them from numba's cache), not at import: an eager ``numba.vectorize`` with
+# signatures compiled or loaded three ufuncs whenever this module was imported
+# (0.4-0.5 s), which every command that merely touched the scan package paid.
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _packet_class_one(proto, flags, icmp_type):  # pragma: no cover - jit
     """Class of one packet from its protocol, TCP flags (-1: unknown) and ICMP type."""
     if proto == 6:
         if flags < 0:
@@ -117,9 +122,15 @@ def packet_class(proto: int, flags: int, icmp_type: int) -> int:  # pragma: no c
     return IP_PROTO
 
 
-@numba.vectorize(["int32(int16, int32, int16)", "int32(int64, int64, int64)"], nopython=True,
-                 cache=True)
-def port_key(proto: int, dport: int, icmp_type: int) -> int:  # pragma: no cover - jit
+
+@numba.njit(cache=True, nogil=True)
+def _packet_class_loop(proto, flags, icmp_type, out):  # pragma: no cover - jit
+    for i in range(out.shape[0]):
+        out[i] = _packet_class_one(proto[i], flags[i], icmp_type[i])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _port_key_one(proto, dport, icmp_type):  # pragma: no cover - jit
     """The port key of a probe (see the module docstring); -1 for a missing port."""
     if proto == 6 or proto == 17 or proto == 132 or proto == 136:
         return dport
@@ -128,12 +139,60 @@ def port_key(proto: int, dport: int, icmp_type: int) -> int:  # pragma: no cover
     return 0x20000 + proto
 
 
-@numba.vectorize(["uint64(uint64)"], nopython=True, cache=True)
-def mix64(x: Any) -> Any:  # pragma: no cover - jit
-    """SplitMix64 finaliser (Steele, Lea, Flood 2014): a cheap, well-mixed 64-bit hash."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+
+@numba.njit(cache=True, nogil=True)
+def _port_key_loop(proto, dport, icmp_type, out):  # pragma: no cover - jit
+    for i in range(out.shape[0]):
+        out[i] = _port_key_one(proto[i], dport[i], icmp_type[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def _mix64_loop(x, out):  # pragma: no cover - jit
+    for i in range(out.shape[0]):
+        v = x[i]
+        v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        out[i] = v ^ (v >> np.uint64(31))
+
+
+def _elementwise(loop: Any, out_dtype: Any, *args: Any, small: tuple[Any, ...] = ()) -> Any:
+    """Run a compiled per-element ``loop`` over broadcast arguments.  They are passed
+    with the dtypes ``small`` when each already has them (the load's compact columns),
+    else as int64: two compiled versions, not one per dtype mix."""
+    arrays = np.broadcast_arrays(*(np.asarray(a) for a in args))
+    shape = arrays[0].shape
+    if small and all(a.dtype == d for a, d in zip(arrays, small, strict=True)):
+        flat = [np.ascontiguousarray(a).ravel() for a in arrays]
+    else:
+        flat = [np.ascontiguousarray(a, np.int64).ravel() for a in arrays]
+    out = np.empty(flat[0].shape[0], out_dtype)
+    loop(*flat, out)
+    return out.reshape(shape) if shape else out[0]
+
+
+def packet_class(proto: Any, flags: Any, icmp_type: Any) -> Any:
+    """Class of each packet from its protocol, TCP flags (-1: unknown) and ICMP type."""
+    return _elementwise(_packet_class_loop, np.int8, proto, flags, icmp_type,
+                        small=(np.int16, np.int16, np.int16))
+
+
+def port_key(proto: Any, dport: Any, icmp_type: Any) -> Any:
+    """The port key of each probe (see the module docstring); -1 for a missing port."""
+    return _elementwise(_port_key_loop, np.int32, proto, dport, icmp_type,
+                        small=(np.int16, np.int32, np.int16))
+
+
+def mix64(x: Any) -> Any:
+    """SplitMix64 finaliser (Steele, Lea, Flood 2014): a cheap, well-mixed 64-bit hash.
+
+    >>> int(mix64(np.uint64(1)))
+    6238072747940578789
+    """
+    arr = np.asarray(x)
+    flat = np.ascontiguousarray(arr, np.uint64).ravel()
+    out = np.empty(flat.shape[0], np.uint64)
+    _mix64_loop(flat, out)
+    return out.reshape(arr.shape) if arr.shape else out[0]
 
 
 def address_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
