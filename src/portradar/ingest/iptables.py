@@ -94,19 +94,31 @@ def outcome_for_prefix(prefix: str | None, actions: dict[str, str] | None = None
     return Outcome.UNKNOWN
 
 
-def _strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.DictionaryArray:
-    """Dictionary-encoded strings of the given spans; empty spans become nulls."""
-    codes, first = k.encode_spans(buf, starts, ends)
-    words = [bytes(buf[starts[i]:ends[i]]).decode("utf-8", "replace") for i in first]
+def _dictionary(buf: np.ndarray, fields: np.ndarray, keep: np.ndarray, codes: np.ndarray,
+                first: np.ndarray, start_col: int, end_col: int) -> pa.DictionaryArray:
+    """A dictionary column from :func:`~portradar.ingest.iptables_kernel.encode_span_columns`
+    output: ``codes`` per kept row (-1: null) and the kept row where each code first
+    appears."""
+    rows = keep[first]
+    words = [bytes(buf[fields[r, start_col]:fields[r, end_col]]).decode("utf-8", "replace")
+             for r in rows]
     missing = codes < 0
     indices = pa.array(codes, mask=missing if missing.any() else None)
     return pa.DictionaryArray.from_arrays(indices, pa.array(words, pa.string()))
 
 
-def _nullable(values: np.ndarray, dtype: type) -> pa.Array:
-    missing = values < 0
-    clean: np.ndarray = np.where(missing, 0, values).astype(dtype)
-    return pa.array(clean, mask=missing if missing.any() else None)
+#: The numeric columns of the kernel's matrix that become event columns, in the order
+#: :func:`~portradar.ingest.iptables_kernel.compact_columns` returns them.
+_VALUE_NAMES = ("proto", "sport", "dport", "tcp_flags", "icmp_type", "icmp_code", "bytes",
+                "ttl", "ip_id", "tcp_window", "tcp_seq")
+_VALUE_COLUMNS = np.array([k.PR, k.SP, k.DP, k.FL, k.IT, k.IC, k.LN, k.TT, k.ID, k.WN, k.SQ],
+                          dtype=np.int64)
+_VALUE_INDEX = {name: j for j, name in enumerate(_VALUE_NAMES)}
+_NUMPY_TYPES = {pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32,
+                pa.uint64(): np.uint64}
+#: The string columns (start and end offsets): host (sensor), prefix (rule), IN=, OUT=.
+_SPAN_STARTS = np.array([k.HS, k.PS, k.IS, k.OS], dtype=np.int64)
+_SPAN_ENDS = np.array([k.HE, k.PE, k.IE, k.OE], dtype=np.int64)
 
 
 @register_reader
@@ -154,44 +166,53 @@ class IptablesReader(LineReader):
         status = np.where((status == k.OK) & bad_ts, k.BAD_TIMESTAMP, status)
         self._report_skips(status, buf, starts, ends, first_line, stats)
         keep = np.flatnonzero(status == k.OK)
-        f = fields[keep]
-        a = addr[keep]
+        values, valid, nulls, a = k.compact_columns(fields, addr, keep, _VALUE_COLUMNS)
+        n = len(keep)
 
-        sensor: object = options.sensor or _fill_null(_strings(buf, f[:, k.HS], f[:, k.HE]),
-                                                      "default")
-        rule = _strings(buf, f[:, k.PS], f[:, k.PE])
+        def number(name: str, dtype: pa.DataType) -> pa.Array:
+            j = _VALUE_INDEX[name]
+            data = values[j].astype(_NUMPY_TYPES[dtype])
+            bitmap = pa.py_buffer(valid[j]) if nulls[j] else None
+            return pa.Array.from_buffers(dtype, n, [bitmap, pa.py_buffer(data)],
+                                         null_count=int(nulls[j]))
+
+        codes, first, ncodes = k.encode_span_columns(buf, fields, keep, _SPAN_STARTS,
+                                                      _SPAN_ENDS)
+        strings = [_dictionary(buf, fields, keep, codes[q], first[q, :ncodes[q]],
+                               int(_SPAN_STARTS[q]), int(_SPAN_ENDS[q]))
+                   for q in range(len(_SPAN_STARTS))]
+        host, rule, in_iface, out_iface = strings
+        sensor: object = options.sensor or _fill_null(host, "default")
         outcome_codes = np.array(
             [int(outcome_for_prefix(p, options.actions)) for p in rule.dictionary.to_pylist()]
             + [int(outcome_for_prefix(None, options.actions))],
             dtype=np.int32,
         )
-        rule_idx = pc.fill_null(
-            rule.indices, pa.scalar(len(outcome_codes) - 1, pa.int32())
-        ).to_numpy()
-        outcome = outcome_codes[rule_idx]
+        # rows without a prefix (code -1) take the last entry: the outcome of no prefix
+        outcome = outcome_codes[codes[1]]
 
         columns = {
             "ts": ts[keep],
             "sensor": sensor,
-            "src_hi": a[:, 0],
-            "src_lo": a[:, 1],
-            "dst_hi": a[:, 2],
-            "dst_lo": a[:, 3],
-            "proto": f[:, k.PR].astype(np.uint8),
-            "sport": _nullable(f[:, k.SP], np.uint16),
-            "dport": _nullable(f[:, k.DP], np.uint16),
-            "tcp_flags": _nullable(f[:, k.FL], np.uint8),
-            "icmp_type": _nullable(f[:, k.IT], np.uint8),
-            "icmp_code": _nullable(f[:, k.IC], np.uint8),
+            "src_hi": a[0],
+            "src_lo": a[1],
+            "dst_hi": a[2],
+            "dst_lo": a[3],
+            "proto": values[_VALUE_INDEX["proto"]].astype(np.uint8),
+            "sport": number("sport", pa.uint16()),
+            "dport": number("dport", pa.uint16()),
+            "tcp_flags": number("tcp_flags", pa.uint8()),
+            "icmp_type": number("icmp_type", pa.uint8()),
+            "icmp_code": number("icmp_code", pa.uint8()),
             "outcome": outcome,
             "rule": rule,
-            "in_iface": _strings(buf, f[:, k.IS], f[:, k.IE]),
-            "out_iface": _strings(buf, f[:, k.OS], f[:, k.OE]),
-            "bytes": _nullable(f[:, k.LN], np.uint64),
-            "ttl": _nullable(f[:, k.TT], np.uint8),
-            "ip_id": _nullable(f[:, k.ID], np.uint16),
-            "tcp_window": _nullable(f[:, k.WN], np.uint16),
-            "tcp_seq": _nullable(f[:, k.SQ], np.uint32),
+            "in_iface": in_iface,
+            "out_iface": out_iface,
+            "bytes": number("bytes", pa.uint64()),
+            "ttl": number("ttl", pa.uint8()),
+            "ip_id": number("ip_id", pa.uint16()),
+            "tcp_window": number("tcp_window", pa.uint16()),
+            "tcp_seq": number("tcp_seq", pa.uint32()),
             "format": self.name,
         }
         return make_batch(columns, n=len(keep))

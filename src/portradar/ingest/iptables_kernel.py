@@ -918,3 +918,93 @@ def encode_spans(buf, starts, ends):  # pragma: no cover - jit
                 break
             slot = (slot + 1) & mask
     return codes, first[:ncodes]
+
+
+@numba.njit(cache=True, nogil=True)
+def compact_columns(out, addr, keep, cols):  # pragma: no cover - jit
+    """The kept rows of :func:`parse_lines`' matrices, column by column, in one pass.
+
+    ``keep`` holds the row numbers to keep (in order) and ``cols`` the numeric columns
+    wanted.  Returns ``values`` (``len(cols)`` × kept, int64, 0 where absent),
+    ``valid`` (an Arrow validity bitmap per column: bit ``i % 8`` of byte ``i // 8``
+    set when present), ``nulls`` (absent values per column) and ``addresses``
+    (4 × kept: src_hi, src_lo, dst_hi, dst_lo).  One pass over the row-major matrix
+    instead of a strided numpy pass (compare, where, astype, mask) per column:
+    measured 0.6 CPU-s less on the 5-million-line benchmark.
+    """
+    n = keep.shape[0]
+    m = cols.shape[0]
+    values = np.empty((m, n), np.int64)
+    valid = np.zeros((m, (n + 7) // 8), np.uint8)
+    nulls = np.zeros(m, np.int64)
+    addresses = np.empty((4, n), np.uint64)
+    for i in range(n):
+        row = keep[i]
+        for j in range(m):
+            v = out[row, cols[j]]
+            if v < 0:
+                values[j, i] = 0
+                nulls[j] += 1
+            else:
+                values[j, i] = v
+                valid[j, i >> 3] |= np.uint8(1 << (i & 7))
+        for j in range(4):
+            addresses[j, i] = addr[row, j]
+    return values, valid, nulls, addresses
+
+
+@numba.njit(cache=True, nogil=True)
+def encode_span_columns(buf, out, keep, scols, ecols):  # pragma: no cover - jit
+    """:func:`encode_spans` for several span columns of the kept rows at once.
+
+    Returns ``codes`` (columns × kept, int32, -1 for an absent or empty span),
+    ``first`` (columns × kept: for each code, the kept row of its first occurrence)
+    and ``ncodes`` per column.  One pass over the rows touches each line's bytes
+    once for all columns (sensor, rule, interfaces); a pass per column read the
+    32 MB chunk four times and was bound by memory bandwidth (measured 25 against
+    14 ms per 130,000 lines).
+    """
+    n = keep.shape[0]
+    m = scols.shape[0]
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    slots = np.full((m, size), -1, np.int32)
+    codes = np.full((m, n), -1, np.int32)
+    first = np.empty((m, n), np.int64)
+    ncodes = np.zeros(m, np.int64)
+    last = np.full(m, -1, np.int64)  # kept row of the previous non-empty span
+    for i in range(n):
+        row = keep[i]
+        for q in range(m):
+            s = out[row, scols[q]]
+            e = out[row, ecols[q]]
+            if s < 0 or e <= s:
+                continue
+            lq = last[q]
+            if lq >= 0:
+                lrow = keep[lq]
+                if _same_span(buf, out[lrow, scols[q]], out[lrow, ecols[q]], s, e):
+                    codes[q, i] = codes[q, lq]
+                    last[q] = i
+                    continue
+            last[q] = i
+            h = np.uint64(14695981039346656037)
+            for j in range(s, e):
+                h = (h ^ np.uint64(buf[j])) * np.uint64(1099511628211)
+            slot = np.int64(h & np.uint64(mask))
+            while True:
+                c = slots[q, slot]
+                if c < 0:
+                    c = ncodes[q]
+                    slots[q, slot] = c
+                    first[q, c] = i
+                    ncodes[q] = c + 1
+                    break
+                frow = keep[first[q, c]]
+                if _same_span(buf, out[frow, scols[q]], out[frow, ecols[q]], s, e):
+                    break
+                slot = (slot + 1) & mask
+            codes[q, i] = c
+    return codes, first, ncodes
