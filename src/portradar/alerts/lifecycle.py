@@ -60,6 +60,9 @@ SEVERITY_SOURCES: tuple[float, ...] = (10.0, 100.0, 1_000.0, 10_000.0)
 LEVEL_SEVERITY: dict[str, int] = {"": 0, "green": 0, "yellow": 1, "orange": 2, "red": 3}
 #: Kinds of sighting that are activity (their end resolves an alert).
 ACTIVITY_KINDS: tuple[str, ...] = ("spike", "campaign")
+#: Which of a round's transitions of one port is told (lower first): an open carries
+#: the evidence of the same round, an escalation the updates.
+_RANK: dict[str, int] = {"open": 0, "escalate": 1, "update": 2}
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS alert_ids START 1;
@@ -167,18 +170,38 @@ class AlertBook:
             [status] if status else []).fetchall()
         return [self._row_to_alert(r) for r in rows]
 
-    def _open_for(self, proto: int, port: int) -> tuple[Alert, str | None] | None:
-        row = self.store.con.execute(
-            f"SELECT {', '.join(_COLUMNS)}, last_told FROM alerts "
-            "WHERE proto = ? AND port = ? AND status = 'open' ORDER BY alert_id LIMIT 1",
-            [proto, port]).fetchone()
-        return None if row is None else (self._row_to_alert(row[:-1]), row[-1])
-
-    def _known(self, s: Sighting) -> bool:
-        """Was this (kind, onset) already part of an alert of the port?"""
+    def _ports_state(self, ports: list[tuple[int, int]],
+                     ) -> tuple[dict[tuple[int, int], tuple[Alert, str | None]],
+                                dict[tuple[int, int], list[tuple[str, str | None, str | None]]]]:
+        """The open alert (and its ``last_told``) and the (kind, onset, evidence) of every
+        alert of each of ``ports``: one query for a whole round, however many sightings."""
+        opened: dict[tuple[int, int], tuple[Alert, str | None]] = {}
+        history: dict[tuple[int, int], list[tuple[str, str | None, str | None]]] = {}
+        if not ports:
+            return opened, history
+        keys = [int(p) * 65536 + int(q) for p, q in ports]
         rows = self.store.con.execute(
-            "SELECT kind, onset, evidence FROM alerts WHERE proto = ? AND port = ?",
-            [s.proto, s.port]).fetchall()
+            f"SELECT {', '.join(_COLUMNS)}, last_told FROM alerts "
+            "WHERE list_contains(?, proto * 65536 + port) ORDER BY alert_id",
+            [keys]).fetchall()
+        status, kind, onset, evidence = (_COLUMNS.index(c) for c in
+                                         ("status", "kind", "onset", "evidence"))
+        proto, port = _COLUMNS.index("proto"), _COLUMNS.index("port")
+        for row in rows:
+            key = (int(row[proto]), int(row[port]))
+            history.setdefault(key, []).append((row[kind], row[onset], row[evidence]))
+            if row[status] == "open" and key not in opened:
+                opened[key] = (self._row_to_alert(row[:-1]), row[-1])
+        return opened, history
+
+    @staticmethod
+    def _known(s: Sighting, history: list[tuple[str, str | None, str | None]],
+               current: Alert | None = None) -> bool:
+        """Was this (kind, onset) already part of an alert of the port?  ``history`` as
+        stored at the round's start, ``current`` the port's alert as this round left it."""
+        rows = list(history)
+        if current is not None:
+            rows.append((current.kind, current.onset, json.dumps(current.evidence)))
         for kind, onset, evidence in rows:
             if kind == s.kind and onset == s.onset:
                 return True
@@ -194,31 +217,64 @@ class AlertBook:
         ``since``: rises that had already ended before this event time when first seen
         are history, not news (the watch started on a store with past data).
         Call inside the micro-batch's transaction.
+
+        **One notification per port and round** (open, escalate or update, the first
+        that applies in that order), however many sightings the port has (a spike and
+        a campaign seen in the same round open one alert that carries both), plus its
+        ``resolve`` if the evidence is over.  The alerts of all the round's ports are
+        read with one query.
         """
-        out: list[Notification] = []
+        groups: dict[tuple[int, int], list[Sighting]] = {}
         for s in sightings:
-            found = self._open_for(s.proto, s.port)
-            if found is None:
-                if s.severity_excess() < 1 or self._known(s):
+            groups.setdefault((s.proto, s.port), []).append(s)
+        opened, history = self._ports_state(list(groups))
+        out: list[Notification] = []
+        for key, group in groups.items():
+            out += self._observe_port(group, opened.get(key), history.get(key, []), since)
+        return out
+
+    def _observe_port(self, group: list[Sighting], found: tuple[Alert, str | None] | None,
+                      history: list[tuple[str, str | None, str | None]],
+                      since: str | None) -> list[Notification]:
+        """One port's sightings of a round, applied together: at most one of open,
+        escalate, update (with all of them as evidence), then resolve if all is over."""
+        out: list[Notification] = []
+        alert, last_told = found if found is not None else (None, None)
+        pending: str | None = None  # the transition to tell for this round
+        at = ""
+        stored = None if alert is None else self._values(alert)  # saved only if changed
+        for s in group:
+            if alert is None:
+                if s.severity_excess() < 1 or self._known(s, history):
                     continue  # too small to tell, or already told (and resolved)
                 if s.end is not None and since is not None and s.end < since:
                     continue
-                alert = self._create(s)
-                out.append(self._tell(alert, "open", s.at))
-                if self._over(alert):
-                    out.append(self._resolve(alert))
-                continue
-            alert, last_told = found
-            out += self._evidence(alert, last_told, s)
+                alert, pending, at = self._create(s), "open", s.at
+            else:
+                told = self._evidence(alert, last_told, s, history)
+                if told is not None:
+                    if pending is None or _RANK[told] < _RANK[pending]:
+                        pending = told
+                    at = max(at, s.at)
+                    last_told = s.at  # the rate limit counts this round's notification
+        if alert is None:
+            return out
+        if pending is not None:
+            out.append(self._tell(alert, pending, at))
+        if self._over(alert):  # all the round's evidence of the port is over
+            out.append(self._resolve(alert))
+        elif pending is None and self._values(alert) != stored:
+            self._save(alert)
         return out
 
-    def _evidence(self, alert: Alert, last_told: str | None, s: Sighting) -> list[Notification]:
-        """Apply a sighting to the port's open alert."""
-        out: list[Notification] = []
+    def _evidence(self, alert: Alert, last_told: str | None, s: Sighting,
+                  history: list[tuple[str, str | None, str | None]]) -> str | None:
+        """Apply a sighting to the port's open alert; the transition it calls for."""
         before = alert.evidence.get(s.kind)
         sev = s.severity_excess()
-        if before is None and (sev < 1 or (s.end is not None and self._known(s))):
-            return out  # not evidence: too small, or a rise already told and over
+        if before is None and (sev < 1 or (s.end is not None
+                                           and self._known(s, history, alert))):
+            return None  # not evidence: too small, or a rise already told and over
         if (before is not None and before.get("end") is not None and s.end is None
                 and before.get("onset") != s.onset):
             before = None  # a new rise of this kind while the alert is still open
@@ -239,16 +295,12 @@ class AlertBook:
             alert.severity = max(alert.severity, sev)
             if s.kind != "level":
                 self._enrich(alert)
-            out.append(self._tell(alert, "escalate", s.at))
-        elif (news and s.kind != "level") or (
+            return "escalate"
+        if (news and s.kind != "level") or (
                 changed and (last_told is None
                              or _seconds(last_told, s.at) >= self.params.update_interval)):
-            out.append(self._tell(alert, "update", s.at))
-        else:
-            self._save(alert)
-        if self._over(alert):
-            out.append(self._resolve(alert))
-        return out
+            return "update"
+        return None
 
     @staticmethod
     def _entry(s: Sighting, before: dict[str, Any] | None) -> dict[str, Any]:
