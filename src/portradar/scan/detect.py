@@ -84,6 +84,7 @@ from portradar.scan.probes import (
 from portradar.scan.replies import DEFAULT_REPLY_WINDOW, reply_rowids
 from portradar.scan.scan_shape import SHAPES, scan_shape
 from portradar.scan.scan_type import TYPES, scan_type
+from portradar.scan.segment_set import count_per_row, is_member, table
 from portradar.scan.slow_scan import SlowScan
 from portradar.scan.source_profile import light_profile, probes_until, profile
 from portradar.scan.trw import SCANNER, ThresholdRandomWalk
@@ -506,10 +507,7 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
     del cls
     if reply_like.any():
         # backscatter: reply-like packets, with the probes of the sources that sent them
-        senders = np.unique(skey[reply_like])
-        pos = np.searchsorted(senders, skey)
-        pos[pos >= senders.size] = 0
-        mine = senders[pos] == skey
+        mine = is_member(skey, np.unique(skey[reply_like]))
         back_frame = Probes.grouped_from_columns(cols, reply_like | (probe_mask & mine),
                                                  prefix64=prefix64, skey=skey)
         back = Backscatter(**config.backscatter)
@@ -551,6 +549,8 @@ def _aligned_results(all_keys: np.ndarray, candidate: np.ndarray, trw: Threshold
     """Each detector's result, one row per source of ``all_keys`` (sorted), as numpy;
     only ``candidate`` sources were given to the detectors (the others cannot be
     flagged and get "not found")."""
+    if candidate.all():
+        return _aligned_subset(all_keys, trw, fan, slow)
     idx = np.flatnonzero(candidate)
     sub = _aligned_subset(all_keys[idx], trw, fan, slow)
     out: dict[str, np.ndarray] = {}
@@ -584,9 +584,13 @@ def _aligned_subset(skey: np.ndarray, trw: ThresholdRandomWalk, fan: FanOut,
             pos = np.zeros(skey.size, np.int64)
             found = np.zeros(skey.size, np.bool_)
         out[prefix + "found"] = found
+        every = keys.size == skey.size and bool(found.all())
         for name in names:
             fill = -1 if name == "flagged_ts" else 0
             values = res[name]
+            if every:  # the detector's rows are these sources, in this order
+                out[prefix + name] = values
+                continue
             out[prefix + name] = np.where(found, values[pos], fill) if values.size else \
                 np.full(skey.size, fill, values.dtype)
     out["trw_hit"] = out["trw_found"] & (out["trw_decision"] == SCANNER)
@@ -847,8 +851,9 @@ def _profile_table(prof: dict[str, np.ndarray], det: dict[str, np.ndarray],
         cols = {n: np.concatenate([prof[n], light[n]]) for n in names}
         flagged = np.concatenate([flagged, np.zeros(len(light["skey"]), np.bool_)])
     group = net_group(cols["key_hi"], cols["key_lo"], cols["port_sig"], cols["first_ts"])
-    _, inverse, counts = np.unique(group, return_inverse=True, return_counts=True)
-    keep = flagged | (counts[inverse] >= min_members)
+    keys, mask = table(group.size)
+    keep = flagged | (count_per_row(group, keys, mask, np.empty(keys.size, np.int64))
+                      >= min_members)
     return pa.table({
         "src_hi": cols["key_hi"][keep], "src_lo": cols["key_lo"][keep],
         "first_seen": _ts_array(cols["first_ts"][keep]),
