@@ -22,9 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from portradar.alerts.lifecycle import Sighting
 from portradar.store.duckdb_store import Store
+
+if TYPE_CHECKING:
+    from portradar.spikes.activity_matrix import ActivityMatrix
 
 #: Seconds of event time without a probe from any member after which a campaign is
 #: over: the campaign grouping's own ``gap`` (:class:`~portradar.scan.campaigns.Campaigns`,
@@ -48,12 +52,18 @@ def _iso(value: datetime) -> str:
 def spike_sightings(store: Store, period: str) -> tuple[list[Sighting], str | None]:
     """Sightings of every spike the detector finds, and the newest bucket (ISO)."""
     from portradar.spikes.activity_matrix import from_store
+
+    return matrix_sightings(from_store(store, period=period, scope="all"))
+
+
+def matrix_sightings(total: ActivityMatrix) -> tuple[list[Sighting], str | None]:
+    """:func:`spike_sightings` of an all-sensors matrix (the watch keeps its own,
+    :class:`~portradar.spikes.activity_matrix.LiveMatrix`)."""
     from portradar.spikes.spike_detector import SpikeDetector
 
-    total = from_store(store, period=period, scope="all")
     if total.n_buckets == 0:
         return [], None
-    spikes = SpikeDetector.for_period(period).detect(total)
+    spikes = SpikeDetector.for_period(total.period).detect(total)
     newest = _iso(total.bucket_time(total.n_buckets - 1))
     out = []
     for s in spikes:

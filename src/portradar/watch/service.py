@@ -58,6 +58,7 @@ from portradar.store import ledger
 from portradar.store.duckdb_store import Store
 from portradar.watch.config import InputConfig, WatchConfig
 from portradar.watch.file_follower import FileFollower, FilePosition
+from portradar.watch.open_buckets import OpenBuckets, batch_columns, store_seed
 from portradar.watch.syslog_listener import SyslogListener
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,15 @@ INGEST_ATTEMPTS = 5
 #: Nice value of the scanner detection thread (Linux: per thread): its verdicts can wait,
 #: micro-batches and spike rounds cannot.
 SCAN_NICE = 10
+#: Seconds between refreshes of the store's per-port activity and new-source counts on
+#: their own thread while events flow.  Rounds read the open buckets from memory
+#: (:mod:`portradar.watch.open_buckets`), so this only delays the new-source counts of
+#: the newest buckets (the spike *kind*, never the alert) and bounds the days kept in
+#: memory; a refresh costs about 2 s at 100,000 lines/s (bench/syslog_bench.py).
+REFRESH_SECONDS = 10.0
+#: Nice value of the refresh thread: it yields to micro-batches and rounds, less than
+#: scanner detection does (the open days stay in memory until it has run).
+REFRESH_NICE = 5
 
 POSITIONS_SQL = """
 CREATE TABLE IF NOT EXISTS watch_positions (
@@ -122,6 +132,17 @@ class WatchService:
         #: Scanner detection's: in :meth:`run` it has a thread of its own too, so that a
         #: scan (seconds on a large store) never delays a spike round.
         self.sstore = _cursor_store(store)
+        #: The activity refresh's (per-port activity and new sources of dirty days).
+        self.rstore = _cursor_store(store)
+        #: Exact activity of the newest days, merged per micro-batch; the rounds'
+        #: spike matrix (:class:`LiveMatrix`) takes its changed cells.
+        self.open = OpenBuckets(config.period)
+        self.live: Any = None
+        self._refreshed: queue.Queue[dict[str, np.ndarray]] = queue.Queue()
+        self._batch_done = threading.Event()
+        self._refresh_dirty = True
+        self._last_refresh = -float("inf")
+        self._refresher: threading.Thread | None = None
         self._assessor = Assessor(self.dstore)
         self.book = AlertBook(self.dstore,
                               LifecycleParams(update_interval=config.update_interval),
@@ -153,7 +174,13 @@ class WatchService:
         self.counters: dict[str, float] = {"batches": 0, "detections": 0, "alerts_sent": 0,
                                            "deliveries_failed": 0, "scanners": 0,
                                            "open_alerts": 0, "detect_seconds": 0.0,
-                                           "scan_seconds": 0.0, "ingest_retries": 0}
+                                           "scan_seconds": 0.0, "ingest_retries": 0,
+                                           "detect_cpu_seconds": 0.0,
+                                           "round_cells_seconds": 0.0,
+                                           "round_spikes_seconds": 0.0,
+                                           "round_others_seconds": 0.0,
+                                           "round_alerts_seconds": 0.0,
+                                           "refreshes": 0, "refresh_seconds": 0.0}
         self.metrics_server: Any = None
         if config.metrics:
             from portradar.alerts.sinks.prometheus import MetricsServer
@@ -272,6 +299,9 @@ class WatchService:
                 time.sleep(0.05 * (attempt + 1))
         stored = 0
         for (state, batches, pos), n in zip(collected, counts, strict=True):
+            for b in batches:
+                if b.num_rows:
+                    self.open.add(**batch_columns(b))
             state.events += n
             stored += n
             if state.follower is not None and pos is not None:
@@ -280,7 +310,8 @@ class WatchService:
                 state.last_arrival = time.monotonic()
         self.counters["batches"] += 1
         if stored:
-            self._dirty = self._scan_dirty = True
+            self._dirty = self._scan_dirty = self._refresh_dirty = True
+            self._batch_done.set()
         return stored
 
     def _store_batch(self, collected: list[tuple[InputState, list[pa.RecordBatch], Any]],
@@ -288,6 +319,14 @@ class WatchService:
         """Events and positions of one micro-batch; the events per input."""
         counts = []
         with self.store.transaction():
+            # the open buckets start a day with what the store holds of it (a restart
+            # mid-day), read before this micro-batch's own events are in
+            ts = [b.column("ts").cast(pa.int64()).to_numpy() for _, batches, _ in collected
+                  for b in batches if b.num_rows]
+            if ts:
+                seed = store_seed(self.store.con)
+                for day in self.open.to_seed(np.concatenate(ts)):
+                    self.open.seed(day, seed(day))
             for state, batches, pos in collected:
                 n = sum(self.store.append_events(b, input_id=state.input_id)
                         for b in batches)
@@ -321,9 +360,11 @@ class WatchService:
         started = self._last_detect = time.monotonic()
         self.counters["detections"] += 1
         store = self.dstore
-        sightings, newest = seen.spike_sightings(store, self.config.period)
+        cpu = time.thread_time()
+        sightings, newest = self._spike_sightings()
         if newest is None:
             return []
+        others = time.monotonic()
         if self.config.scanners:
             if self._scanner is None and self._scan_due():
                 self._scanners()
@@ -337,14 +378,129 @@ class WatchService:
                                     seen.LEVEL_BUDGET)
         sightings += seen.level_sightings(ports, as_of, newest, self._assessor)
         since = store.setting("watch_since") or None
+        alerts = time.monotonic()
         with store.transaction():
             notes = self.book.observe(sightings, since=since)
         self.counters["open_alerts"] = len(self.book.alerts("open"))
         took = time.monotonic() - started
+        self.counters["round_others_seconds"] += alerts - others
+        self.counters["round_alerts_seconds"] += time.monotonic() - alerts
         self.counters["detect_seconds"] += took  # a counter: rate() is the busy share
+        self.counters["detect_cpu_seconds"] += time.thread_time() - cpu
         log.debug("watch: detection round %.2f s, %d sightings, %d notifications",
                   took, len(sightings), len(notes))
         return notes
+
+    # -- the spike matrix ---------------------------------------------------------------
+    def _spike_sightings(self) -> tuple[list[Any], str | None]:
+        """Spike sightings of the live matrix, brought up to date with the open buckets'
+        changed cells and the store refreshes since the last round."""
+        from portradar.alerts import sightings as seen
+        from portradar.spikes.activity_matrix import LiveMatrix, from_store
+        from portradar.spikes.spike_detector import SpikeParams
+
+        store = self.dstore
+        started = time.monotonic()
+        if self._refresher is None:  # no refresh thread (step(), close()): in line
+            self._refresh_store(store)
+        if self.live is None:
+            sp = SpikeParams.for_period(self.config.period)
+            busy = (sp.min_excess_sources, sp.min_excess_records)
+            self.live = LiveMatrix.from_matrix(
+                from_store(store, period=self.config.period, scope="all", busy=busy), busy)
+            while not self._refreshed.empty():  # older than what was just read
+                self._refreshed.get_nowait()
+            self._apply(self.open.cells())
+        while not self._refreshed.empty():
+            self._apply_refreshed(self._refreshed.get_nowait())
+        cells, _stale = self.open.take_changed()  # stale days: the store refresh counts them
+        self._apply(cells)
+        spikes = time.monotonic()
+        self.counters["round_cells_seconds"] += spikes - started
+        out = seen.matrix_sightings(self.live.matrix)
+        self.counters["round_spikes_seconds"] += time.monotonic() - spikes
+        return out
+
+    def _apply(self, cells: dict[str, np.ndarray]) -> None:
+        """Write cells into the live matrix; rows they make busy come with their history
+        (the store's rows, then the open buckets' fresher cells)."""
+        from portradar.activity import new_sources as ns
+
+        new = self.live.update(cells)
+        if not new.size:
+            return
+        store = self.dstore
+        sql, params = self.live.history_sql(new, ns.table_exists(store, self.config.period))
+        hist = store.query(sql, params)
+        self.live.add_rows({n: np.asarray(hist.column(n).to_numpy(), np.int64)
+                            for n in hist.column_names})
+        mem = self.open.cells()
+        keep = np.isin(mem["proto"] * 131072 + mem["port"] + 1, new)
+        self.live.add_rows({n: a[keep] for n, a in mem.items()})  # fresher, no new sources
+
+    def _apply_refreshed(self, cells: dict[str, np.ndarray]) -> None:
+        """Rows of a store refresh: the new-source counts everywhere, the activity of the
+        days not in memory (late events; the open buckets' counts are fresher)."""
+        tracked = np.isin(cells["t"] // 86400, np.fromiter(self.open.days, np.int64))
+        self._apply({n: a[~tracked] for n, a in cells.items()})
+        self._apply({n: cells[n][tracked] for n in ("t", "proto", "port", "new_sources")})
+
+    def _refresh_store(self, store: Store) -> None:
+        """The store's per-port activity and new sources of the dirty days; their rows
+        go to the next round (:meth:`_apply_refreshed`), and the open buckets may let
+        the days refreshed go."""
+        from portradar.activity import new_sources as ns
+
+        started = time.monotonic()
+        self._refresh_dirty = False
+        mark = self.open.mark()  # every micro-batch up to here is in the snapshot below
+        with store.transaction():
+            days = [r[0] for r in store.con.execute(
+                "SELECT DISTINCT day FROM activity_dirty").fetchall()]
+            store.refresh_activity()
+        ns.sync(store)
+        if days:
+            table = ("port_activity_hourly" if self.config.period == "hour"
+                     else "port_activity_daily")
+            new_col = ("coalesce(n.new_sources, 0)" if ns.table_exists(store, self.config.period)
+                       else "0")
+            join = (f"LEFT JOIN {ns.table_name(self.config.period)} n "
+                    "USING (bucket, sensor, proto, port)" if new_col != "0" else "")
+            rows = store.query(
+                f"""SELECT epoch(a.bucket)::BIGINT AS t, a.proto::BIGINT AS proto,
+                           a.port::BIGINT AS port, a.records::BIGINT AS records,
+                           a.sources::BIGINT AS sources, a.targets::BIGINT AS targets,
+                           {new_col}::BIGINT AS new_sources
+                    FROM {table} a {join}
+                    WHERE a.sensor = '*' AND a.bucket >= CAST(? AS DATE)""",
+                [min(days)])
+            self._refreshed.put({n: np.asarray(rows.column(n).to_numpy(), np.int64)
+                                 for n in rows.column_names})
+        self.open.covered(mark)
+        self._last_refresh = time.monotonic()
+        self.counters["refreshes"] += 1
+        self.counters["refresh_seconds"] += time.monotonic() - started
+        log.debug("watch: activity refresh %.2f s, %d dirty days", time.monotonic() - started,
+                  len(days))
+
+    def _refresh_due(self) -> bool:
+        return (self.live is not None and self._refresh_dirty
+                and time.monotonic() - self._last_refresh >= REFRESH_SECONDS)
+
+    def _refresh_loop(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REFRESH_NICE)
+        while not self._detector_stop.is_set():
+            if self._refresh_due():
+                try:
+                    self._refresh_store(self.rstore)
+                except duckdb.TransactionException:  # a conflict: the next run redoes it
+                    self._refresh_dirty = True
+                    log.warning("watch: activity refresh conflicted; retrying")
+                except Exception:  # refresh problems must not stop the service
+                    self._refresh_dirty = True
+                    log.exception("watch: activity refresh failed")
+            self._detector_stop.wait(0.5)
 
     def _scan_due(self) -> bool:
         return (self._scan_dirty
@@ -425,6 +581,9 @@ class WatchService:
             self._detector = threading.Thread(target=self._detect_loop,
                                               name="watch-detect", daemon=True)
             self._detector.start()
+            self._refresher = threading.Thread(target=self._refresh_loop,
+                                               name="watch-refresh", daemon=True)
+            self._refresher.start()
             if self.config.scanners:
                 self._scanner = threading.Thread(target=self._scan_loop,
                                                  name="watch-scan", daemon=True)
@@ -436,12 +595,16 @@ class WatchService:
             self._detector_stop.set()
             self._detector.join()
             self._detector = None
+        if self._refresher is not None:
+            self._refresher.join()
+            self._refresher = None
         if self._scanner is not None:
             self._scanner.join()
             self._scanner = None
 
     def _detect_loop(self) -> None:
         while not self._detector_stop.is_set():
+            self._batch_done.clear()  # a commit from here on wakes the next wait
             try:
                 if self._detection_due():
                     self.detect()
@@ -452,7 +615,9 @@ class WatchService:
             except BaseException as exc:  # handed to the main loop, which stops
                 self._detector_error = exc
                 return
-            self._detector_stop.wait(min(0.2, self.config.batch_seconds))
+            # the next micro-batch's commit starts the next round at once (deliveries'
+            # results are looked at every 0.2 s meanwhile)
+            self._batch_done.wait(min(0.2, self.config.batch_seconds))
 
     def _scan_loop(self) -> None:
         # background work: on Linux a thread has its own nice value (inherited by the
