@@ -353,6 +353,9 @@ class Run:
     dropped_kernel: int = 0
     send_seconds: float = 0.0
     store_seconds: float = 0.0
+    first_stored_s: float | None = None  # after the first send
+    last_stored_s: float | None = None  # after the first send
+    rounds: dict[str, float] = field(default_factory=dict)
     service_cpu_s: float = 0.0
     sender_cpu_s: float = 0.0
     others_cpu_s: float = 0.0
@@ -372,6 +375,14 @@ class Run:
     @property
     def stored_rate(self) -> float:
         return self.stored / self.store_seconds if self.store_seconds else 0.0
+
+    @property
+    def storing_rate(self) -> float:
+        """Lines stored per second from the first stored to the last stored (the
+        service's own pace: the first and last micro-batch's wait are not in it)."""
+        if self.first_stored_s is None or self.last_stored_s is None:
+            return 0.0
+        return self.stored / max(1e-9, self.last_stored_s - self.first_stored_s)
 
 
 def bench(proto: str, args: argparse.Namespace, wire: Path) -> Run:
@@ -452,20 +463,23 @@ port = {mport}
             stdout=subprocess.PIPE)
         lag = 0.0
         m: dict[str, float] = {}
-        while sender.poll() is None:
+        t_first_stored = None
+        while sender.poll() is None:  # every 0.1 s: when the first line was stored
             try:
                 m = _metrics(mport)
                 lag = max(lag, m.get("portradar_input_lag_bytes", 0.0))
+                if t_first_stored is None and m.get("portradar_input_records_total", 0) > 0:
+                    t_first_stored = time.monotonic()
             except OSError:
                 pass
-            time.sleep(0.5)
+            time.sleep(0.1)
         result = json.loads(sender.communicate(timeout=60)[0])
         run.sent, run.planned = result["sent"], result["planned"]
         run.send_seconds = result["t_end"] - result["t0"]
         run.sender_cpu_s = result["cpu_s"]
         # wait until every line is accounted for (TCP) or nothing moves any more (UDP)
         last, still, t_stored = -1.0, 0, time.monotonic()
-        for _ in range(1200):  # bounded: 10 min at 0.5 s
+        for _ in range(6000):  # bounded: 10 min at 0.1 s
             m = _metrics(mport)
             lag = max(lag, m.get("portradar_input_lag_bytes", 0.0))
             done = m["portradar_input_records_total"]
@@ -474,13 +488,20 @@ port = {mport}
             else:
                 still += 1
             lost = m.get("portradar_input_dropped_total", 0)  # listener's + kernel's
-            if done + lost >= run.sent and still >= 2 and m["portradar_input_lag_bytes"] == 0:
+            if done + lost >= run.sent and still >= 10 and m["portradar_input_lag_bytes"] == 0:
                 break
-            if still >= 120:  # a minute without progress
+            if still >= 600:  # a minute without progress
                 run.notes.append(f"gave up waiting: {done:.0f} records of {run.sent}")
                 break
-            time.sleep(0.5)
+            time.sleep(0.1)
         run.store_seconds = t_stored - result["t0"]
+        run.last_stored_s = t_stored - result["t0"]
+        if t_first_stored is not None:
+            run.first_stored_s = t_first_stored - result["t0"]
+        run.rounds = {k.removeprefix("portradar_").removesuffix("_total"): v
+                      for k, v in m.items() if any(w in k for w in (
+                          "detections", "detect_", "round_", "refresh", "scan_seconds",
+                          "batches"))}
         run.service_cpu_s = _proc_cpu(service.pid) - cpu0
         run.others_cpu_s = max(0.0, _busy_cpu() - busy0 - run.service_cpu_s - run.sender_cpu_s)
         run.peak_rss_mb = _proc_hwm_mb(service.pid)
@@ -629,6 +650,28 @@ def report(runs: list[Run]) -> str:
                     + ("= sent" if r.proto == "tcp" else "sent - dropped"))
         rows.append(f"{'lines/s stored (1st send..last)':32} {r.stored_rate:>16,.0f}   "
                     f"~ lines/s sent")
+        if r.first_stored_s is not None and r.last_stored_s is not None:
+            rows.append(f"{'lines/s stored (1st..last stored)':32} {r.storing_rate:>16,.0f}   "
+                        f">= {r.rate:,} ({_verdict(r.storing_rate >= 0.99 * r.rate)})")
+            rows.append(f"{'last stored after last send s':32} "
+                        f"{r.last_stored_s - r.send_seconds:>16.2f}   <= batch_seconds + poll")
+        n = r.rounds.get("detections", 0)
+        if n:
+            per = {k: v / n for k, v in r.rounds.items() if k.startswith(("detect_", "round_"))}
+            rows.append(f"{'detection rounds':32} {n:>16.0f}")
+            rows.append(f"{'round wall s (mean)':32} {per.get('detect_seconds', 0):>16.3f}   "
+                        f"cells {per.get('round_cells_seconds', 0):.3f}, spikes "
+                        f"{per.get('round_spikes_seconds', 0):.3f}, campaigns+levels "
+                        f"{per.get('round_others_seconds', 0):.3f}, alerts "
+                        f"{per.get('round_alerts_seconds', 0):.3f}")
+            rows.append(f"{'round CPU s (mean)':32} {per.get('detect_cpu_seconds', 0):>16.3f}")
+        if r.rounds.get("refreshes"):
+            rows.append(f"{'store refreshes, s each':32} {r.rounds['refreshes']:>16.0f}   "
+                        f"{r.rounds.get('refresh_seconds', 0) / r.rounds['refreshes']:.2f} s "
+                        f"(own thread)")
+        if r.rounds.get("scan_seconds"):
+            rows.append(f"{'scanner detection s (total)':32} "
+                        f"{r.rounds['scan_seconds']:>16.1f}   (own thread)")
         rows.append(f"{'skipped by the parser':32} {r.skipped:>16,}   0")
         if r.proto == "udp":
             rows.append(f"{'dropped by the listener':32} {r.dropped_listener:>16,}   reported")
@@ -697,7 +740,8 @@ def main(argv: list[str] | None = None) -> int:
         print(report(runs[-1:]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(
-            [{**r.__dict__, "sent_rate": r.sent_rate, "stored_rate": r.stored_rate}
+            [{**r.__dict__, "sent_rate": r.sent_rate, "stored_rate": r.stored_rate,
+              "storing_rate": r.storing_rate}
              for r in runs], indent=1) + "\n")
     return 0
 
