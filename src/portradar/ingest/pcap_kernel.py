@@ -572,20 +572,21 @@ def decode_frames(  # pragma: no cover - jit
     npf = 0  # pflog headers written
 
     for i in range(n):
-        # row k may hold a frame that failed half-way: clear what a frame may leave unset
-        src_hi[k] = 0
-        dst_hi[k] = 0
-        ip_id[k] = 0
-        l4_a[k] = 0
-        sport[k] = 0
-        dport[k] = 0
-        flags[k] = 0
-        window[k] = 0
-        seq[k] = 0
-        itype[k] = 0
-        icode[k] = 0
-        ident[k] = 0
-        verdict[k] = 0
+        # every field in a local, written once at the end: a frame that fails half-way
+        # writes nothing, and each column gets one store per event
+        v_src_hi = np.uint64(0)
+        v_dst_hi = np.uint64(0)
+        v_ip_id = 0
+        v_l4 = L4_NONE
+        v_sport = 0
+        v_dport = 0
+        v_flags = 0
+        v_window = 0
+        v_seq = 0
+        v_itype = 0
+        v_icode = 0
+        v_ident = 0
+        v_verdict = 0
         pflog_at = -1
         p = data_off[i]
         end = p + caplen[i]
@@ -615,13 +616,13 @@ def decode_frames(  # pragma: no cover - jit
                 continue
             et = _be16(buf, p)
             q = p + 20
-        elif lt in (LINKTYPE_RAW, LINKTYPE_RAW_BSD, LINKTYPE_RAW_OPENBSD):
+        elif lt == LINKTYPE_RAW or lt == LINKTYPE_RAW_BSD or lt == LINKTYPE_RAW_OPENBSD:
             want = 0
         elif lt == LINKTYPE_IPV4:
             want = 4
         elif lt == LINKTYPE_IPV6:
             want = 6
-        elif lt in (LINKTYPE_NULL, LINKTYPE_LOOP):
+        elif lt == LINKTYPE_NULL or lt == LINKTYPE_LOOP:
             if caplen[i] < 4:
                 status[i] = SKIP_TRUNCATED_LINK
                 detail[i] = lt
@@ -660,9 +661,9 @@ def decode_frames(  # pragma: no cover - jit
             af = np.int64(buf[p + 1])
             action = np.int64(buf[p + 2])
             if action == _PFLOG_PASS:
-                verdict[k] = _ACCEPTED
+                v_verdict = _ACCEPTED
             elif action == _PFLOG_DROP:
-                verdict[k] = _BLOCKED
+                v_verdict = _BLOCKED
             pflog_at = p
             q = p + hlen
             if af == AF_INET:
@@ -737,18 +738,18 @@ def decode_frames(  # pragma: no cover - jit
                 status[i] = SKIP_TRUNCATED_IP
                 continue
             total = _be16(buf, q + 2)
-            family[k] = 4
-            ip_id[k] = _be16(buf, q + 4)
+            v_family = 4
+            v_ip_id = _be16(buf, q + 4)
             later = (_be16(buf, q + 6) & 0x1FFF) != 0
-            ttl[k] = buf[q + 8]
+            v_ttl = np.int64(buf[q + 8])
             proto = np.int64(buf[q + 9])
-            src_lo[k] = _V4_MAPPED | np.uint64(_be32(buf, q + 12))
-            dst_lo[k] = _V4_MAPPED | np.uint64(_be32(buf, q + 16))
+            v_src_lo = _V4_MAPPED | np.uint64(_be32(buf, q + 12))
+            v_dst_lo = _V4_MAPPED | np.uint64(_be32(buf, q + 16))
             if total >= ihl:
-                ip_len[k] = total
+                v_ip_len = total
                 l4_end = min(end, q + total)
             else:
-                ip_len[k] = max(origlen[i] - link_len, 0)
+                v_ip_len = max(origlen[i] - link_len, 0)
                 l4_end = end
             l4 = q + ihl
             complete = True
@@ -757,62 +758,54 @@ def decode_frames(  # pragma: no cover - jit
                 status[i] = SKIP_TRUNCATED_IP
                 continue
             plen = _be16(buf, q + 4)
-            family[k] = 6
-            ttl[k] = buf[q + 7]
-            src_hi[k] = _be64(buf, q + 8)
-            src_lo[k] = _be64(buf, q + 16)
-            dst_hi[k] = _be64(buf, q + 24)
-            dst_lo[k] = _be64(buf, q + 32)
+            v_family = 6
+            v_ttl = np.int64(buf[q + 7])
+            v_src_hi = _be64(buf, q + 8)
+            v_src_lo = _be64(buf, q + 16)
+            v_dst_hi = _be64(buf, q + 24)
+            v_dst_lo = _be64(buf, q + 32)
             if plen > 0:
-                ip_len[k] = plen + 40
+                v_ip_len = plen + 40
                 l4_end = min(end, q + 40 + plen)
             else:
-                ip_len[k] = max(origlen[i] - link_len, 0)
+                v_ip_len = max(origlen[i] - link_len, 0)
                 l4_end = end
             proto, l4, later, complete = _skip_ipv6_ext(buf, q + 40, l4_end, np.int64(buf[q + 6]))
-        proto_a[k] = proto
-        ts[k] = ts_us[i]
-        if pflog_at >= 0:
-            pf_row[npf] = k
-            pf_off[npf] = pflog_at
-            npf += 1
-        row = k
-        k += 1
-        if later or not complete:
-            continue
         # ---- transport layer
         room = l4_end - l4
-        if proto == 6:
+        if later or not complete:
+            pass
+        elif proto == 6:
             if room >= 20:
-                l4_a[row] = L4_TCP
-                sport[row] = _be16(buf, l4)
-                dport[row] = _be16(buf, l4 + 2)
-                seq[row] = _be32(buf, l4 + 4)
-                flags[row] = buf[l4 + 13]
-                window[row] = _be16(buf, l4 + 14)
+                v_l4 = L4_TCP
+                v_sport = _be16(buf, l4)
+                v_dport = _be16(buf, l4 + 2)
+                v_seq = _be32(buf, l4 + 4)
+                v_flags = np.int64(buf[l4 + 13])
+                v_window = _be16(buf, l4 + 14)
             elif room >= 4:
-                l4_a[row] = L4_PORTS
-                sport[row] = _be16(buf, l4)
-                dport[row] = _be16(buf, l4 + 2)
+                v_l4 = L4_PORTS
+                v_sport = _be16(buf, l4)
+                v_dport = _be16(buf, l4 + 2)
         elif proto == 17 or proto == 136 or proto == 132 or proto == 33:
             if room >= 4:
-                l4_a[row] = L4_PORTS
-                sport[row] = _be16(buf, l4)
-                dport[row] = _be16(buf, l4 + 2)
+                v_l4 = L4_PORTS
+                v_sport = _be16(buf, l4)
+                v_dport = _be16(buf, l4 + 2)
         elif (proto == 1 or proto == 58) and room >= 2:
-            l4_a[row] = L4_ICMP
+            v_l4 = L4_ICMP
             t = np.int64(buf[l4])
             c = np.int64(buf[l4 + 1])
-            itype[row] = t
-            icode[row] = c
+            v_itype = t
+            v_icode = c
             echo = (t == 8 or t == 0) if proto == 1 else (t == 128 or t == 129)
             unreachable = (t == 3 and c != 4) if proto == 1 else t == 1
             if room >= 8 and echo:
-                ident[row] = _be32(buf, l4 + 4)
+                v_ident = _be32(buf, l4 + 4)
             elif room >= 8 and unreachable:
                 ok, a, b, cc, d, qp, qw = _quoted_key(buf, l4 + 8, l4_end)
                 if ok:
-                    q_row[nq] = row
+                    q_row[nq] = k
                     q_src_hi[nq] = a
                     q_src_lo[nq] = b
                     q_dst_hi[nq] = cc
@@ -820,6 +813,31 @@ def decode_frames(  # pragma: no cover - jit
                     q_proto[nq] = qp
                     q_ports[nq] = qw
                     nq += 1
+        if pflog_at >= 0:
+            pf_row[npf] = k
+            pf_off[npf] = pflog_at
+            npf += 1
+        ts[k] = ts_us[i]
+        family[k] = v_family
+        src_hi[k] = v_src_hi
+        src_lo[k] = v_src_lo
+        dst_hi[k] = v_dst_hi
+        dst_lo[k] = v_dst_lo
+        proto_a[k] = proto
+        l4_a[k] = v_l4
+        sport[k] = v_sport
+        dport[k] = v_dport
+        flags[k] = v_flags
+        window[k] = v_window
+        seq[k] = v_seq
+        itype[k] = v_itype
+        icode[k] = v_icode
+        ident[k] = v_ident
+        ttl[k] = v_ttl
+        ip_id[k] = v_ip_id
+        ip_len[k] = v_ip_len
+        verdict[k] = v_verdict
+        k += 1
     return (
         k - start, status, detail,
         nq, q_row, q_src_hi, q_src_lo, q_dst_hi, q_dst_lo, q_proto, q_ports,

@@ -31,16 +31,18 @@ Packets that already carry a verdict (pflog's pass/block) keep it.
 Why "other IP protocol" without a reply stays unknown: ``nmap -sO`` probes and tunnel
 traffic (GRE, ESP) look alike, and only a "protocol unreachable" tells them apart.
 
-**How.**  One numba pass gives every packet its role (probe, client ACK, answer, or
-none) and hashes its flow key to 64 bits: a probe's own key (source, destination,
-protocol, port word), an answer's key of the probe it answers (the reverse key of a
-SYN-ACK, RST, UDP or echo reply; the quoted header of an ICMP unreachable).  Then it is
-a sort-merge join: the answers, a small share of a scan capture, are sorted by (flow,
-capture time) and every probe finds the first answer after it with one
-``searchsorted``; client ACKs after a SYN-ACK and, for UDP, an earlier packet of the
-reverse direction are found the same way.  Matches are checked against the full key
-afterwards, so a hash collision (about 1 in 10**7 for two million flows) can only lose
-a pairing, never make a false one.
+**How.**  Two numba passes over the capture, no sort of the packets and no Python per
+packet.  The first gives every packet its role (probe, client ACK, answer, or none) and
+lists the answers with the key of the probe each answers (the reverse key of a
+SYN-ACK, RST, UDP or echo reply; the quoted header of an ICMP unreachable).  The
+answers, a small share of a scan capture, go into an open-addressing hash table on
+their full key (source, destination, protocol, port word), and a counting sort lays
+each key's answers out in capture-time order.  The second pass looks every probe up
+in that table: most probes of a scan have no answer key and cost one table probe; the
+rest binary-search their key's answers for the first one after the probe.  Client
+ACKs after a SYN-ACK and, for UDP, an earlier packet of the reverse direction are
+found the same way.  Keys are compared in full, so a hash collision costs time, never
+a pairing.
 
 **Default timeout.**  :data:`DEFAULT_PROBE_TIMEOUT` is 3 seconds, the default of
 ``ReadOptions.probe_timeout``.  nmap allows a reply 1 s at first and never more than
@@ -96,6 +98,14 @@ _ANSWER_OUTCOME = np.array(
     [Outcome.UNKNOWN, Outcome.ACCEPTED, Outcome.REJECTED, Outcome.ACCEPTED,
      Outcome.ACCEPTED, Outcome.REJECTED], np.uint8,
 )  # fmt: skip
+_UNKNOWN, _ESTABLISHED = int(Outcome.UNKNOWN), int(Outcome.ESTABLISHED)
+
+#: Slots of the answer-key hash table per answer, at least.  Linear probing in a table at
+#: most half full takes about 1.5 probes to find a key and 2.5 to miss one (Knuth, TAOCP
+#: vol. 3, section 6.4), and most lookups are misses: the probes nobody answered.
+TABLE_SLOTS_PER_ANSWER = 2
+#: Fewest slots: a small capture's table stays in the L1 cache either way.
+TABLE_MIN_SLOTS = 1 << 10
 
 __all__ = ["DEFAULT_PROBE_TIMEOUT", "probe_outcomes"]
 
@@ -116,24 +126,22 @@ def _key_hash(  # pragma: no cover - jit
     a_hi: np.uint64, a_lo: np.uint64, b_hi: np.uint64, b_lo: np.uint64, proto: int,
     word: int | np.unsignedinteger,
 ) -> np.uint64:  # fmt: skip
-    h = _fmix64(a_hi ^ np.uint64(0x9E3779B97F4A7C15))
-    h = _fmix64(h ^ a_lo)
-    h = _fmix64(h ^ b_hi)
-    h = _fmix64(h ^ b_lo)
-    return _fmix64(h ^ ((np.uint64(proto) << np.uint64(32)) | np.uint64(word)))
+    """64-bit hash of a flow key: each part times its own odd constant, summed, then mixed.
+
+    The five products are independent (the CPU overlaps them) and one finaliser spreads
+    every input bit over the whole word; keys are compared in full after a hash match.
+    """
+    h = (a_lo * np.uint64(0x9E3779B97F4A7C15) + b_lo * np.uint64(0xC2B2AE3D27D4EB4F)
+         + a_hi * np.uint64(0x165667B19E3779F9) + b_hi * np.uint64(0xD6E8FEB86659FD93)
+         + ((np.uint64(proto) << np.uint64(32)) | np.uint64(word))
+         * np.uint64(0xFF51AFD7ED558CCD))
+    return _fmix64(h)
 
 
-@numba.njit(cache=True, nogil=True)
-def hash_keys(  # pragma: no cover - jit
-    a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray, b_lo: np.ndarray,
-    proto: np.ndarray, word: np.ndarray,
-) -> np.ndarray:  # fmt: skip
-    """64-bit hash of each flow key (address a, address b, protocol, port word)."""
-    n = a_hi.shape[0]
-    out = np.empty(n, np.uint64)
-    for i in range(n):
-        out[i] = _key_hash(a_hi[i], a_lo[i], b_hi[i], b_lo[i], proto[i], word[i])
-    return out
+@numba.njit(cache=True, inline="always")
+def _when(i: int, rank: np.ndarray, in_order: bool) -> int:  # pragma: no cover - jit
+    """Capture-time rank of packet ``i`` (its index when the capture is in time order)."""
+    return i if in_order else rank[i]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -141,28 +149,55 @@ def classify_packets(  # pragma: no cover - jit
     src_hi: np.ndarray, src_lo: np.ndarray, dst_hi: np.ndarray, dst_lo: np.ndarray,
     proto: np.ndarray, l4: np.ndarray, sport: np.ndarray, dport: np.ndarray,
     flags: np.ndarray, itype: np.ndarray, ident: np.ndarray, verdict: np.ndarray,
+    q_row: np.ndarray, q_src_hi: np.ndarray, q_src_lo: np.ndarray, q_dst_hi: np.ndarray,
+    q_dst_lo: np.ndarray, q_proto: np.ndarray, q_word: np.ndarray,
     default_outcome: np.ndarray,
-) -> tuple[np.ndarray, ...]:  # fmt: skip
+) -> tuple:  # fmt: skip
     """Sort every packet into the roles of the module docstring's table.
 
     Returns the outcome each packet has before pairing (``default_outcome`` by own
-    role, or its link-layer verdict), then three tables: probes (packet, own role,
-    hash of its key), answers (packet, kind, hash of the key of the probe it answers)
-    and client ACKs (packet, hash of its key), each in packet order.
+    role, or its link-layer verdict), then three tables, each in packet order: probes
+    (packet, own role, port word, hash of its key), answers (packet, kind, hash, and
+    the key of the probe it answers: a, b, protocol, port word) and client ACKs
+    (packet, hash of its key).  ``q_*`` are the ICMP unreachables' quoted keys, sorted
+    by ``q_row``; each becomes an answer in its packet's place.
     """
     n = src_lo.shape[0]
+    nq = q_row.shape[0]
     out = np.empty(n, np.uint8)
     # room for every packet in every table: pages never written cost no memory
     p_pkt = np.empty(n, np.int64)
     p_role = np.empty(n, np.uint8)
+    p_word = np.empty(n, np.uint32)
     p_h = np.empty(n, np.uint64)
-    a_pkt = np.empty(n, np.int64)
-    a_kind = np.empty(n, np.uint8)
-    a_h = np.empty(n, np.uint64)
-    k_pkt = np.empty(n, np.int64)
-    k_h = np.empty(n, np.uint64)
+    a_pkt = np.empty(n + nq, np.int64)
+    a_kind = np.empty(n + nq, np.uint8)
+    a_h = np.empty(n + nq, np.uint64)
+    ka_hi = np.empty(n + nq, np.uint64)
+    ka_lo = np.empty(n + nq, np.uint64)
+    kb_hi = np.empty(n + nq, np.uint64)
+    kb_lo = np.empty(n + nq, np.uint64)
+    k_proto = np.empty(n + nq, np.uint8)
+    k_word = np.empty(n + nq, np.uint32)
+    c_pkt = np.empty(n, np.int64)
+    c_h = np.empty(n, np.uint64)
     n_probe = n_ans = n_ack = 0
+    qi = 0
     for i in range(n):
+        while qi < nq and q_row[qi] <= i:  # the quotes of this packet (rows below 0: none)
+            if q_row[qi] == i:
+                a_pkt[n_ans] = i
+                a_kind[n_ans] = ANS_UNREACH
+                ka_hi[n_ans] = q_src_hi[qi]
+                ka_lo[n_ans] = q_src_lo[qi]
+                kb_hi[n_ans] = q_dst_hi[qi]
+                kb_lo[n_ans] = q_dst_lo[qi]
+                k_proto[n_ans] = q_proto[qi]
+                k_word[n_ans] = q_word[qi]
+                a_h[n_ans] = _key_hash(q_src_hi[qi], q_src_lo[qi], q_dst_hi[qi], q_dst_lo[qi],
+                                       q_proto[qi], q_word[qi])  # fmt: skip
+                n_ans += 1
+            qi += 1
         pr = proto[i]
         kind = l4[i]
         f = flags[i]
@@ -214,23 +249,231 @@ def classify_packets(  # pragma: no cover - jit
         if o == OWN_OTHER_PROBE:
             word = np.uint32(0)
         if o == OWN_CLIENT_ACK:
-            k_pkt[n_ack] = i
-            k_h[n_ack] = _key_hash(src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pr, word)
+            c_pkt[n_ack] = i
+            c_h[n_ack] = _key_hash(src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pr, word)
             n_ack += 1
         elif o != OWN_NONE:
             p_pkt[n_probe] = i
             p_role[n_probe] = o
+            p_word[n_probe] = word
             p_h[n_probe] = _key_hash(src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pr, word)
             n_probe += 1
         if a != ANS_NONE:
             a_pkt[n_ans] = i
             a_kind[n_ans] = a
+            ka_hi[n_ans] = dst_hi[i]
+            ka_lo[n_ans] = dst_lo[i]
+            kb_hi[n_ans] = src_hi[i]
+            kb_lo[n_ans] = src_lo[i]
+            k_proto[n_ans] = pr
+            k_word[n_ans] = rword
             a_h[n_ans] = _key_hash(dst_hi[i], dst_lo[i], src_hi[i], src_lo[i], pr, rword)
             n_ans += 1
     return (
-        out, p_pkt[:n_probe], p_role[:n_probe], p_h[:n_probe], a_pkt[:n_ans],
-        a_kind[:n_ans], a_h[:n_ans], k_pkt[:n_ack], k_h[:n_ack],
+        out,
+        p_pkt[:n_probe], p_role[:n_probe], p_word[:n_probe], p_h[:n_probe],
+        a_pkt[:n_ans], a_kind[:n_ans], a_h[:n_ans], ka_hi[:n_ans], ka_lo[:n_ans],
+        kb_hi[:n_ans], kb_lo[:n_ans], k_proto[:n_ans], k_word[:n_ans],
+        c_pkt[:n_ack], c_h[:n_ack],
     )  # fmt: skip
+
+
+@numba.njit(cache=True, inline="always")
+def _find_flow(  # pragma: no cover - jit
+    h: np.uint64, a_hi: np.uint64, a_lo: np.uint64, b_hi: np.uint64, b_lo: np.uint64,
+    pr: int, word: int, slot_h: np.ndarray, slot_f: np.ndarray, mask: int,
+    flow_key: np.ndarray, ka_hi: np.ndarray, ka_lo: np.ndarray, kb_hi: np.ndarray,
+    kb_lo: np.ndarray, k_proto: np.ndarray, k_word: np.ndarray,
+) -> int:  # fmt: skip
+    """The answer flow with exactly this key, or -1 (linear probing from the hash's slot)."""
+    s = np.int64(h & np.uint64(mask))
+    while True:  # ends: the table is at most half full, so an empty slot comes
+        f = slot_f[s]
+        if f < 0:
+            return -1
+        if slot_h[s] == h:
+            r = flow_key[f]
+            if (ka_lo[r] == a_lo and kb_lo[r] == b_lo and ka_hi[r] == a_hi and kb_hi[r] == b_hi
+                    and k_proto[r] == pr and k_word[r] == word):  # fmt: skip
+                return f
+        s = (s + 1) & mask
+
+
+@numba.njit(cache=True, inline="always")
+def _first_above(w: np.ndarray, lo: int, hi: int, x: int) -> int:  # pragma: no cover - jit
+    """First position in ``w[lo:hi]`` (ascending) holding more than ``x``; ``hi`` if none."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if w[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, inline="always")
+def _first_from(w: np.ndarray, lo: int, hi: int, x: int) -> int:  # pragma: no cover - jit
+    """First position in ``w[lo:hi]`` (ascending) holding ``x`` or more; ``hi`` if none."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if w[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, nogil=True)
+def pair_probes(  # pragma: no cover - jit
+    ts: np.ndarray, rank: np.ndarray, in_order: bool, src_hi: np.ndarray, src_lo: np.ndarray,
+    dst_hi: np.ndarray, dst_lo: np.ndarray, proto: np.ndarray, sport: np.ndarray,
+    dport: np.ndarray, out: np.ndarray,
+    p_pkt: np.ndarray, p_role: np.ndarray, p_word: np.ndarray, p_h: np.ndarray,
+    a_pkt: np.ndarray, a_kind: np.ndarray, a_h: np.ndarray, ka_hi: np.ndarray,
+    ka_lo: np.ndarray, kb_hi: np.ndarray, kb_lo: np.ndarray, k_proto: np.ndarray,
+    k_word: np.ndarray, c_pkt: np.ndarray, c_h: np.ndarray, timeout: int,
+    answer_outcome: np.ndarray,
+) -> None:  # fmt: skip
+    """Give every probe of :func:`classify_packets`' tables its outcome, in ``out``.
+
+    ``rank`` is each packet's place in capture-time order (ignored when ``in_order``:
+    the capture is in time order and the rank is the index).
+    """
+    na = a_pkt.shape[0]
+    if na == 0 or p_pkt.shape[0] == 0:
+        return
+    # the answers in time order (in packet order already when the capture is)
+    if in_order:
+        a_order = np.arange(na)
+    else:
+        a_when = np.empty(na, np.int64)
+        for j in range(na):
+            a_when[j] = rank[a_pkt[j]]
+        a_order = np.argsort(a_when, kind="mergesort")
+    # hash table of the distinct answer keys ("flows"): slot -> (hash, flow)
+    size = TABLE_MIN_SLOTS
+    while size < TABLE_SLOTS_PER_ANSWER * na:
+        size <<= 1
+    mask = size - 1
+    slot_h = np.empty(size, np.uint64)
+    slot_f = np.full(size, -1, np.int32)
+    flow_key = np.empty(na, np.int64)  # an answer holding the flow's key
+    a_flow = np.empty(na, np.int64)
+    nf = 0
+    for j in range(na):
+        h = a_h[j]
+        f = _find_flow(h, ka_hi[j], ka_lo[j], kb_hi[j], kb_lo[j], k_proto[j], k_word[j],
+                       slot_h, slot_f, mask, flow_key, ka_hi, ka_lo, kb_hi, kb_lo, k_proto,
+                       k_word)  # fmt: skip
+        if f < 0:
+            s = np.int64(h & np.uint64(mask))
+            while slot_f[s] >= 0:
+                s = (s + 1) & mask
+            slot_f[s] = nf
+            slot_h[s] = h
+            flow_key[nf] = j
+            f = nf
+            nf += 1
+        a_flow[j] = f
+    # counting sort: each flow's answers side by side, in time order
+    start = np.zeros(nf + 1, np.int64)
+    for j in range(na):
+        start[a_flow[j] + 1] += 1
+    for f in range(nf):
+        start[f + 1] += start[f]
+    fill = start[:nf].copy()
+    row = np.empty(na, np.int64)  # answer at each place
+    when = np.empty(na, np.int64)  # its time rank
+    for t in range(na):
+        j = a_order[t]
+        at = fill[a_flow[j]]
+        fill[a_flow[j]] += 1
+        row[at] = j
+        when[at] = _when(a_pkt[j], rank, in_order)
+    last_udp = np.empty(na, np.int64)  # last UDP answer of the flow up to each place
+    for f in range(nf):
+        prev = -1
+        for at in range(start[f], start[f + 1]):
+            if a_kind[row[at]] == ANS_UDP:
+                prev = at
+            last_udp[at] = prev
+
+    # every probe: the first answer of its key after it, within the timeout
+    n_probe = p_pkt.shape[0]
+    syn_pkt = np.empty(n_probe, np.int64)  # probes answered by a SYN-ACK ...
+    syn_ans = np.empty(n_probe, np.int64)  # ... and that answer
+    replies = np.empty(n_probe, np.int64)  # UDP "probes" that answer an earlier packet
+    n_syn = n_reply = 0
+    for t in range(n_probe):
+        p = p_pkt[t]
+        f = _find_flow(p_h[t], src_hi[p], src_lo[p], dst_hi[p], dst_lo[p], proto[p], p_word[t],
+                       slot_h, slot_f, mask, flow_key, ka_hi, ka_lo, kb_hi, kb_lo, k_proto,
+                       k_word)  # fmt: skip
+        if f < 0:
+            continue
+        lo, hi = start[f], start[f + 1]
+        wp = _when(p, rank, in_order)
+        at = _first_above(when, lo, hi, wp)
+        if at < hi:
+            j = row[at]
+            if ts[a_pkt[j]] - ts[p] <= timeout:
+                out[p] = answer_outcome[a_kind[j]]
+                if a_kind[j] == ANS_SYNACK:
+                    syn_pkt[n_syn] = p
+                    syn_ans[n_syn] = j
+                    n_syn += 1
+        if p_role[t] == OWN_UDP_PROBE:
+            before = _first_from(when, lo, at, wp) - 1
+            if (before >= lo and last_udp[before] >= 0
+                    and ts[p] - ts[a_pkt[row[last_udp[before]]]] <= timeout):
+                replies[n_reply] = p
+                n_reply += 1
+
+    # established: the client's ACK after the SYN-ACK, within the timeout
+    n_ack = c_pkt.shape[0]
+    if n_syn and n_ack:
+        c_flow = np.empty(n_ack, np.int64)
+        c_start = np.zeros(nf + 1, np.int64)
+        for t in range(n_ack):
+            c = c_pkt[t]
+            word = (np.uint32(sport[c]) << np.uint32(16)) | np.uint32(dport[c])
+            f = _find_flow(c_h[t], src_hi[c], src_lo[c], dst_hi[c], dst_lo[c], proto[c], word,  # type: ignore[arg-type]
+                           slot_h, slot_f, mask, flow_key, ka_hi, ka_lo, kb_hi, kb_lo, k_proto,
+                           k_word)  # fmt: skip
+            c_flow[t] = f
+            if f >= 0:
+                c_start[f + 1] += 1
+        for f in range(nf):
+            c_start[f + 1] += c_start[f]
+        if in_order:
+            c_order = np.arange(n_ack)
+        else:
+            c_when = np.empty(n_ack, np.int64)
+            for t in range(n_ack):
+                c_when[t] = rank[c_pkt[t]]
+            c_order = np.argsort(c_when, kind="mergesort")
+        c_fill = c_start[:nf].copy()
+        c_row = np.empty(c_start[nf], np.int64)
+        c_rank = np.empty(c_start[nf], np.int64)
+        for u in range(n_ack):
+            t = c_order[u]
+            f = c_flow[t]
+            if f >= 0:
+                at = c_fill[f]
+                c_fill[f] += 1
+                c_row[at] = c_pkt[t]
+                c_rank[at] = _when(c_pkt[t], rank, in_order)
+        for s in range(n_syn):  # type: ignore[assignment]
+            j = syn_ans[s]
+            f = a_flow[j]
+            lo, hi = c_start[f], c_start[f + 1]
+            at = _first_above(c_rank, lo, hi, _when(a_pkt[j], rank, in_order))
+            if at < hi and ts[c_row[at]] - ts[a_pkt[j]] <= timeout:
+                out[syn_pkt[s]] = _ESTABLISHED
+
+    # a UDP packet shortly after one of the reverse direction is a reply, not a probe
+    for r in range(n_reply):
+        out[replies[r]] = _UNKNOWN
 
 
 def _column(cols: Mapping[str, np.ndarray], name: str, n: int, dtype: type) -> np.ndarray:
@@ -238,114 +481,6 @@ def _column(cols: Mapping[str, np.ndarray], name: str, n: int, dtype: type) -> n
     if value is None:
         return np.zeros(n, dtype)
     return np.ascontiguousarray(value, dtype)
-
-
-#: Slots of the lookup table per distinct answer key: with 8, about 6% of the keys share
-#: a slot with another and take the binary-search path ...
-TABLE_SLOTS_PER_KEY = 8
-#: ... and its bounds, 2**16 to 2**24 slots of 4 bytes (256 KB to 64 MB).
-TABLE_MIN_LOG2, TABLE_MAX_LOG2 = 16, 24
-_EMPTY, _SHARED = -1, -2
-
-
-class _FlowIndex:
-    """The distinct answer-key hashes, and a direct-mapped table from hash to group.
-
-    A scan capture has many more probes than answers, and most probes' keys have no
-    answer.  The table, indexed by a hash's low bits, holds the group of the one answer
-    key in that slot; one vectorised gather tells most probes apart, and only slots
-    shared by several keys fall back to a binary search of the sorted hashes.
-    """
-
-    def __init__(self, hashes: np.ndarray) -> None:
-        s = np.sort(hashes)
-        first = np.ones(s.shape[0], bool)
-        first[1:] = s[1:] != s[:-1]
-        self.groups = s[first]
-        count = self.groups.shape[0]
-        want = max(1, count * TABLE_SLOTS_PER_KEY).bit_length()
-        log2 = min(TABLE_MAX_LOG2, max(TABLE_MIN_LOG2, want))
-        self.mask = np.uint64((1 << log2) - 1)
-        slot = (self.groups & self.mask).astype(np.intp)
-        self.table = np.full(1 << log2, _EMPTY, np.int32)
-        ids = np.arange(count, dtype=np.int32)
-        self.table[slot] = ids  # the last key written to a slot wins ...
-        shared = slot[self.table[slot] != ids]
-        self.table[shared] = _SHARED  # ... so slots where another lost are marked shared
-
-    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Group number of each hash, and whether it is one of the answer keys."""
-        slot = np.bitwise_and(hashes, self.mask).view(np.int64)  # below 2**24: a valid index
-        found = self.table[slot]
-        maybe = np.flatnonzero(found >= 0)
-        group = np.zeros(hashes.shape[0], np.int64)
-        present = np.zeros(hashes.shape[0], bool)
-        same = self.groups[found[maybe]] == hashes[maybe]
-        group[maybe[same]] = found[maybe[same]]
-        present[maybe[same]] = True
-        shared = np.flatnonzero(found == _SHARED)
-        if shared.shape[0]:
-            g = np.searchsorted(self.groups, hashes[shared])
-            ok = g < self.groups.shape[0]
-            ok[ok] = self.groups[g[ok]] == hashes[shared[ok]]
-            group[shared[ok]] = g[ok]
-            present[shared[ok]] = True
-        return group, present
-
-
-class _Order:
-    """Rank of each packet in capture-time order, the capture's order breaking ties.
-
-    Indexing it with packet numbers gives their ranks; a capture already in time order
-    (the usual case) needs no array at all.
-    """
-
-    def __init__(self, ts: np.ndarray) -> None:
-        self.rank: np.ndarray | None = None
-        if not bool(np.all(ts[1:] >= ts[:-1])):
-            n = ts.shape[0]
-            self.rank = np.empty(n, np.int64)
-            self.rank[np.argsort(ts, kind="stable")] = np.arange(n, dtype=np.int64)
-
-    def __getitem__(self, pkt: np.ndarray) -> np.ndarray:
-        return pkt.astype(np.int64, copy=False) if self.rank is None else self.rank[pkt]
-
-
-class _Flows:
-    """Rows of one role, sorted by (flow, capture time), for searchsorted joins."""
-
-    def __init__(self, index: _FlowIndex, hashes: np.ndarray, pkt: np.ndarray,
-                 when: np.ndarray | _Order, width: int) -> None:  # fmt: skip
-        g, present = index.lookup(hashes)
-        comp = g[present] * width + when[pkt[present]]
-        order = np.argsort(comp)
-        self.pkt = pkt[present][order]
-        self.comp = comp[order]
-        self.group = g[present][order]
-        per_group = np.bincount(self.group, minlength=index.groups.shape[0])
-        self.end = np.cumsum(per_group)  # one past each group's last row
-        self.start = self.end - per_group
-
-    def first_after(self, group: np.ndarray, comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row of the first entry of ``group`` after ``comp``, and whether there is one."""
-        j = self.start[group]
-        ok = j < self.end[group]
-        # usually the group's first row already comes later; search only the others
-        late = np.flatnonzero(ok)
-        late = late[self.comp[j[late]] <= comp[late]]
-        j[late] = np.searchsorted(self.comp, comp[late], side="right")
-        ok[late] = j[late] < self.end[group[late]]
-        return j, ok
-
-    def last_before(self, group: np.ndarray, comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row of the last entry of ``group`` before ``comp``, and whether there is one."""
-        j = self.end[group] - 1
-        ok = j >= self.start[group]
-        early = np.flatnonzero(ok)
-        early = early[self.comp[j[early]] >= comp[early]]
-        j[early] = np.searchsorted(self.comp, comp[early], side="left") - 1
-        ok[early] = j[early] >= self.start[group[early]]
-        return j, ok
 
 
 def probe_outcomes(
@@ -376,89 +511,38 @@ def probe_outcomes(
     proto = _column(cols, "proto", n, np.uint8)
     sport = _column(cols, "sport", n, np.uint16)
     dport = _column(cols, "dport", n, np.uint16)
-    ident = _column(cols, "icmp_ident", n, np.uint32)
-    verdict = _column(cols, "verdict", n, np.uint8)
-    out, p, p_role, p_h, a_pkt, a_kind, a_h, k_pkt, k_h = classify_packets(
+    q = _quote_columns(quotes)
+    tables = classify_packets(  # type: ignore[call-arg]
         src_hi, src_lo, dst_hi, dst_lo, proto, _column(cols, "l4", n, np.uint8), sport, dport,
         _column(cols, "tcp_flags", n, np.uint8), _column(cols, "icmp_type", n, np.uint8),
-        ident, verdict, _DEFAULT_OUTCOME,
+        _column(cols, "icmp_ident", n, np.uint32), _column(cols, "verdict", n, np.uint8),
+        *q, _DEFAULT_OUTCOME,
     )  # fmt: skip
-    when = _Order(ts)  # capture-time order (the capture's order breaks ties)
-
-    # the answers: packet, kind and the key of the probe answered (reverse, or quoted)
-    key = [dst_hi[a_pkt], dst_lo[a_pkt], src_hi[a_pkt], src_lo[a_pkt], proto[a_pkt],
-           _words(a_kind == ANS_ECHO, ident[a_pkt], dport[a_pkt], sport[a_pkt])]  # fmt: skip
-    if quotes is not None and len(quotes["row"]):
-        q_pkt = np.asarray(quotes["row"], np.int64)
-        q = [np.asarray(quotes[c]) for c in ("src_hi", "src_lo", "dst_hi", "dst_lo", "proto",
-                                             "ports")]  # fmt: skip
-        a_pkt = np.concatenate([a_pkt, q_pkt])
-        a_kind = np.concatenate([a_kind, np.full(q_pkt.shape[0], ANS_UNREACH, np.uint8)])
-        a_h = np.concatenate([a_h, hash_keys(q[0].astype(np.uint64), q[1].astype(np.uint64),
-                                             q[2].astype(np.uint64), q[3].astype(np.uint64),
-                                             q[4], q[5])])  # fmt: skip
-        key = [np.concatenate([k, v.astype(k.dtype)]) for k, v in zip(key, q, strict=True)]
-    if a_pkt.shape[0] == 0 or p.shape[0] == 0:
-        return out
-    index = _FlowIndex(a_h)
-    answers = _Flows(index, a_h, np.arange(a_pkt.shape[0]), when[a_pkt], n)
-    a_row = answers.pkt  # rows of the answer table, in (flow, time) order
-    a_pkt_sorted = a_pkt[a_row]
-
-    def own_key(pkt: np.ndarray, role: np.ndarray) -> list[np.ndarray]:
-        """The full own key of packets ``pkt`` (as :func:`classify_packets` hashes it)."""
-        word = _words(role == OWN_ECHO_PROBE, ident[pkt], sport[pkt], dport[pkt])
-        word[role == OWN_OTHER_PROBE] = 0
-        return [src_hi[pkt], src_lo[pkt], dst_hi[pkt], dst_lo[pkt], proto[pkt], word]
-
-    # every probe: the first answer of its flow after it, within the timeout
-    g, has = index.lookup(p_h)
-    p, p_role, pg = p[has], p_role[has], g[has]
-    j, hit = answers.first_after(pg, pg * n + when[p])
-    hit[hit] = ts[a_pkt_sorted[j[hit]]] - ts[p[hit]] <= timeout_us
-    hit[hit] = _same_key(own_key(p[hit], p_role[hit]), [k[a_row[j[hit]]] for k in key])
-    matched, mj = p[hit], j[hit]
-    kind = a_kind[a_row[mj]]
-    out[matched] = _ANSWER_OUTCOME[kind]
-
-    # established: the client's ACK after the SYN-ACK, within the timeout
-    syn_acked = kind == ANS_SYNACK
-    if syn_acked.any() and k_pkt.shape[0]:
-        acks = _Flows(index, k_h, k_pkt, when, n)
-        sj = mj[syn_acked]
-        k_row, est = acks.first_after(answers.group[sj], answers.comp[sj])
-        ack = acks.pkt[k_row[est]]
-        est[est] = (ts[ack] - ts[a_pkt_sorted[sj[est]]] <= timeout_us) & _same_key(
-            own_key(ack, np.full(ack.shape[0], OWN_CLIENT_ACK, np.uint8)),
-            [k[a_row[sj[est]]] for k in key],
-        )
-        out[matched[syn_acked][est]] = Outcome.ESTABLISHED
-
-    # a UDP packet shortly after one of the reverse direction is a reply, not a probe
-    udp = p_role == OWN_UDP_PROBE
-    if udp.any():
-        u_rows = a_row[a_kind[a_row] == ANS_UDP]
-        udp_answers = _Flows(index, a_h[u_rows], u_rows, when[a_pkt], n)
-        up, ug = p[udp], pg[udp]
-        u, reply = udp_answers.last_before(ug, ug * n + when[up])
-        prev = udp_answers.pkt[u[reply]]
-        reply[reply] = (ts[up[reply]] - ts[a_pkt[prev]] <= timeout_us) & _same_key(
-            own_key(up[reply], p_role[udp][reply]), [k[prev] for k in key]
-        )
-        out[up[reply]] = Outcome.UNKNOWN
+    # capture-time order, the capture's order breaking ties: the index when it is sorted
+    in_order = bool(np.all(ts[1:] >= ts[:-1]))
+    rank = np.zeros(1, np.int64)
+    if not in_order:
+        rank = np.empty(n, np.int64)
+        rank[np.argsort(ts, kind="stable")] = np.arange(n, dtype=np.int64)
+    out = tables[0]
+    pair_probes(ts, rank, in_order, src_hi, src_lo, dst_hi, dst_lo, proto, sport, dport, out,  # type: ignore[call-arg]
+                *tables[1:], timeout_us, _ANSWER_OUTCOME)  # fmt: skip
     return out
 
 
-def _words(echo: np.ndarray, ident: np.ndarray, first: np.ndarray,
-           second: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Port word ``first << 16 | second``, or the echo identifier where ``echo``."""
-    ports = (first.astype(np.uint32) << np.uint32(16)) | second.astype(np.uint32)
-    return np.where(echo, ident, ports).astype(np.uint32)
-
-
-def _same_key(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
-    """Element-wise equality of two keys given as column lists."""
-    ok = np.ones(a[0].shape[0], bool)
-    for x, y in zip(a, b, strict=True):
-        ok &= x == y.astype(x.dtype)
-    return ok
+def _quote_columns(quotes: Mapping[str, np.ndarray] | None) -> tuple[np.ndarray, ...]:
+    """The quoted keys as :func:`classify_packets` takes them: typed, sorted by row."""
+    if quotes is None or len(quotes["row"]) == 0:
+        z64 = np.zeros(0, np.uint64)
+        return (np.zeros(0, np.int64), z64, z64, z64, z64, np.zeros(0, np.uint8),
+                np.zeros(0, np.uint32))  # fmt: skip
+    row = np.asarray(quotes["row"], np.int64)
+    order = None if bool(np.all(row[1:] >= row[:-1])) else np.argsort(row, kind="stable")
+    names = ("src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "ports")
+    types = (np.uint64, np.uint64, np.uint64, np.uint64, np.uint8, np.uint32)
+    out = [row]
+    for name, dtype in zip(names, types, strict=True):
+        out.append(np.ascontiguousarray(quotes[name], dtype))
+    if order is not None:
+        out = [np.ascontiguousarray(c[order]) for c in out]
+    return tuple(out)
