@@ -30,9 +30,13 @@ Why 21 days of event time in 60 s: the spike detector needs weeks of baseline, a
 real 100,000 lines/s firewall has them at that rate too (8.6 billion lines a day), which
 no benchmark can store.  The replay is a log collector catching up at 100,000 lines/s:
 every line is still received, framed, parsed, stored and detected on in real time.  The
-cost this hides is that of one very large current day: the service recomputes the
-per-port activity of every day that received events in a round, so at a sustained
-100,000 lines/s on one day each round gets slower as the day fills.
+rounds read the newest days' activity from memory (``portradar.watch.open_buckets``), so
+the replay's quick succession of days costs them nothing; it does cost the store
+refresh (its own thread), which recounts each day once it is dirty.
+
+The report adds the rate from the first stored line to the last (the service's own
+pace; counted from the first *send*, the last micro-batch's wait is in it) and the
+detection rounds' mean time and CPU, broken down, from the service's counters.
 
 Stages, to tell the listener's cost from the service's:
 

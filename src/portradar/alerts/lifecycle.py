@@ -25,6 +25,12 @@ makes a spike is told once.  Then:
   activity: an alert opened by a level change alone resolves when the level is back to
   green.
 
+**One notification per port and round.**  A round's sightings of one port are applied
+together: the port gets at most one of open, escalate, update (in that order of
+precedence), carrying all of the round's evidence, then its resolve if all of it is
+over.  The alerts of the round's ports are read with one query, and an alert is
+written only when it changed.
+
 Sightings that change nothing are de-duplicated (no notification).  Every decision
 uses event time (the spike's buckets, the newest event, the assessment's day), never
 the wall clock, so a replay of last month gives the same alerts as living through it.
