@@ -1,8 +1,8 @@
 """Outcome of each probe in a packet capture, from the replies seen in the same capture.
 
 A packet sensor sees no firewall verdict, but it sees what the target said back.  This
-module pairs probes with their replies, for a whole capture at once, with one sort and
-a few vectorised passes (no per-packet Python):
+module pairs probes with their replies, for a whole capture at once, in two compiled
+passes and a hash table (no per-packet Python; see **How** below):
 
 ============================  ===========================================  ============
 probe                         first reply within ``timeout`` seconds        outcome
