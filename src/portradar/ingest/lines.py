@@ -138,6 +138,15 @@ def skip_to(stream: BinaryIO, offset: int) -> None:
         remaining -= len(data)
 
 
+#: Chunks end after a multiple of this many lines when they hold that many: DuckDB's row
+#: group size (``ROW_GROUP_SIZE``, 122,880 rows).  With one event per line, the pipeline's
+#: inserts (whole chunks, at least ``pipeline.COMMIT_EVENTS``) are then whole row groups,
+#: which DuckDB writes once; a partly filled last group per insert is merged again by the
+#: checkpoint.  Measured on the 5 M-line benchmark's events: inserts of 520,000 rows cost
+#: 2.03 s plus 0.34 s at the checkpoint, inserts of 491,520 rows 1.83 s plus 0.09 s.
+LINES_PER_GROUP = 122_880
+
+
 class LineReader:
     """Base class of the text readers: feeds :meth:`parse_lines` whole lines."""
 
@@ -209,6 +218,11 @@ class LineReader:
             body = np.frombuffer(buf, dtype=np.uint8, count=cut)
             starts, ends = line_bounds(body)
             n_lines = len(starts)
+            whole = n_lines - n_lines % LINES_PER_GROUP
+            if not eof and 0 < whole < n_lines:  # end the chunk on a row-group boundary
+                cut = int(starts[whole])
+                body = body[:cut]
+                starts, ends, n_lines = starts[:whole], ends[:whole], whole
             stats.records += n_lines
             skipped_before = stats.skipped_total
             batch = self.parse_lines(body, starts, ends, line_no, options, stats)
