@@ -45,10 +45,9 @@ is skipped as "no destination address".
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import polars as pl
 
 from portradar.ingest.polars_lines import (
     PolarsLineReader,
@@ -68,6 +67,11 @@ from portradar.ingest.text_fields import (
     string_buffers,
     strings,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from portradar.ingest.lazy_polars import pl
 
 #: Where the record starts (the text before it is syslog framing); UniFi also writes
 #: ``CEF: 0|`` and a bare ``0|`` at the start of the line.

@@ -60,10 +60,9 @@ make every busy client look like a port scanner of the firewall's public address
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from portradar.events.schema import Outcome
@@ -78,6 +77,11 @@ from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_header import with_header
 from portradar.ingest.text_fields import Templates, after, relative, string_buffers, strings
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from portradar.ingest.lazy_polars import pl
 
 #: The tag that starts every message (``%ASA-6-302013:``), and the bare id (``302020:``).
 TAG = r"%?(?:ASA|PIX|FWSM|FTD)-(?:[A-Za-z]+-)?\d-\d{6}:"

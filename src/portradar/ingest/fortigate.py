@@ -45,10 +45,9 @@ lines that are not FortiOS key=value logs.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import polars as pl
 
 from portradar.events.schema import Outcome
 from portradar.ingest.polars_lines import PolarsLineReader, first_present, proto_number
@@ -56,6 +55,11 @@ from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_header import TIME_COLUMNS, with_header, with_time
 from portradar.ingest.text_fields import KeyValueStyle, key_values, string_buffers
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from portradar.ingest.lazy_polars import pl
 
 #: Where the key=value list starts (the text before it is syslog framing).
 TAG = r"(?:^|[\s>])(?:date|itime|logver|devname|logid)="

@@ -42,10 +42,9 @@ Skipped: lines with no ``RT_FLOW_SESSION_`` tag (other Junos messages), and
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import polars as pl
 
 from portradar.events.schema import Outcome
 from portradar.ingest.polars_lines import PolarsLineReader, first_present
@@ -60,6 +59,11 @@ from portradar.ingest.text_fields import (
     string_buffers,
     strings,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from portradar.ingest.lazy_polars import pl
 
 #: Where the Junos message starts (the text before it is syslog framing).
 TAG = r"RT_FLOW_SESSION_(?:CREATE|CLOSE|DENY)"

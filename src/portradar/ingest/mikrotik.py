@@ -34,10 +34,9 @@ Skipped: lines without the ``firewall`` topic (logins, DHCP, system messages).
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import polars as pl
 
 from portradar.ingest.iptables import outcome_for_prefix
 from portradar.ingest.polars_lines import (
@@ -50,6 +49,11 @@ from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_header import with_header
 from portradar.ingest.text_fields import Templates, after, relative, string_buffers, strings
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from portradar.ingest.lazy_polars import pl
 
 #: The topics that start a firewall message (the text before them is syslog framing).
 TAG = r"\bfirewall(?:,[\w-]+)* "

@@ -53,10 +53,9 @@ and lines that are not PAN-OS CSV.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import polars as pl
 
 from portradar.events.schema import Outcome
 from portradar.ingest import iptables_kernel as k
@@ -70,6 +69,11 @@ from portradar.ingest.reader import ReadOptions
 from portradar.ingest.registry import register_reader
 from portradar.ingest.syslog_header import TIME_COLUMNS, with_header, with_time
 from portradar.ingest.text_fields import csv_spans, string_buffers, strings
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from portradar.ingest.lazy_polars import pl
 
 #: Where the record starts: the Receive Time, then Serial Number and Type (the text
 #: before it is syslog framing and the FUTURE_USE field).

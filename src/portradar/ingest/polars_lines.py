@@ -44,11 +44,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numba
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from portradar.events.addresses import address_key
@@ -60,6 +59,11 @@ from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.syslog_header import resolve_times, with_time
 from portradar.ingest.syslog_time import YearState
 from portradar.ingest.text_fields import string_buffers
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from portradar.ingest.lazy_polars import pl
 
 __all__ = [
     "FRAME_COLUMNS",
@@ -386,17 +390,15 @@ class PolarsLineReader(LineReader):
         return make_batch(columns, n=len(keep))
 
 
-_TYPES: dict[str, pl.DataType] = {
-    "reason": pl.String(), "host": pl.String(), "src": pl.String(), "dst": pl.String(),
-    "rule": pl.String(), "in_iface": pl.String(), "out_iface": pl.String(),
-}
+#: Columns that are strings; every other column of :data:`FRAME_COLUMNS` is an Int64.
+_STRING_COLUMNS = frozenset({"reason", "host", "src", "dst", "rule", "in_iface", "out_iface"})
 
 
 def _complete(frame: pl.DataFrame) -> pl.DataFrame:
     """Add the optional columns a reader left out (as nulls) and fix their types."""
     exprs = []
     for col in FRAME_COLUMNS:
-        dtype = _TYPES.get(col, pl.Int64())
+        dtype = pl.String() if col in _STRING_COLUMNS else pl.Int64()
         if col in frame.columns:
             exprs.append(pl.col(col).cast(dtype, strict=False))
         else:

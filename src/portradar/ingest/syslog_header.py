@@ -36,15 +36,21 @@ strings; the kernel reads each header byte once.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numba
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from portradar.ingest import iptables_kernel as k
 from portradar.ingest.reader import ReadOptions
 from portradar.ingest.syslog_time import YearState, reference_time, resolve, zone
 from portradar.ingest.text_fields import span_strings, string_buffers
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from portradar.ingest.lazy_polars import pl
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_CODES = np.array([(ord(m[0]) << 16) | (ord(m[1]) << 8) | ord(m[2]) for m in MONTHS],
