@@ -16,7 +16,7 @@ def _reference(data: bytes) -> tuple[list[int], list[int]]:
     starts, ends, pos = [], [], 0
     for part in parts:
         starts.append(pos)
-        ends.append(pos + len(part) - (1 if part.endswith(b"\r") else 0))
+        ends.append(pos + len(part.rstrip(b"\r")))
         pos += len(part) + 1
     return starts, ends
 

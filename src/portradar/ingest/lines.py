@@ -26,7 +26,7 @@ _NEWLINES = 0x0A0A0A0A0A0A0A0A
 
 
 def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""Start and end (exclusive, without ``\n`` or ``\r``) of every line in ``buf``.
+    r"""Start and end (exclusive, without ``\n`` or trailing ``\r``) of every line in ``buf``.
 
     A trailing piece without a newline counts as a line.
 
@@ -78,7 +78,7 @@ def _line_bounds(buf: np.ndarray,
         for i in range(lo, hi):
             if buf[i] == 10:
                 e = i
-                if e > s and buf[e - 1] == 13:
+                while e > s and buf[e - 1] == 13:
                     e -= 1
                 starts[k] = s
                 ends[k] = e
@@ -86,7 +86,7 @@ def _line_bounds(buf: np.ndarray,
                 s = i + 1
     if k < count:
         e = n
-        if e > s and buf[e - 1] == 13:
+        while e > s and buf[e - 1] == 13:
             e -= 1
         starts[k] = s
         ends[k] = e
