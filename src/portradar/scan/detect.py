@@ -335,15 +335,17 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
     # the main thread talks to DuckDB (load, insert) while worker threads analyse the
     # parts already loaded: the kernels release the GIL, so loading, inserting and the
     # analyses overlap on a multi-core machine (the detectors are per part, no sharing)
-    pending: deque[Future[_Analysis]] = deque()
+    pending: deque[Future[list[_Analysis]]] = deque()
+    native = table == "event_rows" and not answering
 
-    def collect(result: _Analysis) -> None:
-        if not result.prefix64:  # the /64 aggregates are a second view of the same sources
-            summary.state_bytes = max(summary.state_bytes, result.state_bytes)
-            summary.sources += result.sources
-            summary.partitions += 1
-        _insert(con, "scan_profiles", result.profiles)
-        summary.flagged += _insert_scanners(con, result.rows, config)
+    def collect(results: list[_Analysis]) -> None:
+        for result in results:
+            if not result.prefix64:  # the /64 aggregates: a second view of the same sources
+                summary.state_bytes = max(summary.state_bytes, result.state_bytes)
+                summary.sources += result.sources
+                summary.partitions += 1
+            _insert(con, "scan_profiles", result.profiles)
+            summary.flagged += _insert_scanners(con, result.rows, config)
 
     per_load = max(1, load_events // max(partition_events, 1))
     with ThreadPoolExecutor(max_workers=ANALYSIS_THREADS) as pool:
@@ -353,12 +355,22 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
             net = NET_KEY_SQL.format(e="e")
             where = scope if (first_part, last_part) == (0, parts) else \
                 f"{scope} AND {net} % {parts} >= {first_part} AND {net} % {parts} < {last_part}"
+            if native and last_part - first_part == 1:
+                # the common case: the query's Arrow table goes to a worker as it is
+                raw = con.sql(f"SELECT {_NATIVE_COLUMNS} FROM {table} e WHERE {where}"
+                              ).to_arrow_table()
+                summary.events += raw.num_rows
+                pending.append(pool.submit(_analyse_part, raw, config, dark, benign))
+                del raw
+                while len(pending) >= ANALYSIS_THREADS or (pending and pending[0].done()):
+                    collect(pending.popleft().result())
+                continue
             cols = _fetch(con, f"SELECT {load if answering else no_rid} FROM {table} e "
                                f"WHERE {where}")
             replies = _replies(con, table, where, cols, config) if answering else _NONE
             summary.events += len(cols["ts"])
             for part_cols in _split_parts(cols, parts, first_part, last_part):
-                pending.append(pool.submit(_analyse, part_cols, replies, config, dark,
+                pending.append(pool.submit(_analyse_list, part_cols, replies, config, dark,
                                            benign, prefix64=False))
                 del part_cols
                 while len(pending) >= ANALYSIS_THREADS or (pending and pending[0].done()):
@@ -367,14 +379,52 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
             v6 = np.flatnonzero(cols["src_hi"] != 0)
             if v6.size:
                 v6_cols = {name: values[v6] for name, values in cols.items()}
-                pending.append(pool.submit(_analyse, v6_cols, replies, config, dark, benign,
-                                           prefix64=True))
+                pending.append(pool.submit(_analyse_list, v6_cols, replies, config, dark,
+                                           benign, prefix64=True))
                 del v6_cols
             del cols, v6
         while pending:
             collect(pending.popleft().result())
     summary.campaigns = _campaigns(store, config, dark, benign)
     return summary
+
+
+#: The columns of ``event_rows`` as stored (no casts, nulls kept), for the parts of a
+#: full or incremental run: the main thread only runs the query, and the analysis
+#: thread turns them into the load's dtypes (:func:`_load_columns`).  Measured on the
+#: 5 M-event benchmark, 5 part queries: 0.87-1.08 CPU-s against 1.17-1.47 with the
+#: casts and ``coalesce`` in SQL, and the chunks' concatenation (0.5-0.65 s) leaves the
+#: thread that talks to DuckDB.
+_NATIVE_COLUMNS = """e.ts, e.src_hi, e.src_lo, e.dst_hi, e.dst_lo, e.proto, e.sport, e.dport,
+    e.tcp_flags, e.icmp_type, e.outcome, e.packets, e.ttl, e.ip_id, e.tcp_window, e.tcp_seq,
+    e.sensor_id AS sensor"""
+#: The load's dtype of each native column (a null becomes -1, as ``coalesce`` does).
+_LOAD_DTYPES: dict[str, Any] = {
+    "proto": np.int16, "sport": np.int32, "dport": np.int32, "tcp_flags": np.int16,
+    "icmp_type": np.int16, "outcome": np.int8, "packets": np.int64, "ttl": np.int16,
+    "ip_id": np.int32, "tcp_window": np.int32, "tcp_seq": np.int64, "sensor": np.int32}
+
+
+def _load_columns(table: pa.Table) -> dict[str, np.ndarray]:
+    """The columns of a :data:`_NATIVE_COLUMNS` query in the load's dtypes and
+    conventions (times in µs, -1 for null), as :func:`_fetch` gives them."""
+    out: dict[str, np.ndarray] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if name == "ts":
+            out[name] = col.cast(pa.int64()).to_numpy()
+            continue
+        dtype = _LOAD_DTYPES.get(name)
+        if dtype is None:
+            out[name] = col.to_numpy()
+            continue
+        if col.null_count:
+            values = pc.fill_null(col, 0).to_numpy().astype(dtype)
+            values[col.is_null().to_numpy(zero_copy_only=False)] = -1
+        else:
+            values = col.to_numpy().astype(dtype)
+        out[name] = values
+    return out
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
@@ -434,6 +484,27 @@ def _split_parts(cols: dict[str, np.ndarray], parts: int, first: int,
     for p in range(last - first):
         rows = order[bounds[p]:bounds[p + 1]]
         yield {name: values[rows] for name, values in cols.items()}
+
+
+def _analyse_list(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfig,
+                  dark: CidrSet | None, benign: BenignList | None, *,
+                  prefix64: bool) -> list[_Analysis]:
+    return [_analyse(cols, replies, config, dark, benign, prefix64=prefix64)]
+
+
+def _analyse_part(raw: pa.Table, config: ScanConfig, dark: CidrSet | None,
+                  benign: BenignList | None) -> list[_Analysis]:
+    """One part loaded by a :data:`_NATIVE_COLUMNS` query (no replies): its sources,
+    then its IPv6 sources by /64 (a /64 lies in one network, so in one part)."""
+    cols = _load_columns(raw)
+    del raw
+    results = [_analyse(cols, _NONE, config, dark, benign, prefix64=False)]
+    v6 = np.flatnonzero(cols["src_hi"] != 0)
+    if v6.size:
+        v6_cols = {name: values[v6] for name, values in cols.items()}
+        del cols
+        results.append(_analyse(v6_cols, _NONE, config, dark, benign, prefix64=True))
+    return results
 
 
 def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfig,
