@@ -104,7 +104,9 @@ PARTITION_EVENTS = 1_000_000
 #: whole load (+0.4 GB), and one query per part lets the analysis of a part overlap
 #: the loading of the next: so one part per query.
 LOAD_EVENTS = PARTITION_EVENTS
-#: Parts analysed at once, by worker threads, while the main thread loads and inserts.
+#: Parts analysed at once, by worker threads, while the main thread loads and inserts;
+#: one more part is loaded ahead, so a worker that finishes starts the next part at
+#: once instead of waiting for its query.
 ANALYSIS_THREADS = max(1, min(2, os.cpu_count() or 1))
 #: Above this share of new events, recompute everything (cheaper)...
 FULL_SHARE = 0.3
@@ -362,7 +364,7 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
                 summary.events += raw.num_rows
                 pending.append(pool.submit(_analyse_part, raw, config, dark, benign))
                 del raw
-                while len(pending) >= ANALYSIS_THREADS or (pending and pending[0].done()):
+                while len(pending) > ANALYSIS_THREADS or (pending and pending[0].done()):
                     collect(pending.popleft().result())
                 continue
             cols = _fetch(con, f"SELECT {load if answering else no_rid} FROM {table} e "
@@ -373,7 +375,7 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
                 pending.append(pool.submit(_analyse_list, part_cols, replies, config, dark,
                                            benign, prefix64=False))
                 del part_cols
-                while len(pending) >= ANALYSIS_THREADS or (pending and pending[0].done()):
+                while len(pending) > ANALYSIS_THREADS or (pending and pending[0].done()):
                     collect(pending.popleft().result())
             # IPv6 sources by /64: a /64 lies in one network (/48), so in one load
             v6 = np.flatnonzero(cols["src_hi"] != 0)
@@ -815,33 +817,35 @@ def _source_texts(key_hi: np.ndarray, key_lo: np.ndarray, prefix64: bool) -> pa.
 def _port_csr(probes: Probes, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct TCP/UDP/SCTP ports of the given sources, as offsets and values."""
     ordered, starts = probes.grouped()
-    ported = np.isin(ordered.proto, (6, 17, 132, 136)) & (ordered.port >= 0) & \
-        (ordered.port <= 0xFFFF)
     groups = np.asarray(groups, np.int64)
     offsets = np.zeros(groups.size + 1, np.int64)
-    _port_lists(starts, ordered.port, ported, groups, offsets, np.empty(0, np.int32), False)
+    proto = np.asarray(ordered.proto, np.int16)
+    port = np.asarray(ordered.port, np.int32)
+    _port_lists(starts, port, proto, groups, offsets, np.empty(0, np.int32), False)
     np.cumsum(offsets, out=offsets)
     values = np.empty(int(offsets[-1]), np.int32)
-    _port_lists(starts, ordered.port, ported, groups, offsets, values, True)
+    _port_lists(starts, port, proto, groups, offsets, values, True)
     return offsets, values
 
 
 @numba.njit(cache=True, nogil=True)
-def _port_lists(starts, port, ported, groups, offsets, values, fill):  # pragma: no cover
-    """Count (into offsets[1:]) or write (at offsets, sorted) each group's distinct ports:
-    a flag per port, cleared through the list of ports set (no sort of the rows)."""
+def _port_lists(starts, port, proto, groups, offsets, values, fill):  # pragma: no cover
+    """Count (into offsets[1:]) or write (at offsets, sorted) each group's distinct
+    TCP/UDP/SCTP/UDP-Lite ports: a flag per port, cleared through the list of ports set
+    (no sort of the rows); only the groups' own rows are read."""
     seen = np.zeros(0x10000, np.bool_)
     buf = np.empty(0x10000, np.int32)
     for q in range(groups.shape[0]):
         g = groups[q]
         k = 0
         for i in range(starts[g], starts[g + 1]):
-            if ported[i]:
-                p = port[i]
-                if not seen[p]:
-                    seen[p] = True
-                    buf[k] = p
-                    k += 1
+            pr = proto[i]
+            p = port[i]
+            if (pr == 6 or pr == 17 or pr == 132 or pr == 136) and 0 <= p <= 0xFFFF \
+                    and not seen[p]:
+                seen[p] = True
+                buf[k] = p
+                k += 1
         for j in range(k):
             seen[buf[j]] = False
         if fill:
