@@ -323,6 +323,19 @@ def _first_from(w: np.ndarray, lo: int, hi: int, x: int) -> int:  # pragma: no c
     return lo
 
 
+@numba.njit(cache=True, inline="always")
+def _time_order(  # pragma: no cover - jit
+    pkts: np.ndarray, rank: np.ndarray, in_order: bool,
+) -> np.ndarray:
+    """Positions of ``pkts`` (packet numbers) in capture-time order, ties in packet order."""
+    if in_order:
+        return np.arange(pkts.shape[0])
+    when = np.empty(pkts.shape[0], np.int64)
+    for j in range(pkts.shape[0]):
+        when[j] = rank[pkts[j]]
+    return np.argsort(when, kind="mergesort")
+
+
 @numba.njit(cache=True, nogil=True)
 def pair_probes(  # pragma: no cover - jit
     ts: np.ndarray, rank: np.ndarray, in_order: bool, src_hi: np.ndarray, src_lo: np.ndarray,
@@ -343,13 +356,7 @@ def pair_probes(  # pragma: no cover - jit
     if na == 0 or p_pkt.shape[0] == 0:
         return
     # the answers in time order (in packet order already when the capture is)
-    if in_order:
-        a_order = np.arange(na)
-    else:
-        a_when = np.empty(na, np.int64)
-        for j in range(na):
-            a_when[j] = rank[a_pkt[j]]
-        a_order = np.argsort(a_when, kind="mergesort")
+    a_order = _time_order(a_pkt, rank, in_order)
     # hash table of the distinct answer keys ("flows"): slot -> (hash, flow)
     size = TABLE_MIN_SLOTS
     while size < TABLE_SLOTS_PER_ANSWER * na:
@@ -445,13 +452,7 @@ def pair_probes(  # pragma: no cover - jit
                 c_start[f + 1] += 1
         for f in range(nf):
             c_start[f + 1] += c_start[f]
-        if in_order:
-            c_order = np.arange(n_ack)
-        else:
-            c_when = np.empty(n_ack, np.int64)
-            for t in range(n_ack):
-                c_when[t] = rank[c_pkt[t]]
-            c_order = np.argsort(c_when, kind="mergesort")
+        c_order = _time_order(c_pkt, rank, in_order)
         c_fill = c_start[:nf].copy()
         c_row = np.empty(c_start[nf], np.int64)
         c_rank = np.empty(c_start[nf], np.int64)
