@@ -93,11 +93,14 @@ from portradar.store.duckdb_store import Store
 #: Bumped when a change of the detectors makes stored verdicts stale.
 DETECTOR_VERSION = 1
 #: Events processed at once (a partition, by a hash of the source).  Measured on the
-#: 5-million-line benchmark: 1 M per partition was the fastest (8.8 s CPU, against
-#: 9.3 s for 1.5 M and 11.6 s for 3 M: the working set stays in cache) and the
-#: leanest (peak RSS 2.0 GB against 2.3 GB for 3 M).  Loading all events with one
-#: query and partitioning in numpy was tried: no faster, 0.8 GB more.
-PARTITION_EVENTS = 1_000_000
+#: 5-million-line benchmark: with one analysis thread 1 M per partition was the fastest
+#: (8.8 s CPU, against 9.3 s for 1.5 M and 11.6 s for 3 M: the working set stays in
+#: cache) and the leanest (peak RSS 2.0 GB against 2.3 GB for 3 M); with two threads
+#: sharing the cache, 700,000 (8 parts) was faster still: 3.8-4.5 s wall against
+#: 4.0-4.1 for 1 M (6 parts), 4.2-4.6 for 500,000 and 4.8-5.4 for 350,000 (busy
+#: machine, load 1.8-2).  Loading all events with one query and partitioning in numpy
+#: was tried: no faster, 0.8 GB more.
+PARTITION_EVENTS = 700_000
 #: Events loaded by one query (several parts are then split apart in numpy).  Every
 #: query scans the whole table (5 M events: one query 1.0 CPU-s, five 1.7), but the
 #: split costs as much as it saves (0.8 s for 5 M rows of 18 columns) and holds the
@@ -326,6 +329,10 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
     else:
         n_events = _count(con, f"SELECT count(*) FROM {table}")
     parts = max(1, math.ceil(n_events / max(partition_events, 1)))
+    if parts > 1 and load_events <= partition_events:
+        # a multiple of the analysis threads, so they run out of parts together
+        # instead of one analysing the last part alone (5 M events: 6 parts, not 5)
+        parts = -(-parts // ANALYSIS_THREADS) * ANALYSIS_THREADS
     # replies need a request from the address they go to: in a log of inbound traffic
     # no destination ever sends anything, and the per-partition reply search is skipped
     answering = _count(con, f"""SELECT count(*) FROM (SELECT 1 FROM {table} r SEMI JOIN
