@@ -101,12 +101,13 @@ DETECTOR_VERSION = 1
 #: machine, load 1.8-2).  Loading all events with one query and partitioning in numpy
 #: was tried: no faster, 0.8 GB more.
 PARTITION_EVENTS = 700_000
-#: Events loaded by one query (several parts are then split apart in numpy).  Every
-#: query scans the whole table (5 M events: one query 1.0 CPU-s, five 1.7), but the
-#: split costs as much as it saves (0.8 s for 5 M rows of 18 columns) and holds the
-#: whole load (+0.4 GB), and one query per part lets the analysis of a part overlap
-#: the loading of the next: so one part per query.
-LOAD_EVENTS = PARTITION_EVENTS
+#: Events loaded by one query (its parts are then found in numpy and each is gathered
+#: by the thread that analyses it).  Every query scans the whole table: on the 5 M-event
+#: benchmark, the columns as stored cost 0.4 CPU-s (0.2 s wall) in one query against
+#: 1.0-1.4 CPU-s in 5 to 8 part queries, and the gather of a part's rows replaces the
+#: copy that joins a query's chunks anyway.  The price is memory: the load is held
+#: whole (about 60 bytes an event as stored: 0.36 GB for 6 M), so the load is bounded.
+LOAD_EVENTS = 6_000_000
 #: Parts analysed at once, by worker threads, while the main thread loads and inserts;
 #: one more part is loaded ahead, so a worker that finishes starts the next part at
 #: once instead of waiting for its query.
@@ -329,7 +330,7 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
     else:
         n_events = _count(con, f"SELECT count(*) FROM {table}")
     parts = max(1, math.ceil(n_events / max(partition_events, 1)))
-    if parts > 1 and load_events <= partition_events:
+    if parts > 1:
         # a multiple of the analysis threads, so they run out of parts together
         # instead of one analysing the last part alone (5 M events: 6 parts, not 5)
         parts = -(-parts // ANALYSIS_THREADS) * ANALYSIS_THREADS
@@ -364,15 +365,19 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
             net = NET_KEY_SQL.format(e="e")
             where = scope if (first_part, last_part) == (0, parts) else \
                 f"{scope} AND {net} % {parts} >= {first_part} AND {net} % {parts} < {last_part}"
-            if native and last_part - first_part == 1:
-                # the common case: the query's Arrow table goes to a worker as it is
-                raw = con.sql(f"SELECT {_NATIVE_COLUMNS} FROM {table} e WHERE {where}"
-                              ).to_arrow_table()
-                summary.events += raw.num_rows
-                pending.append(pool.submit(_analyse_part, raw, config, dark, benign))
+            if native:
+                # the common case: the columns as stored; the main thread only finds each
+                # part's rows, and a worker gathers and widens them (_analyse_rows)
+                raw = _native_columns(con.sql(
+                    f"SELECT {_NATIVE_COLUMNS} FROM {table} e WHERE {where}").to_arrow_table())
+                summary.events += len(raw["ts"][0])
+                for rows in _part_rows(raw, parts, first_part, last_part):
+                    pending.append(pool.submit(_analyse_rows, raw, rows, config, dark,
+                                               benign))
+                    del rows
+                    while len(pending) > ANALYSIS_THREADS or (pending and pending[0].done()):
+                        collect(pending.popleft().result())
                 del raw
-                while len(pending) > ANALYSIS_THREADS or (pending and pending[0].done()):
-                    collect(pending.popleft().result())
                 continue
             cols = _fetch(con, f"SELECT {load if answering else no_rid} FROM {table} e "
                                f"WHERE {where}")
@@ -414,26 +419,79 @@ _LOAD_DTYPES: dict[str, Any] = {
     "ip_id": np.int32, "tcp_window": np.int32, "tcp_seq": np.int64, "sensor": np.int32}
 
 
-def _load_columns(table: pa.Table) -> dict[str, np.ndarray]:
-    """The columns of a :data:`_NATIVE_COLUMNS` query in the load's dtypes and
-    conventions (times in µs, -1 for null), as :func:`_fetch` gives them."""
-    out: dict[str, np.ndarray] = {}
+_Native = dict[str, tuple[np.ndarray, np.ndarray | None]]
+
+
+def _native_columns(table: pa.Table) -> _Native:
+    """The columns of a :data:`_NATIVE_COLUMNS` query as numpy, in their stored dtypes
+    (times as µs), each with its null mask (``None`` without nulls)."""
+    out: _Native = {}
     for name in table.column_names:
         col = table.column(name)
         if name == "ts":
-            out[name] = col.cast(pa.int64()).to_numpy()
-            continue
-        dtype = _LOAD_DTYPES.get(name)
-        if dtype is None:
-            out[name] = col.to_numpy()
-            continue
+            col = col.cast(pa.int64())
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
         if col.null_count:
-            values = pc.fill_null(col, 0).to_numpy().astype(dtype)
-            values[col.is_null().to_numpy(zero_copy_only=False)] = -1
+            out[name] = (pc.fill_null(col, 0).to_numpy(),
+                         col.is_null().to_numpy(zero_copy_only=False))
         else:
-            values = col.to_numpy().astype(dtype)
-        out[name] = values
+            out[name] = (col.to_numpy(), None)
     return out
+
+
+def _load_columns(raw: _Native, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The given rows of :func:`_native_columns` in the load's dtypes and conventions
+    (-1 for null), as :func:`_fetch` gives them: one gather per column."""
+    out: dict[str, np.ndarray] = {}
+    for name, (values, nulls) in raw.items():
+        taken = values[rows]
+        dtype = _LOAD_DTYPES.get(name)
+        if dtype is not None:
+            taken = taken.astype(dtype)
+            if nulls is not None:
+                taken[nulls[rows]] = -1
+        out[name] = taken
+    return out
+
+
+def _part_rows(raw: _Native, parts: int, first: int, last: int) -> Iterator[np.ndarray]:
+    """The rows of each part ``first`` to ``last - 1`` (by :data:`NET_KEY_SQL` modulo
+    ``parts``), in the load's order."""
+    n = raw["src_hi"][0].size
+    if last - first == 1:
+        yield np.arange(n)
+        return
+    order = np.empty(n, np.int64)
+    bounds = np.zeros(last - first + 1, np.int64)
+    _part_order(raw["src_hi"][0], raw["src_lo"][0], parts, first, order, bounds)
+    for p in range(last - first):
+        yield order[bounds[p]:bounds[p + 1]]
+
+
+@numba.njit(cache=True, nogil=True)
+def _part_order(src_hi, src_lo, parts, first, order, bounds):  # pragma: no cover
+    """Rows grouped by part (:data:`NET_KEY_SQL` modulo ``parts``, less ``first``), each
+    part's rows in load order: a counting sort (0.03 s for 5 M rows, against 0.3 s for
+    numpy's net keys and stable argsort).  The load holds parts ``first`` on only."""
+    n = src_hi.shape[0]
+    k = bounds.shape[0] - 1
+    part = np.empty(n, np.int32)
+    m = np.uint64(parts)
+    for i in range(n):
+        h = src_hi[i]
+        net = src_lo[i] >> np.uint64(8) if h == 0 else (h >> np.uint64(16)) | np.uint64(1 << 62)
+        p = np.int64(net % m) - first
+        if p < 0 or p >= k:  # not this load's part: cannot happen, never write out of bounds
+            p = 0
+        part[i] = p
+        bounds[p + 1] += 1
+    for p in range(k):
+        bounds[p + 1] += bounds[p]
+    at = bounds[:k].copy()
+    for i in range(n):
+        p = part[i]
+        order[at[p]] = i
+        at[p] += 1
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
@@ -501,12 +559,12 @@ def _analyse_list(cols: dict[str, np.ndarray], replies: np.ndarray, config: Scan
     return [_analyse(cols, replies, config, dark, benign, prefix64=prefix64)]
 
 
-def _analyse_part(raw: pa.Table, config: ScanConfig, dark: CidrSet | None,
+def _analyse_rows(raw: _Native, rows: np.ndarray, config: ScanConfig, dark: CidrSet | None,
                   benign: BenignList | None) -> list[_Analysis]:
-    """One part loaded by a :data:`_NATIVE_COLUMNS` query (no replies): its sources,
-    then its IPv6 sources by /64 (a /64 lies in one network, so in one part)."""
-    cols = _load_columns(raw)
-    del raw
+    """One part, the given rows of a :data:`_NATIVE_COLUMNS` load (no replies): its
+    sources, then its IPv6 sources by /64 (a /64 lies in one network, so in one part)."""
+    cols = _load_columns(raw, rows)
+    del raw, rows
     results = [_analyse(cols, _NONE, config, dark, benign, prefix64=False)]
     v6 = np.flatnonzero(cols["src_hi"] != 0)
     if v6.size:
