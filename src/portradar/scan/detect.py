@@ -449,15 +449,31 @@ def _load_columns(raw: _Native, rows: np.ndarray) -> dict[str, np.ndarray]:
     """The given rows of :func:`_native_columns` in the load's dtypes and conventions
     (-1 for null), as :func:`_fetch` gives them: one gather per column."""
     out: dict[str, np.ndarray] = {}
+    rows = np.asarray(rows, np.int64)
     for name, (values, nulls) in raw.items():
-        taken = values[rows]
-        dtype = _LOAD_DTYPES.get(name)
-        if dtype is not None:
-            taken = taken.astype(dtype)
-            if nulls is not None:
-                taken[nulls[rows]] = -1
+        taken = np.empty(rows.size, _LOAD_DTYPES.get(name, values.dtype))
+        if nulls is None:
+            _take(values, rows, taken)
+        else:
+            _take_or_minus_one(values, nulls, rows, taken)
         out[name] = taken
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _take(values, rows, out):  # pragma: no cover
+    """``out[:] = values[rows]`` in ``out``'s dtype: one pass, no GIL (numpy's gather,
+    dtype change and masked fill of nulls took 0.51 s for the benchmark's 5 M rows)."""
+    for j in range(rows.shape[0]):
+        out[j] = values[rows[j]]
+
+
+@numba.njit(cache=True, nogil=True)
+def _take_or_minus_one(values, nulls, rows, out):  # pragma: no cover
+    """:func:`_take`, with -1 where ``nulls`` is set."""
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        out[j] = -1 if nulls[i] else values[i]
 
 
 def _part_rows(raw: _Native, parts: int, first: int, last: int) -> Iterator[np.ndarray]:
