@@ -688,7 +688,7 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
     del cls
     if reply_like.any():
         # backscatter: reply-like packets, with the probes of the sources that sent them
-        mine = is_member(skey, np.unique(skey[reply_like]))
+        mine = is_member(skey, skey[reply_like])  # repeats are one entry of the set
         back_frame = Probes.grouped_from_columns(cols, reply_like | (probe_mask & mine),
                                                  prefix64=prefix64, skey=skey)
         back = Backscatter(**config.backscatter)
