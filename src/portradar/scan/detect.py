@@ -853,7 +853,7 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
     conf = np.where(th | fh | sh, conf, 0.8)
     names = np.array(["campaign", "trw", "fanout", "trw,fanout", "slow_scan", "trw,slow_scan",
                       "fanout,slow_scan", "trw,fanout,slow_scan"])
-    detectors = names[th.astype(int) + 2 * fh.astype(int) + 4 * sh.astype(int)]
+    detectors = th.astype(int) + 2 * fh.astype(int) + 4 * sh.astype(int)
     key_hi, key_lo = prof["key_hi"][sel], prof["key_lo"][sel]
     status, benign_name = _status(key_hi, key_lo, benign, prefix64)
     offsets, values = _port_csr(probes, sel)
@@ -870,9 +870,9 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
         "protocols": g("protocols"), "sensors": g("sensors"), "addresses": n_addr[sel],
         "port_list": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
                                               pa.array(values, pa.int32())),
-        "kind": np.array(SHAPES)[kind], "type": np.array(TYPES)[typ],
-        "tool": np.array(TOOLS)[tool], "tool_share": tool_share,
-        "detector": detectors, "confidence": conf,
+        "kind": _named(SHAPES, kind), "type": _named(TYPES, typ),
+        "tool": _named(TOOLS, tool), "tool_share": tool_share,
+        "detector": _named(names, detectors), "confidence": conf,
         "answered": g("answered"), "established": g("established"), "rejected": g("rejected"),
         "flagged_at": _ts_array(np.where(has_at, flagged_at, 0), ~has_at),
         "flagged_probes": pa.array(flagged_probes, mask=~has_at),
@@ -883,15 +883,26 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
         "trw_successes": pa.array(det["trw_successes"][sel], mask=~t_found),
         "trw_contacts": pa.array(det["trw_contacts"][sel], mask=~t_found),
         "trw_flagged_after": pa.array(det["trw_flagged_after"][sel], mask=~th),
-        "fanout_rule": pa.array(np.array(FANOUT_RULES)[det["fan_rule"][sel]], mask=~fh),
+        "fanout_rule": _named(FANOUT_RULES, det["fan_rule"][sel], ~fh),
         "fanout_pairs": pa.array(det["fan_pairs"][sel], mask=~f_found),
         "fanout_ports": pa.array(det["fan_ports"][sel], mask=~f_found),
         "fanout_episodes": pa.array(det["fan_episodes"][sel], mask=~f_found),
         "slow_peak": pa.array(det["slow_peak"][sel], mask=~s_found),
         "backscatter_replies": pa.nulls(sel.size, pa.int64()),
         "syn_share": dominant_share,
-        "dominant": np.array(CLASS_NAMES)[np.array(PROBE_CLASSES)[classes.argmax(axis=1)]],
+        "dominant": _named(CLASS_NAMES, np.array(PROBE_CLASSES)[classes.argmax(axis=1)]),
     })
+
+
+def _named(names: Any, codes: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    """``names[codes]`` as an Arrow string array (null where ``null``): a take from the
+    few names, 5-15 times faster than converting a numpy array of strings.
+
+    >>> _named(["a", "b"], np.array([1, 0, 1]), np.array([False, False, True])).to_pylist()
+    ['b', 'a', None]
+    """
+    index = pa.array(np.asarray(codes, np.int64), mask=null)
+    return pa.array(list(names), pa.string()).take(index)
 
 
 def _status(key_hi: np.ndarray, key_lo: np.ndarray, benign: BenignList | None,
