@@ -988,10 +988,19 @@ def _port_lists(starts, port, proto, groups, offsets, values, fill):  # pragma: 
         for j in range(k):
             seen[buf[j]] = False
         if fill:
-            b = np.sort(buf[:k])
             w = offsets[q]
-            for j in range(k):
-                values[w + j] = b[j]
+            if k <= 32:  # most sources: an insertion sort into place, no allocation
+                for j in range(k):
+                    v = buf[j]
+                    m = w + j
+                    while m > w and values[m - 1] > v:
+                        values[m] = values[m - 1]
+                        m -= 1
+                    values[m] = v
+            else:
+                b = np.sort(buf[:k])
+                for j in range(k):
+                    values[w + j] = b[j]
         else:
             offsets[q + 1] = k
 
