@@ -300,6 +300,24 @@ def test_spikes_on_merged_sensors_tell_one_sensor_from_many(tmp_path):
     assert seen[rise["sensor_names"]] > 3 * max(v for s, v in seen.items()
                                                 if s != rise["sensor_names"])
 
+    def spikes_on(sensor: str) -> list[dict]:
+        res = runner.invoke(cli, ["--db", db, "spikes", "--json", "--port", "23",
+                                  "--sensor", sensor])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)
+
+    # alone against its own baseline, the sensor that saw the rise shows it; the others,
+    # each against its own, show nothing on port 23 that day
+    (own,) = spikes_on(rise["sensor_names"])
+    assert own["sensors"] == "1/1" and own["scope"] == "sensor"
+    assert own["onset"] == onset and own["peak_sources"] == seen[rise["sensor_names"]]
+    for other in sc.sensor_names:
+        if other != rise["sensor_names"]:
+            assert not [r for r in spikes_on(other) if r["onset"] <= onset <= (r["end"] or onset)]
+    bad = runner.invoke(cli, ["--db", db, "spikes", "--sensor", "nope"])
+    assert bad.exit_code == 2 and "no sensor named 'nope'" in bad.output
+    assert all(s in bad.output for s in sc.sensor_names)
+
 
 def test_agent_config_follows_a_file_and_listens_for_syslog(tmp_path):
     """``portradar agent --config`` with watch's [[input]] tables: a file and a TCP

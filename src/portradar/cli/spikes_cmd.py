@@ -31,6 +31,8 @@ def _store_for_reading(ctx: click.Context) -> Any:
 @click.option("--proto", help="Only this protocol (tcp, udp, ...).")
 @click.option("--port", "port_", type=click.IntRange(-1, 65535), help="Only this port.")
 @click.option("--current", is_flag=True, help="Only spikes still open at the last bucket.")
+@click.option("--sensor", help="Only this sensor's own activity, against its own baseline "
+                               "(default: all sensors together).")
 @click.option("--no-sensors", is_flag=True,
               help="Skip the per-sensor baselines (no sensor share, no single-sensor rises).")
 @click.option("--limit", "-n", default=50, show_default=True)
@@ -38,12 +40,15 @@ def _store_for_reading(ctx: click.Context) -> Any:
 @click.pass_context
 @friendly
 def spikes(ctx: click.Context, period: str, proto: str | None, port_: int | None,
-           current: bool, no_sensors: bool, limit: int, as_json: bool, as_csv: bool) -> None:
+           current: bool, sensor: str | None, no_sensors: bool, limit: int, as_json: bool,
+           as_csv: bool) -> None:
     """Current and past port spikes: rises above each port's own baseline.
 
     Computed from the store's per-port activity in event time (never the wall
     clock): onset, end (back to normal), kind (new-sources, one-source, growth with
-    its doubling time, rise) and the sensors whose own baseline shows it.
+    its doubling time, rise) and the sensors whose own baseline shows it.  With
+    ``--sensor`` the detector runs on that one sensor's activity alone: what a
+    single firewall saw, against that firewall's own history.
     """
     from portradar.activity.periods import proto_number
     from portradar.cli.render import render
@@ -53,9 +58,20 @@ def spikes(ctx: click.Context, period: str, proto: str | None, port_: int | None
     fmt = output_format(as_json, as_csv)
     proto_n = proto_number(proto) if proto else None
     with _store_for_reading(ctx) as store:
-        total = from_store(store, period=period, scope="all", proto=proto_n, port=port_)
-        by_sensor = None if no_sensors else from_store(store, period=period, scope="sensors",
-                                                       proto=proto_n, port=port_)
+        if sensor is not None and sensor != "*":
+            known = store.sensor_names()
+            if sensor not in known:
+                raise click.UsageError(
+                    f"no sensor named {sensor!r} in the store"
+                    + (f" (sensors: {', '.join(known[:20])}"
+                       f"{', ...' if len(known) > 20 else ''})" if known else ""))
+            total = from_store(store, period=period, scope=sensor, proto=proto_n, port=port_)
+            by_sensor = None
+        else:
+            sensor = None
+            total = from_store(store, period=period, scope="all", proto=proto_n, port=port_)
+            by_sensor = None if no_sensors else from_store(
+                store, period=period, scope="sensors", proto=proto_n, port=port_)
     found = SpikeDetector.for_period(period).detect(total, by_sensor)
     if current:
         found = [s for s in found if s.end is None]
@@ -69,7 +85,8 @@ def spikes(ctx: click.Context, period: str, proto: str | None, port_: int | None
         render(rows, columns, fmt)
         return
     last = total.bucket_label(total.n_buckets - 1) if total.n_buckets else "(no data)"
-    render(rows, columns, fmt, title=f"port spikes by {period} (data up to {last})",
+    where = f" on sensor {sensor}" if sensor else ""
+    render(rows, columns, fmt, title=f"port spikes by {period}{where} (data up to {last})",
            headers={"doubling_hours": "doubling (h)", "peak_sources": "peak",
                     "baseline_sources": "baseline", "new_share": "new"})
     if not rows:

@@ -28,6 +28,8 @@ What it understands (every variant the kernel, rsyslog, journald and ulogd write
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 
@@ -127,9 +129,11 @@ V4_MAPPED = np.uint64(0xFFFF_0000_0000)
 # kernel on the 5 M-line benchmark's lines: 1.63 -> 1.38-1.41 CPU-µs per line on two
 # threads, 1.60-1.71 -> 1.31-1.36 on one; identical output.  The entry points
 # (:func:`parse_lines`, :func:`encode_spans`, ...) allocate their outputs and keep it.
+# ``_nrt`` is a keyword numba's own type hints do not list, hence the ``Any``.
+_njit: Any = numba.njit
 
 
-@numba.njit(cache=True, inline="always", _nrt=False)
+@_njit(cache=True, inline="always", _nrt=False)
 def _pack_span(buf, s, e, upper):  # pragma: no cover - jit
     if e - s > 8 or e <= s:
         return -1
@@ -142,7 +146,7 @@ def _pack_span(buf, s, e, upper):  # pragma: no cover - jit
     return v
 
 
-@numba.njit(cache=True, inline="always", _nrt=False)
+@_njit(cache=True, inline="always", _nrt=False)
 def _digits(buf, p, e, maxlen):  # pragma: no cover - jit
     """Parse up to ``maxlen`` decimal digits at p; return (value, new p) or (-1, p)."""
     v = 0
@@ -155,7 +159,7 @@ def _digits(buf, p, e, maxlen):  # pragma: no cover - jit
     return v, q
 
 
-@numba.njit(cache=True, inline="always", _nrt=False)
+@_njit(cache=True, inline="always", _nrt=False)
 def _micros(buf, p, e):  # pragma: no cover - jit
     """Decimal fraction digits at p as microseconds (extra digits dropped); -1 if none."""
     us = 0
@@ -174,7 +178,7 @@ def _micros(buf, p, e):  # pragma: no cover - jit
     return us, q
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _month_at(buf, p, e):  # pragma: no cover - jit
     if p + 3 > e:
         return 0
@@ -185,7 +189,7 @@ def _month_at(buf, p, e):  # pragma: no cover - jit
     return 0
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _hms(buf, p, e, row, out):  # pragma: no cover - jit
     """HH:MM:SS[.frac] at p into out[row, SOD]; return new p or -1."""
     h, q = _digits(buf, p, e, 2)
@@ -208,7 +212,7 @@ def _hms(buf, p, e, row, out):  # pragma: no cover - jit
     return q
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _tz_offset(buf, p, e, row, out):  # pragma: no cover - jit
     """Z, +HH:MM, +HHMM or +HH at p into out[row, TZ]; return new p or -1 if none."""
     if p >= e:
@@ -234,7 +238,7 @@ def _tz_offset(buf, p, e, row, out):  # pragma: no cover - jit
     return q
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _bsd_ts(buf, p, e, row, out):  # pragma: no cover - jit
     """``Mmm dd HH:MM:SS[.ffffff]``; return new p or -1."""
     mo = _month_at(buf, p, e)
@@ -257,7 +261,7 @@ def _bsd_ts(buf, p, e, row, out):  # pragma: no cover - jit
     return q
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _iso_ts(buf, p, e, row, out):  # pragma: no cover - jit
     """``YYYY-MM-DD[T ]HH:MM:SS[.f][zone]``; return new p or -1."""
     y, q = _digits(buf, p, e, 4)
@@ -285,7 +289,7 @@ def _iso_ts(buf, p, e, row, out):  # pragma: no cover - jit
     return q
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _clf_ts(buf, p, e, row, out):  # pragma: no cover - jit
     """``20/Jun/2022:13:09:14 +0200`` (Proxmox pve-firewall); return new p or -1."""
     d, q = _digits(buf, p, e, 2)
@@ -312,7 +316,7 @@ def _clf_ts(buf, p, e, row, out):  # pragma: no cover - jit
     return q
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _bracket_ts(buf, p, e, row, out):  # pragma: no cover - jit
     """``[  123.456789]`` (uptime) or ``[Thu Nov 26 10:00:00 2026]``; return new p or -1."""
     if p >= e or buf[p] != 91:
@@ -339,7 +343,7 @@ def _bracket_ts(buf, p, e, row, out):  # pragma: no cover - jit
     return r2 + 1
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _timestamp(buf, p, e, row, out):  # pragma: no cover - jit
     if p >= e:
         return -1
@@ -353,7 +357,7 @@ def _timestamp(buf, p, e, row, out):  # pragma: no cover - jit
     return -1
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _ipv4(buf, s, e):  # pragma: no cover - jit
     v = np.uint64(0)
     q = s
@@ -372,7 +376,7 @@ def _ipv4(buf, s, e):  # pragma: no cover - jit
     return True, v
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _hexval(c):  # pragma: no cover - jit
     if 48 <= c <= 57:
         return c - 48
@@ -383,7 +387,7 @@ def _hexval(c):  # pragma: no cover - jit
     return -1
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _ipv6(buf, s, e):  # pragma: no cover - jit
     """Parse an IPv6 address (``::`` compression, trailing dotted IPv4, zone dropped).
 
@@ -476,13 +480,13 @@ def _ipv6(buf, s, e):  # pragma: no cover - jit
     return True, acc_hi, acc_lo
 
 
-@numba.njit(cache=True, inline="always", _nrt=False)
+@_njit(cache=True, inline="always", _nrt=False)
 def _shift_in(hi, lo, group):  # pragma: no cover - jit
     """The 128-bit value ``hi, lo`` shifted left by 16 bits with ``group`` below."""
     return (hi << np.uint64(16)) | (lo >> np.uint64(48)), (lo << np.uint64(16)) | group
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _address(buf, s, e):  # pragma: no cover - jit
     if s >= e:
         return False, np.uint64(0), np.uint64(0)
@@ -493,7 +497,7 @@ def _address(buf, s, e):  # pragma: no cover - jit
     return ok, np.uint64(0), V4_MAPPED | v
 
 
-@numba.njit(cache=True, inline="always", _nrt=False)
+@_njit(cache=True, inline="always", _nrt=False)
 def _is_key_start(buf, q, lo):  # pragma: no cover - jit
     if q == lo:
         return True
@@ -501,7 +505,7 @@ def _is_key_start(buf, q, lo):  # pragma: no cover - jit
     return c == 32 or c == 58 or c == 93 or c == 9
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _find_body(buf, p, e):  # pragma: no cover - jit
     """Position of the ``IN=`` (or, for output-only lines, ``OUT=``) that opens the body."""
     q = p
@@ -520,13 +524,13 @@ def _find_body(buf, p, e):  # pragma: no cover - jit
     return -1
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _set_status(out, row, code):  # pragma: no cover - jit
     if out[row, ST] == OK:
         out[row, ST] = code
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _parse_body(buf, p, e, row, out, addr):  # pragma: no cover - jit
     after_proto = False
     proto = -1
@@ -702,21 +706,21 @@ def _parse_body(buf, p, e, row, out, addr):  # pragma: no cover - jit
         _set_status(out, row, NO_PROTO)
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _skip_spaces(buf, p, e):  # pragma: no cover - jit
     while p < e and (buf[p] == 32 or buf[p] == 9):
         p += 1
     return p
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _token_end(buf, p, e):  # pragma: no cover - jit
     while p < e and buf[p] != 32 and buf[p] != 9:
         p += 1
     return p
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _parse_line(buf, s, e, row, out, addr):  # pragma: no cover - jit
     for c in range(NCOL):
         out[row, c] = -1
@@ -827,7 +831,7 @@ def _parse_line(buf, s, e, row, out, addr):  # pragma: no cover - jit
     _parse_body(buf, body, e, row, out, addr)
 
 
-@numba.njit(cache=True, _nrt=False)
+@_njit(cache=True, _nrt=False)
 def _bracket_ts_uptime_only(buf, p, e, row, out):  # pragma: no cover - jit
     q = p + 1
     while q < e and buf[q] == 32:
@@ -882,7 +886,7 @@ def gather_spans(buf, starts, ends):  # pragma: no cover - jit
     return offsets, data
 
 
-@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
+@_njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _same_span(buf, a, a_end, b, b_end):  # pragma: no cover - jit
     """Whether ``buf[a:a_end]`` and ``buf[b:b_end]`` hold the same bytes."""
     if a_end - a != b_end - b:

@@ -176,6 +176,11 @@ class Store:
                 known.update(new)
         return [known[t] if t is not None else None for t in texts]
 
+    def sensor_names(self) -> list[str]:
+        """The names of the sensors the store has events of, sorted."""
+        return [text for (text,) in self.con.execute(
+            "SELECT text FROM names WHERE kind = 'sensor' ORDER BY text").fetchall()]
+
     def _stored_columns(self, batch: pa.RecordBatch) -> pa.Table:
         """One event batch with names and outcomes as the integer ids ``event_rows`` holds."""
         columns = {name: batch.column(name) for name in _PLAIN_COLUMNS}
