@@ -36,7 +36,8 @@ def watch(ctx: click.Context, config_path: str, max_seconds: float | None) -> No
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         err.print(f"portradar watch: {len(config.inputs)} inputs, "
-                  f"{len(service.workers)} sinks, store {store.path}")
+                  f"{len(service.workers)} sinks, store {store.path}"
+                  + (f", dashboard {service.dashboard.url}" if service.dashboard else ""))
         service.run(max_seconds=max_seconds)
 
 

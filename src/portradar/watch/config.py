@@ -11,9 +11,11 @@
 ... udp = 5514
 ... [[sink]]
 ... type = "console"
+... [serve]
+... port = 8080
 ... ''')
->>> [i.name for i in cfg.inputs], cfg.batch_seconds, cfg.sinks[0]["type"]
-(['file:/var/log/kern.log', 'syslog'], 0.5, 'console')
+>>> [i.name for i in cfg.inputs], cfg.batch_seconds, cfg.sinks[0]["type"], cfg.serve
+(['file:/var/log/kern.log', 'syslog'], 0.5, 'console', {'port': 8080})
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class WatchConfig:
     scanners: bool = True
     stix_path: str | None = None
     metrics: dict[str, Any] | None = None
+    serve: dict[str, Any] | None = None
     update_interval: float = 3600.0
 
     @classmethod
@@ -98,6 +101,19 @@ class WatchConfig:
         if len(set(names)) != len(names):
             raise PortradarError(f"{source}: input names must be unique (add name = ...)")
         alerts = raw.get("alerts", {})
+        serve = raw.get("serve")
+        if serve is not None:
+            if not isinstance(serve, dict):
+                raise PortradarError(f"{source}: [serve] must be a table (host, port, auth)")
+            unknown = sorted(set(serve) - {"host", "port", "auth"})
+            if unknown:
+                raise PortradarError(f"{source}: [serve]: unknown key(s) {', '.join(unknown)} "
+                                     "(known: host, port, auth)")
+            port = serve.get("port", 8080)
+            if not isinstance(port, int) or not 0 <= port <= 65535:
+                raise PortradarError(f"{source}: [serve]: port must be 0-65535, not {port!r}")
+            if "auth" in serve and not isinstance(serve["auth"], bool):
+                raise PortradarError(f"{source}: [serve]: auth must be true or false")
         return cls(inputs=inputs, sinks=list(raw.get("sink", [])),
                    batch_seconds=float(watch.get("batch_seconds", BATCH_SECONDS)),
                    detect_seconds=float(watch.get("detect_seconds", DETECT_SECONDS)),
@@ -107,7 +123,7 @@ class WatchConfig:
                    year=watch.get("year"), sensor=watch.get("sensor"),
                    scanners=bool(watch.get("scanners", True)),
                    stix_path=raw.get("stix", {}).get("path"),
-                   metrics=raw.get("metrics"),
+                   metrics=raw.get("metrics"), serve=serve,
                    update_interval=float(alerts.get("update_interval", 3600.0)))
 
     @classmethod

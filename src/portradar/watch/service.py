@@ -202,6 +202,19 @@ class WatchService:
             self.metrics_server = MetricsServer(
                 self.metrics_text, host=str(config.metrics.get("host", "127.0.0.1")),
                 port=int(config.metrics.get("port", 9464))).start()
+        self.dashboard: Any = None
+        if config.serve is not None:
+            from portradar.watch.dashboard_server import DashboardServer
+
+            self.dashboard = DashboardServer(
+                store, host=str(config.serve.get("host", "127.0.0.1")),
+                port=int(config.serve.get("port", 8080)), auth=config.serve.get("auth"))
+            try:
+                self.dashboard.start()
+            except BaseException:
+                if self.metrics_server is not None:
+                    self.metrics_server.stop()
+                raise
         row = store.con.execute("SELECT max(ts) FROM event_rows").fetchone()
         if store.setting("watch_since") is None:
             store.set_setting("watch_since", row[0].isoformat() if row and row[0] else "")
@@ -663,6 +676,8 @@ class WatchService:
                 state.follower.close()
         if self.metrics_server is not None:
             self.metrics_server.stop()
+        if self.dashboard is not None:
+            self.dashboard.stop()
 
     # -- metrics ------------------------------------------------------------------------
     def metrics_text(self) -> str:
