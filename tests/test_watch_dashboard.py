@@ -30,8 +30,8 @@ from test_watch_service import _day, _free_port, _run_until
 from portradar.errors import PortradarError
 from portradar.store import Store
 from portradar.watch.config import WatchConfig
-from portradar.watch.dashboard_server import DashboardServer
 from portradar.watch.service import WatchService
+from portradar.web.embedded_server import DashboardServer
 
 
 def _get(url: str) -> Any:

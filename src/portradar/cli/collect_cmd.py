@@ -115,18 +115,38 @@ def collect() -> None:
 @click.option("--max-mb", type=int, default=16, show_default=True, help="Largest message.")
 @click.option("--archive", type=click.Path(file_okay=False), default=None,
               help="Also write every stored batch to this Parquet archive (docs/scale.md).")
+@click.option("--dashboard", "dashboard_at", metavar="[HOST:]PORT", default=None,
+              help="Also serve the dashboard and JSON API of 'portradar serve' here "
+                   "(this process holds the store, so 'portradar serve' cannot open it); "
+                   "beyond loopback a login is required.")
+@click.option("--dashboard-every", type=click.FloatRange(1.0), default=30.0,
+              show_default=True,
+              help="Seconds between updates of the dashboard's scan verdicts and new-source "
+                   "counts.")
 @click.option("--max-seconds", type=float, default=None, hidden=True)
 @click.pass_context
 @friendly
 def serve(ctx: click.Context, host: str, port: int, rate: float, max_mb: int,
-          archive: str | None, max_seconds: float | None) -> None:
+          archive: str | None, dashboard_at: str | None, dashboard_every: float,
+          max_seconds: float | None) -> None:
     """Serve POST /api/v1/batches until SIGTERM or Ctrl-C."""
     from portradar.collect.collector import Collector, CollectorServer
 
+    dash_host, dash_port = _host_port(dashboard_at) if dashboard_at else ("", 0)
     with open_store(ctx) as store:
         collector = Collector(store, rate=rate, burst=max(1.0, 5 * rate), max_body=max_mb << 20,
                               archive=archive)
         server = CollectorServer(collector, host, port)
+        dashboard = None
+        if dashboard_at:
+            from portradar.web.embedded_server import DashboardServer
+
+            try:
+                dashboard = DashboardServer(store, host=dash_host, port=dash_port,
+                                            keep_current=dashboard_every).start()
+            except BaseException:
+                server.server_close()
+                raise
         done = threading.Event()
 
         def stop(*_: Any) -> None:
@@ -136,11 +156,30 @@ def serve(ctx: click.Context, host: str, port: int, rate: float, max_mb: int,
         signal.signal(signal.SIGINT, stop)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
-        err.print(f"portradar collect: listening on {server.url}, store {store.path}")
+        err.print(f"portradar collect: listening on {server.url}, store {store.path}"
+                  + (f", dashboard {dashboard.url}" if dashboard else ""))
         done.wait(max_seconds)
         server.shutdown()
         server.server_close()
+        if dashboard is not None:
+            dashboard.stop()
         collector.close()
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` (an IPv6 host in brackets); the host defaults to loopback.
+
+    >>> _host_port("8080"), _host_port("0.0.0.0:8080"), _host_port("[::1]:8080")
+    (('127.0.0.1', 8080), ('0.0.0.0', 8080), ('::1', 8080))
+    """
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise click.BadParameter(f"{text!r}: expected [HOST:]PORT", param_hint="--dashboard")
+    return (host.strip("[]") or "127.0.0.1"), number
 
 
 @collect.command("add-sensor")

@@ -204,7 +204,7 @@ class WatchService:
                 port=int(config.metrics.get("port", 9464))).start()
         self.dashboard: Any = None
         if config.serve is not None:
-            from portradar.watch.dashboard_server import DashboardServer
+            from portradar.web.embedded_server import DashboardServer
 
             self.dashboard = DashboardServer(
                 store, host=str(config.serve.get("host", "127.0.0.1")),

@@ -10,6 +10,13 @@ server writes, alert acknowledgements, goes through its own connection, never th
 watch's.  The derived results the views cache are keyed on the store's event and
 verdict counts, so new data invalidates them.
 
+A writer that does not keep the derived results current itself (the collector, which
+only stores batches and their activity) asks for ``keep_current``: every that many
+seconds a thread of the server's, on a connection of its own, brings the new-source
+counts and the scan verdicts up to date for the events committed since (what
+``portradar serve`` does once at start); a failure is logged and retried next time,
+it never stops the writer.
+
 Authentication is what ``portradar serve`` does: not required on loopback unless
 ``auth = true``, required beyond it, and the server refuses to start beyond loopback
 when the store has no token or user (``portradar serve token add``).
@@ -27,12 +34,15 @@ when the store has no token or user (``portradar serve token add``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from typing import Any
 
 from portradar.errors import PortradarError
 from portradar.store.duckdb_store import Store
+
+log = logging.getLogger(__name__)
 
 #: Seconds to wait for the server to bind and start, and to stop.
 START_SECONDS = 20.0
@@ -43,7 +53,7 @@ class DashboardServer:
     """``portradar serve``'s application on a daemon thread, over a store held elsewhere."""
 
     def __init__(self, store: Store, *, host: str = "127.0.0.1", port: int = 8080,
-                 auth: bool | None = None) -> None:
+                 auth: bool | None = None, keep_current: float | None = None) -> None:
         from portradar.web.app import is_loopback
 
         if auth is False and not is_loopback(host):
@@ -54,6 +64,10 @@ class DashboardServer:
         self._web_store: Store | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self.keep_current = keep_current
+        self._deriver: threading.Thread | None = None
+        self._derive_stop = threading.Event()
+        self.derived_runs = 0  # rounds of keep_current done (tests, logs)
 
     @property
     def url(self) -> str:
@@ -108,17 +122,47 @@ class DashboardServer:
             sockets = [s for srv in server.servers for s in srv.sockets]
             self.port = int(sockets[0].getsockname()[1])
         self._web_store, self._server, self._thread = web_store, server, thread
+        if self.keep_current is not None:
+            self._derive_stop.clear()
+            self._deriver = threading.Thread(target=self._derive, args=(self.keep_current,),
+                                             daemon=True, name="dashboard-derived")
+            self._deriver.start()
         return self
+
+    def _derive(self, seconds: float) -> None:
+        """Every ``seconds``: new-source counts and scan verdicts of the new events."""
+        from portradar.activity import new_sources
+        from portradar.scan.detect import ensure_detection
+
+        store = self._store.second_connection()
+        try:
+            while True:
+                try:
+                    new_sources.sync(store)
+                    # one snapshot: the watermark, the ledger and the rows it reads agree
+                    # while the writer commits meanwhile
+                    with store.transaction():
+                        ensure_detection(store)
+                except Exception:  # a write conflict or worse: the next round redoes it
+                    log.exception("dashboard: updating scan verdicts / new sources failed")
+                self.derived_runs += 1
+                if self._derive_stop.wait(seconds):
+                    return
+        finally:
+            store.close()
 
     def stop(self) -> None:
         """Stop serving (open requests get :data:`STOP_SECONDS` to finish)."""
+        self._derive_stop.set()
+        if self._deriver is not None:
+            self._deriver.join(STOP_SECONDS * 6)  # a detection round under way ends first
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(STOP_SECONDS)
         if self._web_store is not None:
             self._web_store.close()
-        self._server = self._thread = self._web_store = None
+        self._server = self._thread = self._web_store = self._deriver = None
 
 
 def _serve(server: Any) -> None:
