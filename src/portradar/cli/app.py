@@ -304,6 +304,7 @@ def evaluate() -> None:
 #: evaluate``).  A feature's commands live beside it; this list is the only place
 #: that names them.
 COMMAND_MODULES: tuple[str, ...] = ("portradar.cli.spikes_cmd", "portradar.cli.scanners_cmd",
+                                    "portradar.cli.campaigns_cmd",
                                     "portradar.cli.intel_cmd", "portradar.cli.watch_cmd",
                                     "portradar.cli.collect_cmd", "portradar.cli.archive_cmd",
                                     "portradar.cli.serve_cmd", "portradar.cli.spark_cmd")

@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from portradar.scan.probes import ICMP_REPLY, PROBE_CLASSES, RST, SYNACK, Probes
+from portradar.scan.probes import ICMP_REPLY, PROBE_CLASSES, RST, SYNACK, Probes, small_isin
 
 
 class Backscatter:
@@ -74,7 +74,7 @@ class Backscatter:
             np.add.reduceat((ordered.cls == SYNACK).astype(np.int64), first),
             np.add.reduceat((ordered.cls == RST).astype(np.int64), first),
             np.add.reduceat((ordered.cls == ICMP_REPLY).astype(np.int64), first),
-            np.add.reduceat(np.isin(ordered.cls, PROBE_CLASSES).astype(np.int64), first),
+            np.add.reduceat(small_isin(ordered.cls, PROBE_CLASSES).astype(np.int64), first),
         ], axis=1) if len(first) else np.empty((0, 4), np.int64)
         key_hi, key_lo, skey = events.source_keys()
         lo_ts = np.minimum.reduceat(ordered.ts, first) if len(first) else first

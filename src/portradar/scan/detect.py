@@ -81,6 +81,7 @@ from portradar.scan.probes import (
     mix64,
     packet_class,
     port_key,
+    small_isin,
     source_time_order,
 )
 from portradar.scan.replies import DEFAULT_REPLY_WINDOW, reply_rowids
@@ -536,7 +537,7 @@ def _replies(con: duckdb.DuckDBPyConnection, table: str, where: str,
              cols: dict[str, np.ndarray], config: ScanConfig) -> np.ndarray:
     """Rowids of the loaded events that are replies (see :mod:`portradar.scan.replies`)."""
     cls = packet_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"])
-    reply_like = np.isin(cls, REPLY_CLASSES) | (cols["proto"] == 17) | (cols["proto"] == 136)
+    reply_like = small_isin(cls, REPLY_CLASSES) | (cols["proto"] == 17) | (cols["proto"] == 136)
     reply_like &= ~is_multicast(cols["dst_hi"], cols["dst_lo"])
     if cols["proto"].size:
         tcp_acked = (cols["proto"] == 6) & (cols["tcp_flags"] >= 0) & \
@@ -637,8 +638,8 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
         ok &= replies[pos] != rid
     if prefix64:
         ok &= ~is_ipv4(src_hi, src_lo)
-    probe_mask = ok & np.isin(cls, PROBE_CLASSES)
-    reply_like = ok & np.isin(cls, REPLY_CLASSES)
+    probe_mask = ok & small_isin(cls, PROBE_CLASSES)
+    reply_like = ok & small_isin(cls, REPLY_CLASSES)
     del ok
     key_lo = src_lo if not prefix64 else np.where(is_ipv4(src_hi, src_lo), src_lo,
                                                   np.uint64(0))

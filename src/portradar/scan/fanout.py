@@ -57,7 +57,7 @@ import numpy as np
 import pyarrow as pa
 
 from portradar.scan.cidr_set import CidrSet
-from portradar.scan.probes import Probes, mix64
+from portradar.scan.probes import Probes, mix64, small_isin
 
 #: Entry kinds in the bottom-k sketches.
 PAIR, PORT, DARK = 0, 1, 2
@@ -136,7 +136,7 @@ class FanOut:
         counted = ordered.failed()
         pair = mix64(ordered.dkey ^ mix64(ordered.port.astype(np.uint64) + np.uint64(1)))
         port = ordered.port.astype(np.uint64)
-        ported = np.isin(ordered.proto, (6, 17, 132, 136)) & (ordered.port >= 0)
+        ported = small_isin(ordered.proto, (6, 17, 132, 136)) & (ordered.port >= 0)
         if self.dark is not None:
             is_dark = self.dark.contains(ordered.dst_hi, ordered.dst_lo)
         else:

@@ -32,7 +32,7 @@ import numba
 import numpy as np
 
 from portradar.scan.fingerprint import MARK_BITS, probe_marks
-from portradar.scan.probes import N_CLASSES, Probes, mix64
+from portradar.scan.probes import N_CLASSES, Probes, mix64, small_isin
 from portradar.scan.segment_set import clear, nonzero, probe, table
 
 _MARKS = np.array(list(MARK_BITS.values()), np.int64)
@@ -124,7 +124,7 @@ def _light(starts, ts, pkey, dkey, keys, mask, used, out_i, out_sig):  # pragma:
 def port_lists(probes: Probes, sources: np.ndarray) -> list[np.ndarray]:
     """Distinct TCP/UDP/SCTP destination ports of the given sources (grouped order)."""
     ordered, starts = probes.grouped()
-    ported = np.isin(ordered.proto, _PORTED)
+    ported = small_isin(ordered.proto, _PORTED)
     out = []
     for g in sources:  # one numpy call per selected (flagged) source
         s, e = starts[g], starts[g + 1]

@@ -62,7 +62,7 @@ import pyarrow as pa
 
 from portradar.events.schema import Outcome
 from portradar.scan.keyed_state import KeyedState
-from portradar.scan.probes import Probes, mix64
+from portradar.scan.probes import Probes, mix64, small_isin
 from portradar.scan.segment_set import clear, nonzero, probe, table
 
 #: Decision codes in the state (and their names in :meth:`ThresholdRandomWalk.result`).
@@ -120,8 +120,8 @@ class ThresholdRandomWalk:
         else:
             seen = np.zeros(len(ordered), np.bool_)
         obs = np.full(len(ordered), -1, np.int8)
-        obs[np.isin(ordered.outcome, (Outcome.ACCEPTED, Outcome.ESTABLISHED))] = 1
-        obs[np.isin(ordered.outcome, (Outcome.BLOCKED, Outcome.REJECTED,
+        obs[small_isin(ordered.outcome, (Outcome.ACCEPTED, Outcome.ESTABLISHED))] = 1
+        obs[small_isin(ordered.outcome, (Outcome.BLOCKED, Outcome.REJECTED,
                                       Outcome.UNANSWERED))] = 0
         key_hi, key_lo, skey = probes.source_keys()
         rows = self._state.locate(skey, key_hi, key_lo)

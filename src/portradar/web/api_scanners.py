@@ -14,7 +14,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from portradar.activity.periods import proto_name
-from portradar.events.addresses import address_key, key_to_text
+from portradar.events.addresses import address_key
+from portradar.scan.campaign_query import (
+    campaign_count,
+    campaign_members,
+    campaign_rows,
+)
 from portradar.scan.scanner_query import scanner_filter
 from portradar.store.duckdb_store import Store
 from portradar.web.context import RequestContext, request_context, table_exists
@@ -176,60 +181,17 @@ def get_scanner(
                         for p, d, n, t in top]
     row["campaign"] = None
     if row.get("campaign_id") is not None and table_exists(store, "campaigns"):
-        found = _campaigns(store, "WHERE campaign_id = ?", [row["campaign_id"]], 1, 0)
+        found = _campaigns(store, ["campaign_id = ?"], [row["campaign_id"]], 1, 0)
         row["campaign"] = found[0] if found else None
     return row
 
 
-_CAMPAIGN_SQL = """SELECT campaign_id AS id, rule, members, first_seen, last_seen, probes,
-                          port_keys, targets, tool, kind, type, network, example, evidence
-                   FROM campaigns {where} ORDER BY probes DESC, campaign_id LIMIT ? OFFSET ?"""
-
-
-def _campaigns(store: Store, where: str, params: list[Any], limit: int,
+def _campaigns(store: Store, where: list[str], params: list[Any], limit: int,
                offset: int) -> list[dict[str, Any]]:
-    cur = store.con.execute(_CAMPAIGN_SQL.format(where=where), [*params, limit, offset])
-    names = [d[0] for d in cur.description]
-    out = []
-    for r in cur.fetchall():
-        row = dict(zip(names, r, strict=True))
+    out = campaign_rows(store, where, params, limit=limit, offset=offset)
+    for row in out:
         row["first_seen"] = iso(row["first_seen"])
         row["last_seen"] = iso(row["last_seen"])
-        out.append(row)
-    ports = campaign_ports(store, [row["id"] for row in out])
-    for row in out:
-        row["ports"] = ports.get(row["id"], [])
-    return out
-
-
-#: Ports named per campaign (its members' busiest; a port-set campaign has 3 or more).
-CAMPAIGN_PORTS = 10
-
-
-def campaign_ports(store: Store, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """The ports each campaign's members probed during the campaign, most members
-    first: ``{"proto", "port", "members"}`` (the campaign record keeps only a hash of
-    its port set, so they are read from the members' events, one query for the page)."""
-    if not ids or not table_exists(store, "campaign_members"):
-        return {}
-    rows = store.con.execute(
-        """SELECT campaign_id, proto, dport, members FROM (
-               SELECT m.campaign_id, e.proto, e.dport,
-                      count(DISTINCT (e.src_hi, e.src_lo)) AS members
-               FROM event_rows e
-               JOIN campaign_members m ON e.src_hi = m.src_hi AND e.src_lo = m.src_lo
-               JOIN campaigns c ON c.campaign_id = m.campaign_id
-               WHERE list_contains(?, m.campaign_id) AND e.dport IS NOT NULL
-                 AND e.ts >= c.first_seen AND e.ts <= c.last_seen
-               GROUP BY m.campaign_id, e.proto, e.dport)
-           QUALIFY row_number() OVER (PARTITION BY campaign_id
-                                      ORDER BY members DESC, proto, dport) <= ?
-           ORDER BY campaign_id, members DESC, proto, dport""",
-        [ids, CAMPAIGN_PORTS]).fetchall()
-    out: dict[int, list[dict[str, Any]]] = {}
-    for campaign, proto, port, members in rows:
-        out.setdefault(int(campaign), []).append(
-            {"proto": proto_name(int(proto)), "port": int(port), "members": int(members)})
     return out
 
 
@@ -242,9 +204,9 @@ def list_campaigns(
     """Groups of sources probing alike in the same period, largest first."""
     if not table_exists(ctx.store, "campaigns"):
         return page(request, pages, [], 0)
-    total = ctx.store.con.execute("SELECT count(*) FROM campaigns").fetchall()[0][0]
-    return page(request, pages, _campaigns(ctx.store, "", [], pages.limit, pages.offset),
-                int(total))
+    total = campaign_count(ctx.store, [], [])
+    return page(request, pages, _campaigns(ctx.store, [], [], pages.limit, pages.offset),
+                total)
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignDetail,
@@ -257,14 +219,11 @@ def get_campaign(
     store = ctx.store
     if not table_exists(store, "campaigns"):
         raise ApiError(404, "not_found", "no campaigns in this store yet")
-    found = _campaigns(store, "WHERE campaign_id = ?", [campaign_id], 1, 0)
+    found = _campaigns(store, ["campaign_id = ?"], [campaign_id], 1, 0)
     if not found:
         raise ApiError(404, "not_found", "no such campaign")
     row = found[0]
-    members = store.con.execute(
-        "SELECT src_hi, src_lo FROM campaign_members WHERE campaign_id = ? "
-        "ORDER BY src_hi, src_lo LIMIT 1000", [campaign_id]).fetchall()
-    row["member_list"] = [key_to_text(h, lo) for h, lo in members]
+    row["member_list"] = campaign_members(store, campaign_id, 1000)
     cur = store.con.execute(
         f"""SELECT {SCANNER_COLUMNS} FROM scanners WHERE campaign_id = ?
             ORDER BY probes DESC, src_hi, src_lo LIMIT 100""", [campaign_id])
