@@ -193,3 +193,26 @@ def test_backscatter_counts_merge_like_one_pass():
     a.update(probes(rows[::2]))
     b.update(probes(rows[1::2]))
     assert a.merge(b).result().to_pylist() == whole.result().to_pylist()
+
+
+def test_may_answer_never_misses_a_source_that_is_a_destination():
+    """The loaded columns' check before the reply query: False only when no source is
+    any row's destination (exact pairs), whatever the number of destinations."""
+    import numpy as np
+
+    from portradar.scan.detect import _may_answer
+
+    rng = np.random.default_rng(3)
+    n = 20_000  # more distinct destinations than the first table holds
+    dst_hi = np.where(rng.random(n) < 0.1, rng.integers(1, 1 << 63, n), 0).astype(np.uint64)
+    dst_lo = rng.integers(0, 1 << 63, n).astype(np.uint64)
+    src_hi = np.zeros(n, np.uint64)
+    src_lo = rng.integers(0, 1 << 63, n).astype(np.uint64)
+    assert not _may_answer(src_hi, src_lo, dst_hi, dst_lo)
+    for i in (0, 777, n - 1):  # an IPv4 or IPv6 destination that also sends
+        s_hi, s_lo = src_hi.copy(), src_lo.copy()
+        s_hi[5], s_lo[5] = dst_hi[i], dst_lo[i]
+        assert _may_answer(s_hi, s_lo, dst_hi, dst_lo)
+    assert not _may_answer(src_hi[:0], src_lo[:0], dst_hi, dst_lo)
+    zero = np.zeros(1, np.uint64)  # :: as source and destination
+    assert _may_answer(zero, zero, zero, zero)
