@@ -913,6 +913,13 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
     offsets, values = _port_csr(probes, sel)
     t_found, f_found, s_found = det["trw_found"][sel], det["fan_found"][sel], \
         det["slow_found"][sel]
+    dominant = _named(CLASS_NAMES, np.array(PROBE_CLASSES)[classes.argmax(axis=1)])
+    # most verdicts (the TRW alone, no tool mark, nothing answered) get their evidence
+    # here, in this thread; the insert's SQL writes the others' (_insert_scanners)
+    plain = (detectors == 1) & (status == "scanner") & (tool == 0) & (g("answered") == 0)
+    evidence = _trw_evidence(plain, det["trw_failures"][sel], det["trw_successes"][sel],
+                             det["trw_contacts"][sel], llr, g("probes"), dominant_share,
+                             dominant)
     return pa.table({
         "src_hi": key_hi, "src_lo": key_lo,
         "prefix": np.full(sel.size, 64 if prefix64 else 128, np.uint8),
@@ -944,8 +951,45 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
         "slow_peak": pa.array(det["slow_peak"][sel], mask=~s_found),
         "backscatter_replies": pa.nulls(sel.size, pa.int64()),
         "syn_share": dominant_share,
-        "dominant": _named(CLASS_NAMES, np.array(PROBE_CLASSES)[classes.argmax(axis=1)]),
+        "dominant": dominant, "evidence": evidence,
     })
+
+
+def _trw_evidence(rows: np.ndarray, failures: np.ndarray, successes: np.ndarray,
+                  contacts: np.ndarray, llr: np.ndarray, probes: np.ndarray,
+                  share: np.ndarray, dominant: pa.Array) -> pa.Array:
+    """The evidence of a verdict of the TRW alone (null where ``rows`` is False), as the
+    insert's ``printf`` writes it (:func:`_insert_scanners`): integers by Arrow's cast,
+    the two decimals by Python's ``%`` on each distinct value (the same correctly
+    rounded text as DuckDB's ``printf``, ties to even included), joined by Arrow.
+
+    >>> _trw_evidence(np.array([True, False]), np.array([4, 1]), np.array([0, 0]),
+    ...               np.array([4, 1]), np.array([5.545, 1.0]), np.array([9, 1]),
+    ...               np.array([0.125, 1.0]), pa.array(["syn", "syn"])).to_pylist()
+    ['TRW: 4 failed and 0 successful first contacts of 4, log-likelihood ratio 5.54; \
+9 probes, 12% syn', None]
+    """
+    idx = np.flatnonzero(rows)
+    if not idx.size:
+        return pa.nulls(rows.size, pa.string())
+
+    def ints(values: np.ndarray) -> pa.Array:
+        return pc.cast(pa.array(np.asarray(values, np.int64)[idx]), pa.string())
+
+    def decimals(values: np.ndarray, fmt: str) -> pa.Array:
+        uniq, inverse = np.unique(np.asarray(values, np.float64)[idx], return_inverse=True)
+        return pa.array([fmt % v for v in uniq.tolist()], pa.string()).take(
+            pa.array(inverse.astype(np.int64)))
+
+    text = pc.binary_join_element_wise(
+        "TRW: ", ints(failures), " failed and ", ints(successes),
+        " successful first contacts of ", ints(contacts), ", log-likelihood ratio ",
+        decimals(llr, "%.2f"), "; ", ints(probes), " probes, ",
+        decimals(100 * np.asarray(share, np.float64), "%.0f"), "% ",
+        dominant.take(pa.array(idx)), "")
+    at = np.full(rows.size, -1, np.int64)
+    at[idx] = np.arange(idx.size)
+    return text.take(pa.array(at, mask=at < 0))
 
 
 def _named(names: Any, codes: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
@@ -975,18 +1019,31 @@ def _status(key_hi: np.ndarray, key_lo: np.ndarray, benign: BenignList | None,
 
 
 def _source_texts(key_hi: np.ndarray, key_lo: np.ndarray, prefix64: bool) -> pa.Array:
-    """Text of each source; IPv4 ones are left null and written by SQL at insert."""
+    """Text of each source: IPv4 dotted quads joined by Arrow from the octets (the text
+    the insert's SQL wrote before, :data:`_IPV4_TEXT`, at a tenth of its cost), IPv6
+    ones by :func:`_ipv6_texts`.
+
+    >>> _source_texts(np.array([0, 0x20010DB8 << 32], np.uint64),
+    ...               np.array([0xFFFF_C000_0207, 1], np.uint64), False).to_pylist()
+    ['192.0.2.7', '2001:db8::1']
+    """
     if prefix64:
         return pa.array([t + "/64" for t in _ipv6_texts(key_hi, np.zeros_like(key_hi))],
                         pa.string())
     v4 = is_ipv4(key_hi, key_lo)
+    addr = np.asarray(key_lo, np.uint64)[v4] & np.uint64(0xFFFF_FFFF)
+    quads = pc.binary_join_element_wise(
+        *(pc.cast(pa.array((addr >> np.uint64(shift)) & np.uint64(255)), pa.string())
+          for shift in (24, 16, 8, 0)), ".")
     if v4.all():
-        return pa.nulls(key_hi.size, pa.string())
-    texts: list[str | None] = [None] * key_hi.size
+        return quads
     v6 = np.flatnonzero(~v4)  # IPv6 sources only, usually few
-    for i, text in zip(v6.tolist(), _ipv6_texts(key_hi[v6], key_lo[v6]), strict=True):
-        texts[i] = text
-    return pa.array(texts, pa.string())
+    texts = pa.concat_arrays([quads, pa.array(_ipv6_texts(key_hi[v6], key_lo[v6]),
+                                              pa.string())])
+    at = np.empty(key_hi.size, np.int64)
+    at[np.flatnonzero(v4)] = np.arange(len(quads))
+    at[v6] = len(quads) + np.arange(v6.size)
+    return texts.take(pa.array(at))
 
 
 def _ipv6_texts(key_hi: np.ndarray, key_lo: np.ndarray) -> list[str]:
@@ -1163,7 +1220,8 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table | None) -
     return rows.num_rows
 
 
-#: Dotted text of an IPv4-mapped source, for rows whose ``source`` is left null.
+#: Dotted text of an IPv4-mapped source, for rows whose ``source`` is left null (none
+#: of :func:`_verdicts`' rows since it writes them itself, the same text).
 _IPV4_TEXT = """coalesce(source, concat_ws('.', CAST((src_lo >> 24) & 255 AS VARCHAR),
     CAST((src_lo >> 16) & 255 AS VARCHAR), CAST((src_lo >> 8) & 255 AS VARCHAR),
     CAST(src_lo & 255 AS VARCHAR)))"""
@@ -1209,9 +1267,11 @@ def _insert_scanners(con: duckdb.DuckDBPyConnection, rows: pa.Table | None,
         CASE WHEN status = 'unspecified' THEN 'unspecified source address: spoofed, '
                                               || 'never block' END,
         CASE WHEN status = 'benign' THEN 'listed benign: ' || benign_name END) END"""
+    if "evidence" in rows.column_names:  # written where the analysis could (_verdicts)
+        evidence = f"coalesce(evidence, {evidence})"
     con.register("_rows", rows)
     try:
-        cols = [c for c in rows.column_names if c != "dominant"]
+        cols = [c for c in rows.column_names if c not in ("dominant", "evidence")]
         exprs = [_IPV4_TEXT if c == "source" else c for c in cols]
         con.execute(f"""INSERT INTO scanners ({', '.join(cols)}, evidence)
                         SELECT {', '.join(exprs)}, {evidence} FROM _rows""")
