@@ -359,8 +359,11 @@ def run_portradar_e2e(path: Path) -> dict[str, object]:
     def read(p: Path) -> list[tuple[pa.Array, pa.Array, pa.Array]]:
         kept = []  # only what the checks need; the pipeline would store and drop each batch
         with open(p, "rb") as f:
-            for chunk in PcapReader().read(f, start_offset=0, options=ReadOptions(),
-                                           stats=ReadStats(source=str(p))):  # fmt: skip
+            # keep_answers: one event per IP packet, so the outcomes line up with the
+            # generator's truth packet by packet (and the work is the earlier rows')
+            for chunk in PcapReader(keep_answers=True).read(
+                    f, start_offset=0, options=ReadOptions(),
+                    stats=ReadStats(source=str(p))):  # fmt: skip
                 b = chunk.batch
                 kept.append((b.column("proto"), b.column("dport"), b.column("outcome")))
         return kept

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pytest
 
 from portradar.events import format_addresses
-from portradar.ingest.pcap import PcapReader
+from portradar.ingest.pcap import ANSWER_REASON, PcapReader
 from portradar.ingest.reader import ReadOptions, ReadStats
 
 pytestmark = pytest.mark.netns
@@ -171,7 +171,9 @@ def test_real_scan_outcomes(namespaces: tuple[str, str], tmp_path: Path) -> None
 
     stats = ReadStats(source=str(capture))
     with open(capture, "rb") as f:
-        chunks = list(PcapReader().read(f, start_offset=0, options=ReadOptions(), stats=stats))
+        # keep_answers: the target's replies are checked below as events too
+        chunks = list(PcapReader(keep_answers=True).read(f, start_offset=0,
+                                                         options=ReadOptions(), stats=stats))
     table = pa.Table.from_batches([c.batch for c in chunks])
     rows = table.to_pylist()
     src = format_addresses(table.column("src_hi").to_pylist(), table.column("src_lo").to_pylist())
@@ -192,3 +194,19 @@ def test_real_scan_outcomes(namespaces: tuple[str, str], tmp_path: Path) -> None
     replies = [r for r, s in zip(rows, src, strict=True) if s == TARGET_IP]
     assert replies and {r["outcome"] for r in replies} == {"unknown"}
     assert {r["tcp_flags"] & 0x16 for r in replies} == {0x12, 0x14}  # SYN-ACK and RST-ACK
+    # by default the answers are the probes' outcomes, not events of their own: the
+    # target never shows as a source, and the same probes have the same outcomes
+    plain = ReadStats(source=str(capture))
+    with open(capture, "rb") as f:
+        kept = pa.Table.from_batches([c.batch for c in PcapReader().read(
+            f, start_offset=0, options=ReadOptions(), stats=plain)])
+    plain_src = format_addresses(kept.column("src_hi").to_pylist(),
+                                 kept.column("src_lo").to_pylist())
+    assert TARGET_IP not in plain_src
+    assert plain.skipped[ANSWER_REASON] == len(replies)
+    assert kept.num_rows == table.num_rows - len(replies)
+    def scanner_events(events: list[dict], sources: list[str]) -> list[tuple]:
+        return [(r["ts"], r["dport"], r["tcp_flags"], r["outcome"])
+                for r, s in zip(events, sources, strict=True) if s == SCANNER_IP]
+
+    assert scanner_events(kept.to_pylist(), plain_src) == scanner_events(rows, src)

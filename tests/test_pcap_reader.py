@@ -13,6 +13,7 @@ import io
 import socket
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, cast
 
 import dpkt
@@ -26,10 +27,12 @@ from hypothesis import strategies as st
 from portradar.errors import FormatError, InputError
 from portradar.events import format_addresses, validate_batch
 from portradar.ingest.opener import open_stream
-from portradar.ingest.pcap import MAX_CAPLEN, MIN_PACKETS_PER_THREAD, PcapReader
+from portradar.ingest.pcap import ANSWER_REASON, MAX_CAPLEN, MIN_PACKETS_PER_THREAD, PcapReader
+from portradar.ingest.pipeline import ingest_inputs
 from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import get_reader
 from portradar.ingest.sniff import sniff_format
+from portradar.store.duckdb_store import Store
 
 MMT = DATA / "pcaps" / "mmt-security"
 SYN, RST, ACK, FIN, PSH, URG = 0x02, 0x04, 0x10, 0x01, 0x08, 0x20
@@ -208,7 +211,7 @@ def read(data: bytes | BinaryIO | io.IOBase, *, strict: bool = False, probe_time
     stats = ReadStats(source="test.pcap", strict=strict)
     options = ReadOptions(strict=strict, probe_timeout=probe_timeout, chunk_bytes=chunk_bytes,
                           sensor=sensor)  # fmt: skip
-    chunks = list((reader or PcapReader()).read(stream, start_offset=start_offset,
+    chunks = list((reader or PcapReader(keep_answers=True)).read(stream, start_offset=start_offset,
                                                 options=options, stats=stats))  # fmt: skip
     for chunk in chunks:
         validate_batch(chunk.batch)
@@ -567,7 +570,7 @@ def test_pcapng_with_tiny_read_blocks_grows_its_buffer() -> None:
 def test_only_the_last_chunk_carries_the_offset() -> None:
     records = [(TS + i, SYN_FRAME) for i in range(10)] + [(TS, eth(b"\0" * 28, 0x0806))]
     data = pcap(records)
-    got = read(data, reader=PcapReader(batch_rows=3))
+    got = read(data, reader=PcapReader(batch_rows=3, keep_answers=True))
     assert [c.batch.num_rows for c in got.chunks] == [3, 3, 3, 1]
     assert [c.offset for c in got.chunks] == [None, None, None, len(data)]
     assert sum(c.records for c in got.chunks) == 11 == got.stats.records
@@ -631,8 +634,8 @@ def test_threaded_decode_equals_single_threaded(linktype: int) -> None:
             frame = eth(probe)
         records.append((TS + i * 10, frame))
     data = pcap(records, linktype=linktype)
-    one = read(data, reader=PcapReader(decode_threads=1))
-    two = read(data, reader=PcapReader(decode_threads=2))
+    one = read(data, reader=PcapReader(decode_threads=1, keep_answers=True))
+    two = read(data, reader=PcapReader(decode_threads=2, keep_answers=True))
     assert one.table.equals(two.table)
     assert one.stats.skipped == two.stats.skipped
     assert one.stats.skipped_total == len(range(0, n // 3, 5))
@@ -1226,3 +1229,43 @@ def test_mmt_wannacry() -> None:
     # every other packet (replies, data, ICMP replies) is an event with outcome unknown
     probes = len(syns) + sum(len(v) for v in WANNACRY_ECHOES.values()) + len(udp)
     assert got.outcomes().count("unknown") == len(rows) - probes
+
+
+# -- answers: the probes' outcomes, not events of their own (the default) ---------------
+
+
+def test_answers_are_counted_not_stored_by_default(tmp_path: Path) -> None:
+    """The target's SYN-ACK, RST and ICMP error become the probes' outcomes; stored as
+    events they would make the target a source probing the scanner's ephemeral port
+    and ICMP type 3 in the per-port activity.  Unsolicited ones (backscatter) stay."""
+    q = ipv4(17, S, T, udp(33000, 161, b"probe"))
+    records = [
+        (0, out_tcp(S, T, 40000, 22, SYN)),
+        (0, out_tcp(S, T, 40000, 23, SYN)),
+        (0, eth(q)),
+        (0, out_tcp(S, T, 40000, 25, SYN)),  # nothing answers
+        (5_000, out_tcp(T, S, 22, 40000, SYN | ACK)),
+        (6_000, out_tcp(T, S, 23, 40000, RST | ACK)),
+        (7_000, _unreachable(T, S, 3, q)),
+        (8_000, out_tcp("203.0.113.9", T, 80, 51000, SYN | ACK)),  # backscatter: no request
+    ]
+    data = pcap(records)
+    kept = read(data)  # keep_answers=True: one event per packet
+    plain = read(data, reader=PcapReader())
+    assert kept.outcomes()[:4] == ["accepted", "rejected", "rejected", "unanswered"]
+    assert plain.outcomes() == [*kept.outcomes()[:4], "unknown"]
+    assert plain.stats.skipped[ANSWER_REASON] == 3 and plain.stats.events == 5
+    assert plain.stats.records == kept.stats.records == 8
+    assert plain.table.column("dport").to_pylist() == [22, 23, 161, 25, 51000]
+    # strict mode: an answer is not an error
+    assert read(data, reader=PcapReader(), strict=True).stats.skipped[ANSWER_REASON] == 3
+    # the per-port activity sees the probes and the backscatter, not the answers
+    capture = tmp_path / "scan.pcap"
+    capture.write_bytes(data)
+    with Store.open(tmp_path / "s.duckdb") as store:
+        (result,) = ingest_inputs(store, [capture])
+        assert result.events == 5 and result.skipped[ANSWER_REASON] == 3
+        ports = store.con.execute(
+            """SELECT proto, port, sources FROM port_activity_daily WHERE sensor = '*'
+               ORDER BY proto, port""").fetchall()
+    assert ports == [(6, 22, 1), (6, 23, 1), (6, 25, 1), (6, 51000, 1), (17, 161, 1)]

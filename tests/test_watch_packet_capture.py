@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from portradar.events.schema import Outcome
+from portradar.ingest.pcap import ANSWER_REASON
 from portradar.store import Store
 from portradar.watch.config import WatchConfig
 from portradar.watch.packet_capture import PacketCapture
@@ -82,7 +83,9 @@ def test_probe_held_back_until_its_reply_window_is_over() -> None:
     now[0] = 1002.2  # cut-off 1000.2: the SYN of 1000.0 and its SYN-ACK are final
     cap._chunks = [second[30:] + _record(1000.1, _frame(b, a, 22, 40000, 0x12))]
     got = cap.drain().to_pydict()
-    assert got["dport"] == [22, 40000] and got["outcome"] == ["accepted", "unknown"]
+    # the SYN-ACK is the SYN's outcome: counted, not stored as an event of its own
+    assert got["dport"] == [22] and got["outcome"] == ["accepted"]
+    assert cap.stats.skipped[ANSWER_REASON] == 1
     now[0] = 1003.0
     got = cap.drain().to_pydict()
     assert got["dport"] == [23] and got["outcome"] == ["unanswered"]
@@ -91,7 +94,8 @@ def test_probe_held_back_until_its_reply_window_is_over() -> None:
     cap._chunks = [_record(1009.0, b"\x00" * 20)]  # not Ethernet/IP: counted, skipped
     cap.stop()
     assert cap.drain().num_rows == 0
-    assert cap.counts["packets"] == 4 and cap.stats.skipped_total == 1
+    assert cap.counts["packets"] == 4 and cap.stats.skipped_total == 2
+    assert cap.stats.skipped[ANSWER_REASON] == 1  # not counted again from the context
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -228,5 +232,9 @@ probe_timeout = 1.0
     # every packet the SYN filter passed is stored once, as the same packet seen by "tcp"
     assert syn_flagged is not None and totals["syn"] == syn_flagged[0]
     by_name = {s.config.name: s for s in svc.inputs}
-    assert by_name["tcp"].records == totals["tcp"] and by_name["syn"].records == totals["syn"]
+    # every packet captured is an event, or the answer that is a probe's outcome
+    for name in ("tcp", "syn"):
+        answered = by_name[name].listener.stats.skipped[ANSWER_REASON]
+        assert by_name[name].records == totals[name] + answered
+    assert by_name["tcp"].listener.stats.skipped[ANSWER_REASON] > 0
     assert mid["tcp"] > 0  # stored while running, not only at shutdown

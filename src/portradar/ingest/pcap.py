@@ -100,6 +100,9 @@ DECODE_THREADS = 2
 #: A block is split between the threads only when each gets at least this many packets:
 #: below it the hand-over costs more than it saves.
 MIN_PACKETS_PER_THREAD = 1 << 15
+#: How the packets that answered a probe of the capture are counted (not stored: each
+#: is its probe's outcome; not an error either, not even in strict mode).
+ANSWER_REASON = "answer to a probe in the capture (stored as the probe's outcome)"
 #: Bytes before the final offset handed back in ``ReadChunk.tail`` (the ledger's
 #: ``TAIL_BYTES``, which it compares before resuming a grown capture).
 TAIL_BYTES = 256
@@ -250,7 +253,12 @@ class PcapReader:
     Options used: ``sensor`` (default ``"default"``), ``strict``, ``probe_timeout``
     (seconds, for :func:`~portradar.ingest.probe_outcome.probe_outcomes`) and
     ``chunk_bytes`` (bytes read per block).  The constructor's parameters are the
-    limits documented at module level.
+    limits documented at module level, and ``keep_answers``: the packets that answered
+    a probe of the capture (a SYN-ACK, an RST, an ICMP error...) are its outcome, so by
+    default they are counted (:data:`ANSWER_REASON`) and not stored as events of their
+    own, which would count the target as a source probing the scanner's ephemeral port
+    (or ICMP type 3) in the per-port activity; ``keep_answers=True`` stores them too,
+    with outcome ``unknown``, one event per packet (the pairing tests use it).
     """
 
     name: ClassVar[str] = "pcap"
@@ -263,11 +271,16 @@ class PcapReader:
         max_block_bytes: int = MAX_BLOCK_BYTES,
         batch_rows: int = BATCH_ROWS,
         decode_threads: int = DECODE_THREADS,
+        keep_answers: bool = False,
     ) -> None:
         self.max_caplen = max_caplen
         self.max_block_bytes = max_block_bytes
         self.batch_rows = max(1, batch_rows)
         self.decode_threads = max(1, decode_threads)
+        self.keep_answers = keep_answers
+        #: Capture times (µs) of the answers the last read counted instead of storing
+        #: (the live capture, which re-reads a window of context, counts the new ones).
+        self.answer_ts = np.zeros(0, np.int64)
 
     @classmethod
     def sniff(cls, head: bytes) -> float:
@@ -574,8 +587,24 @@ class PcapReader:
             return
         cols = decoded.events()
         quotes = _concatenate(decoded.quotes) if decoded.quotes else None
-        outcome = probe_outcomes(cols, timeout_us=round(options.probe_timeout * 1e6), quotes=quotes)
+        answers = np.zeros(n, np.bool_)
+        outcome = probe_outcomes(cols, timeout_us=round(options.probe_timeout * 1e6),
+                                 quotes=quotes, answers=answers)
         pf = _pflog_columns(_concatenate(decoded.pflog), n) if decoded.pflog else {}
+        n_answers = 0 if self.keep_answers else int(np.count_nonzero(answers))
+        self.answer_ts = np.zeros(0, np.int64)
+        if n_answers:
+            # the target's answers are the probes' outcomes, not probes of their own
+            self.answer_ts = np.asarray(cols["ts"], np.int64)[answers]
+            keep = np.flatnonzero(~answers)
+            cols = {name: column[keep] for name, column in cols.items()}
+            outcome = outcome[keep]
+            pf = {name: column.take(pa.array(keep)) for name, column in pf.items()}
+            stats.skipped[ANSWER_REASON] += n_answers  # counted, never an error
+            n = keep.shape[0]
+            if n == 0:
+                yield ReadChunk(batch=empty_batch(), offset=end, records=records, tail=tail)
+                return
         sensor = options.sensor or "default"
         ones = np.ones(min(n, self.batch_rows), np.uint32)
         for start in range(0, n, self.batch_rows):

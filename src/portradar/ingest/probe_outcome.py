@@ -65,8 +65,11 @@ reply fell after the end of the file is "unanswered".
 ...     "sport": np.array([40000, 40000, 40000, 22, 23], np.uint16),
 ...     "dport": np.array([22, 23, 25, 40000, 40000], np.uint16),
 ...     "tcp_flags": np.array([0x02, 0x02, 0x02, 0x12, 0x14], np.uint8)}
->>> [Outcome(o).label for o in probe_outcomes(cols, timeout_us=3_000_000)]
+>>> answers = np.zeros(5, np.bool_)
+>>> [Outcome(o).label for o in probe_outcomes(cols, timeout_us=3_000_000, answers=answers)]
 ['accepted', 'rejected', 'unanswered', 'unknown', 'unknown']
+>>> answers.tolist()  # the SYN-ACK and the RST answered a probe of the capture
+[False, False, False, True, True]
 """
 
 from __future__ import annotations
@@ -345,9 +348,11 @@ def pair_probes(  # pragma: no cover - jit
     a_pkt: np.ndarray, a_kind: np.ndarray, a_h: np.ndarray, ka_hi: np.ndarray,
     ka_lo: np.ndarray, kb_hi: np.ndarray, kb_lo: np.ndarray, k_proto: np.ndarray,
     k_word: np.ndarray, c_pkt: np.ndarray, c_h: np.ndarray, timeout: int,
-    answer_outcome: np.ndarray,
+    answer_outcome: np.ndarray, answered: np.ndarray,
 ) -> None:  # fmt: skip
-    """Give every probe of :func:`classify_packets`' tables its outcome, in ``out``.
+    """Give every probe of :func:`classify_packets`' tables its outcome, in ``out``, and
+    mark in ``answered`` (one flag per packet) each packet that is the answer a probe's
+    outcome was taken from.
 
     ``rank`` is each packet's place in capture-time order (ignored when ``in_order``:
     the capture is in time order and the rank is the index).
@@ -425,6 +430,7 @@ def pair_probes(  # pragma: no cover - jit
             j = row[at]
             if ts[a_pkt[j]] - ts[p] <= timeout:
                 out[p] = answer_outcome[a_kind[j]]
+                answered[a_pkt[j]] = True
                 if a_kind[j] == ANS_SYNACK:
                     syn_pkt[n_syn] = p
                     syn_ans[n_syn] = j
@@ -489,8 +495,14 @@ def probe_outcomes(
     *,
     timeout_us: int,
     quotes: Mapping[str, np.ndarray] | None = None,
+    answers: np.ndarray | None = None,
 ) -> np.ndarray:
     """Outcome code (:class:`~portradar.events.Outcome`) of every packet of a capture.
+
+    ``answers`` (a boolean array, one per packet), when given, gets True for every
+    packet that answered a probe of the capture (the SYN-ACK, RST, UDP reply, echo
+    reply or ICMP error its outcome comes from): the target's side of the probe, not
+    traffic of its own.
 
     ``cols`` holds one array per packet field, as decoded by
     :func:`portradar.ingest.pcap_kernel.decode_frames`: ``ts`` (microseconds),
@@ -503,6 +515,8 @@ def probe_outcomes(
     """
     ts = np.ascontiguousarray(cols["ts"], np.int64)
     n = ts.shape[0]
+    if answers is not None and (answers.shape != (n,) or answers.dtype != np.bool_):
+        raise ValueError("answers must be a boolean array with one entry per packet")
     if n == 0:
         return np.zeros(0, np.uint8)
     src_hi = _column(cols, "src_hi", n, np.uint64)
@@ -526,8 +540,9 @@ def probe_outcomes(
         rank = np.empty(n, np.int64)
         rank[np.argsort(ts, kind="stable")] = np.arange(n, dtype=np.int64)
     out = tables[0]
+    answered = answers if answers is not None else np.zeros(n, np.bool_)
     pair_probes(ts, rank, in_order, src_hi, src_lo, dst_hi, dst_lo, proto, sport, dport, out,  # type: ignore[call-arg]
-                *tables[1:], timeout_us, _ANSWER_OUTCOME)  # fmt: skip
+                *tables[1:], timeout_us, _ANSWER_OUTCOME, answered)  # fmt: skip
     return out
 
 

@@ -74,7 +74,7 @@ import pyarrow.compute as pc
 from portradar.errors import InputError
 from portradar.events.schema import empty_batch
 from portradar.ingest import pcap_kernel as kernel
-from portradar.ingest.pcap import PcapReader
+from portradar.ingest.pcap import ANSWER_REASON, PcapReader
 from portradar.ingest.reader import ReadOptions, ReadStats
 
 log = logging.getLogger(__name__)
@@ -247,12 +247,16 @@ class PacketCapture:
         n_fresh = int(np.count_nonzero(fresh))
         batch = empty_batch()
         if n_fresh:
-            batch = self._decode(window[:complete])
+            batch, answer_ts = self._decode(window[:complete])
             t = pc.cast(batch.column("ts"), pa.int64())
             keep = pc.and_(pc.greater(t, self._cut), pc.less_equal(t, cut))
             batch = batch.filter(keep)
             self.counts["packets"] += n_fresh
-            no_event = n_fresh - batch.num_rows
+            # answers to probes: the probes' outcomes, counted as the file reader does
+            answers = int(np.count_nonzero((answer_ts > self._cut) & (answer_ts <= cut)))
+            if answers:
+                self.stats.skipped[ANSWER_REASON] += answers
+            no_event = n_fresh - batch.num_rows - answers
             if no_event > 0:  # frames that are not IP, or cut short: counted, never stored
                 self.stats.skip("frame gave no event (not IP, or headers cut short)",
                                 count=no_event)
@@ -294,15 +298,18 @@ class PacketCapture:
                              f"(record length {detail})")
         return ts_us[:n], data_off[:n] - 16, data_off[:n] + caplen[:n]
 
-    def _decode(self, records: bytes) -> pa.RecordBatch:
+    def _decode(self, records: bytes) -> tuple[pa.RecordBatch, np.ndarray]:
+        """The window's events, and the capture times of the answers counted instead."""
         stats = ReadStats(source=self.stats.source)  # re-decoded context: not counted twice
         options = ReadOptions(sensor=self.sensor, probe_timeout=self.probe_timeout)
-        chunks = list(PcapReader(decode_threads=1).read(
+        reader = PcapReader(decode_threads=1)
+        chunks = list(reader.read(
             io.BytesIO(self._header + records), start_offset=0, options=options, stats=stats))
         batches = [c.batch for c in chunks if c.batch.num_rows]
         if not batches:
-            return empty_batch()
+            return empty_batch(), reader.answer_ts
         if len(batches) == 1:
-            return batches[0]
-        return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+            return batches[0], reader.answer_ts
+        return (pa.Table.from_batches(batches).combine_chunks().to_batches()[0],
+                reader.answer_ts)
 
