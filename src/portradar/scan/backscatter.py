@@ -106,13 +106,17 @@ class Backscatter:
 
     def result(self) -> pa.Table:
         """One row per source: reply-like counts, probes, and whether it is backscatter."""
+        return pa.table(self.result_arrays())
+
+    def result_arrays(self) -> dict[str, np.ndarray]:
+        """:meth:`result` as numpy columns."""
         c = self._counts
         replies = c[:, 0] + c[:, 1] + c[:, 2]
         total = replies + c[:, 3]
         label = (replies >= self.min_packets) & (replies >= self.share * np.maximum(total, 1))
-        return pa.table({
+        return {
             "key_hi": self._hi, "key_lo": self._lo, "skey": self._skey,
             "backscatter": label, "replies": replies, "synack": c[:, 0], "rst": c[:, 1],
             "icmp_reply": c[:, 2], "probes": c[:, 3], "first_ts": self._first,
             "last_ts": self._last,
-        })
+        }

@@ -61,6 +61,7 @@ import pyarrow.compute as pc
 
 from portradar.errors import StoreError
 from portradar.events.addresses import key_to_text
+from portradar.scan.arrow_arrays import null_mask, strings, to_arrow, to_numpy
 from portradar.scan.backscatter import Backscatter
 from portradar.scan.benign import BenignList
 from portradar.scan.campaigns import Campaigns
@@ -456,9 +457,10 @@ def _native_column(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]
     if pa.types.is_timestamp(col.type):
         col = col.cast(pa.int64())
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if arr.null_count:
-        return pc.fill_null(arr, 0).to_numpy(), arr.is_null().to_numpy(zero_copy_only=False)
-    return arr.to_numpy(), None
+    if arr.null_count:  # (buffer views: pyarrow's to_numpy would import pandas)
+        zero = to_arrow(np.zeros(1, to_numpy(arr.slice(0, 0)).dtype))[0]
+        return to_numpy(pc.fill_null(arr, zero)), null_mask(arr)
+    return to_numpy(arr), None
 
 
 def _load_columns(raw: _Native, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -537,7 +539,8 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
     ``fetchnumpy``; the load query leaves no nulls, so most columns convert without
     a copy)."""
     table = con.sql(sql).to_arrow_table()
-    return {name: table.column(name).to_numpy() for name in table.column_names}
+    return {name: to_numpy(table.column(name).combine_chunks())
+            for name in table.column_names}
 
 
 _NONE = np.empty(0, np.int64)
@@ -772,13 +775,6 @@ def _addresses_per_prefix(skey: np.ndarray, src_hi: np.ndarray, src_lo: np.ndarr
     return np.where(uniq[pos] == skey, counts[pos], 1)
 
 
-def _column(table: pa.Table, name: str, fill: Any = 0) -> np.ndarray:
-    col = table.column(name)
-    if col.null_count:
-        col = col.fill_null(fill)
-    return col.to_numpy(zero_copy_only=False) if len(col) else np.empty(0)
-
-
 def _aligned_results(all_keys: np.ndarray, candidate: np.ndarray, trw: ThresholdRandomWalk,
                      fan: FanOut, slow: SlowScan) -> dict[str, np.ndarray]:
     """Each detector's result, one row per source of ``all_keys`` (sorted), as numpy;
@@ -850,8 +846,7 @@ def _confidence_breadth(n: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def _ts_array(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
-    arr = pa.array(np.asarray(values, np.int64), mask=mask)
-    return arr.cast(pa.timestamp("us"))
+    return to_arrow(np.asarray(values, np.int64), mask, pa.timestamp("us"))
 
 
 def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.ndarray],
@@ -920,7 +915,7 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
     evidence = _trw_evidence(plain, det["trw_failures"][sel], det["trw_successes"][sel],
                              det["trw_contacts"][sel], llr, g("probes"), dominant_share,
                              dominant)
-    return pa.table({
+    return _table({
         "src_hi": key_hi, "src_lo": key_lo,
         "prefix": np.full(sel.size, 64 if prefix64 else 128, np.uint8),
         "source": _source_texts(key_hi, key_lo, prefix64),
@@ -929,26 +924,25 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
         "probes": g("probes"), "packets": g("packets"), "ports": g("ports"),
         "port_keys": g("port_keys"), "targets": g("hosts"), "pairs": g("pairs"),
         "protocols": g("protocols"), "sensors": g("sensors"), "addresses": n_addr[sel],
-        "port_list": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
-                                              pa.array(values, pa.int32())),
+        "port_list": _port_list(offsets, values),
         "kind": _named(SHAPES, kind), "type": _named(TYPES, typ),
         "tool": _named(TOOLS, tool), "tool_share": tool_share,
         "detector": _named(names, detectors), "confidence": conf,
         "answered": g("answered"), "established": g("established"), "rejected": g("rejected"),
         "flagged_at": _ts_array(np.where(has_at, flagged_at, 0), ~has_at),
-        "flagged_probes": pa.array(flagged_probes, mask=~has_at),
+        "flagged_probes": to_arrow(flagged_probes, ~has_at),
         "psad_level": psad_danger_level(g("packets")).astype(np.uint8),
-        "benign_name": pa.array(benign_name, pa.string()),
-        "trw_llr": pa.array(llr, mask=~t_found),
-        "trw_failures": pa.array(det["trw_failures"][sel], mask=~t_found),
-        "trw_successes": pa.array(det["trw_successes"][sel], mask=~t_found),
-        "trw_contacts": pa.array(det["trw_contacts"][sel], mask=~t_found),
-        "trw_flagged_after": pa.array(det["trw_flagged_after"][sel], mask=~th),
+        "benign_name": strings(benign_name),
+        "trw_llr": to_arrow(llr, ~t_found),
+        "trw_failures": to_arrow(det["trw_failures"][sel], ~t_found),
+        "trw_successes": to_arrow(det["trw_successes"][sel], ~t_found),
+        "trw_contacts": to_arrow(det["trw_contacts"][sel], ~t_found),
+        "trw_flagged_after": to_arrow(det["trw_flagged_after"][sel], ~th),
         "fanout_rule": _named(FANOUT_RULES, det["fan_rule"][sel], ~fh),
-        "fanout_pairs": pa.array(det["fan_pairs"][sel], mask=~f_found),
-        "fanout_ports": pa.array(det["fan_ports"][sel], mask=~f_found),
-        "fanout_episodes": pa.array(det["fan_episodes"][sel], mask=~f_found),
-        "slow_peak": pa.array(det["slow_peak"][sel], mask=~s_found),
+        "fanout_pairs": to_arrow(det["fan_pairs"][sel], ~f_found),
+        "fanout_ports": to_arrow(det["fan_ports"][sel], ~f_found),
+        "fanout_episodes": to_arrow(det["fan_episodes"][sel], ~f_found),
+        "slow_peak": to_arrow(det["slow_peak"][sel], ~s_found),
         "backscatter_replies": pa.nulls(sel.size, pa.int64()),
         "syn_share": dominant_share,
         "dominant": dominant, "evidence": evidence,
@@ -965,7 +959,7 @@ def _trw_evidence(rows: np.ndarray, failures: np.ndarray, successes: np.ndarray,
 
     >>> _trw_evidence(np.array([True, False]), np.array([4, 1]), np.array([0, 0]),
     ...               np.array([4, 1]), np.array([5.545, 1.0]), np.array([9, 1]),
-    ...               np.array([0.125, 1.0]), pa.array(["syn", "syn"])).to_pylist()
+    ...               np.array([0.125, 1.0]), strings(["syn", "syn"])).to_pylist()
     ['TRW: 4 failed and 0 successful first contacts of 4, log-likelihood ratio 5.54; \
 9 probes, 12% syn', None]
     """
@@ -974,22 +968,42 @@ def _trw_evidence(rows: np.ndarray, failures: np.ndarray, successes: np.ndarray,
         return pa.nulls(rows.size, pa.string())
 
     def ints(values: np.ndarray) -> pa.Array:
-        return pc.cast(pa.array(np.asarray(values, np.int64)[idx]), pa.string())
+        return pc.cast(to_arrow(np.asarray(values, np.int64)[idx]), pa.string())
 
     def decimals(values: np.ndarray, fmt: str) -> pa.Array:
         uniq, inverse = np.unique(np.asarray(values, np.float64)[idx], return_inverse=True)
-        return pa.array([fmt % v for v in uniq.tolist()], pa.string()).take(
-            pa.array(inverse.astype(np.int64)))
+        return strings([fmt % v for v in uniq.tolist()]).take(
+            to_arrow(inverse.astype(np.int64).reshape(-1)))
 
     text = pc.binary_join_element_wise(
-        "TRW: ", ints(failures), " failed and ", ints(successes),
-        " successful first contacts of ", ints(contacts), ", log-likelihood ratio ",
-        decimals(llr, "%.2f"), "; ", ints(probes), " probes, ",
-        decimals(100 * np.asarray(share, np.float64), "%.0f"), "% ",
-        dominant.take(pa.array(idx)), "")
+        _text("TRW: "), ints(failures), _text(" failed and "), ints(successes),
+        _text(" successful first contacts of "), ints(contacts),
+        _text(", log-likelihood ratio "), decimals(llr, "%.2f"), _text("; "), ints(probes),
+        _text(" probes, "), decimals(100 * np.asarray(share, np.float64), "%.0f"),
+        _text("% "), dominant.take(to_arrow(idx.astype(np.int64))), _text(""))
     at = np.full(rows.size, -1, np.int64)
     at[idx] = np.arange(idx.size)
-    return text.take(pa.array(at, mask=at < 0))
+    return text.take(to_arrow(at, at < 0))
+
+
+def _text(value: str) -> pa.Scalar:
+    """A string scalar for Arrow's compute functions (given a ``str``, they would ask
+    pyarrow's pandas shim about it, which imports pandas)."""
+    return strings([value])[0]
+
+
+def _table(columns: dict[str, Any]) -> pa.Table:
+    """``pa.table`` of numpy and Arrow columns, the numpy ones converted by
+    :mod:`~portradar.scan.arrow_arrays` (numpy text arrays as strings): the same table,
+    without pandas."""
+    return pa.table({name: value if isinstance(value, pa.Array) else
+                     strings(value.tolist()) if value.dtype.kind == "U" else to_arrow(value)
+                     for name, value in columns.items()})
+
+
+def _port_list(offsets: np.ndarray, values: np.ndarray) -> pa.Array:
+    return pa.ListArray.from_arrays(to_arrow(np.asarray(offsets, np.int32)),
+                                    to_arrow(np.asarray(values, np.int32)))
 
 
 def _named(names: Any, codes: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
@@ -999,8 +1013,8 @@ def _named(names: Any, codes: np.ndarray, null: np.ndarray | None = None) -> pa.
     >>> _named(["a", "b"], np.array([1, 0, 1]), np.array([False, False, True])).to_pylist()
     ['b', 'a', None]
     """
-    index = pa.array(np.asarray(codes, np.int64), mask=null)
-    return pa.array(list(names), pa.string()).take(index)
+    index = to_arrow(np.asarray(codes, np.int64), null)
+    return strings([str(name) for name in names]).take(index)
 
 
 def _status(key_hi: np.ndarray, key_lo: np.ndarray, benign: BenignList | None,
@@ -1028,22 +1042,20 @@ def _source_texts(key_hi: np.ndarray, key_lo: np.ndarray, prefix64: bool) -> pa.
     ['192.0.2.7', '2001:db8::1']
     """
     if prefix64:
-        return pa.array([t + "/64" for t in _ipv6_texts(key_hi, np.zeros_like(key_hi))],
-                        pa.string())
+        return strings([t + "/64" for t in _ipv6_texts(key_hi, np.zeros_like(key_hi))])
     v4 = is_ipv4(key_hi, key_lo)
     addr = np.asarray(key_lo, np.uint64)[v4] & np.uint64(0xFFFF_FFFF)
     quads = pc.binary_join_element_wise(
-        *(pc.cast(pa.array((addr >> np.uint64(shift)) & np.uint64(255)), pa.string())
-          for shift in (24, 16, 8, 0)), ".")
+        *(pc.cast(to_arrow((addr >> np.uint64(shift)) & np.uint64(255)), pa.string())
+          for shift in (24, 16, 8, 0)), _text("."))
     if v4.all():
         return quads
     v6 = np.flatnonzero(~v4)  # IPv6 sources only, usually few
-    texts = pa.concat_arrays([quads, pa.array(_ipv6_texts(key_hi[v6], key_lo[v6]),
-                                              pa.string())])
+    texts = pa.concat_arrays([quads, strings(_ipv6_texts(key_hi[v6], key_lo[v6]))])
     at = np.empty(key_hi.size, np.int64)
     at[np.flatnonzero(v4)] = np.arange(len(quads))
     at[v6] = len(quads) + np.arange(v6.size)
-    return texts.take(pa.array(at))
+    return texts.take(to_arrow(at))
 
 
 def _ipv6_texts(key_hi: np.ndarray, key_lo: np.ndarray) -> list[str]:
@@ -1118,11 +1130,11 @@ def _port_lists(starts, port, proto, groups, offsets, values, fill):  # pragma: 
 def _backscatter_rows(back: Backscatter, frame: Probes, prof: dict[str, np.ndarray],
                       det: dict[str, np.ndarray]) -> pa.Table | None:
     """Verdicts for backscatter sources (those flagged on their probes stay scanners)."""
-    res = back.result()
-    label = _column(res, "backscatter", False).astype(bool)
+    res = back.result_arrays()
+    label = res["backscatter"].astype(bool)
     if not label.any():
         return None
-    skey = _column(res, "skey").astype(np.uint64)
+    skey = res["skey"].astype(np.uint64)
     flagged_keys = prof["skey"][det["trw_hit"] | det["fan_hit"] | det["slow_hit"]]
     label &= ~np.isin(skey, flagged_keys)
     if not label.any():
@@ -1136,14 +1148,14 @@ def _backscatter_rows(back: Backscatter, frame: Probes, prof: dict[str, np.ndarr
     def g(name: str) -> np.ndarray:
         return bprof[name][rows]
 
-    replies = _column(res, "replies")[sel]
+    replies = res["replies"][sel]
     classes = bprof["classes"][rows][:, list(REPLY_CLASSES)]
     dominant = np.array(CLASS_NAMES)[np.array(REPLY_CLASSES)[classes.argmax(axis=1)]]
     key_hi, key_lo = g("key_hi"), g("key_lo")
     n = sel.size
     offsets, values = _port_csr(frame, rows)
     share = replies / np.maximum(g("probes"), 1)
-    return pa.table({
+    return _table({
         "src_hi": key_hi, "src_lo": key_lo, "prefix": np.full(n, 128, np.uint8),
         "source": _source_texts(key_hi, key_lo, False),
         "status": np.full(n, "backscatter"),
@@ -1151,8 +1163,7 @@ def _backscatter_rows(back: Backscatter, frame: Probes, prof: dict[str, np.ndarr
         "probes": g("probes"), "packets": g("packets"), "ports": g("ports"),
         "port_keys": g("port_keys"), "targets": g("hosts"), "pairs": g("pairs"),
         "protocols": g("protocols"), "sensors": g("sensors"), "addresses": np.ones(n, np.int64),
-        "port_list": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
-                                              pa.array(values, pa.int32())),
+        "port_list": _port_list(offsets, values),
         "kind": np.array(SHAPES)[scan_shape(g("hosts"), g("port_keys"), g("pairs"))],
         "type": dominant, "tool": np.full(n, ""), "tool_share": np.zeros(n),
         "detector": np.full(n, "backscatter"), "confidence": share,
@@ -1187,7 +1198,7 @@ def _profile_table(prof: dict[str, np.ndarray], det: dict[str, np.ndarray],
     keys, mask = table(group.size)
     keep = flagged | (count_per_row(group, keys, mask, np.empty(keys.size, np.int64))
                       >= min_members)
-    return pa.table({
+    return _table({
         "src_hi": cols["key_hi"][keep], "src_lo": cols["key_lo"][keep],
         "first_seen": _ts_array(cols["first_ts"][keep]),
         "last_seen": _ts_array(cols["last_ts"][keep]),
@@ -1313,7 +1324,7 @@ def _campaigns(store: Store, config: ScanConfig, dark: CidrSet | None,
         rows = _analyse(cols, replies, config, dark, benign, prefix64=False,
                         only_campaign=True).rows
         if rows is not None:
-            rows = rows.filter(pc.equal(rows.column("detector"), "campaign"))
+            rows = rows.filter(pc.equal(rows.column("detector"), _text("campaign")))
             _insert_scanners(con, rows, config)
     con.execute("DROP TABLE IF EXISTS _lonely")
     con.execute(
@@ -1331,9 +1342,8 @@ def _campaigns(store: Store, config: ScanConfig, dark: CidrSet | None,
         networks.append(None if rule != "network" else
                         key_to_text(0, (int(lo) >> 8) << 8) + "/24" if hi == 0
                         else key_to_text((int(hi) >> 16) << 16, 0) + "/48")
-    texts = pa.table({"campaign_id": pa.array(ids, pa.int32()),
-                      "example": pa.array(examples, pa.string()),
-                      "network": pa.array(networks, pa.string())})
+    texts = pa.table({"campaign_id": to_arrow(np.array(ids, np.int32)),
+                      "example": strings(examples), "network": strings(networks)})
     con.register("_texts", texts)
     try:
         con.execute("""UPDATE campaigns SET example = t.example, network = t.network
