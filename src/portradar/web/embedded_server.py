@@ -57,8 +57,8 @@ class DashboardServer:
         from portradar.web.app import is_loopback
 
         if auth is False and not is_loopback(host):
-            raise PortradarError("[serve] auth = false only on loopback: beyond it "
-                                 "authentication is required")
+            raise PortradarError("dashboard: authentication can be turned off only on "
+                                 "loopback; beyond it it is required")
         self.host, self.port, self.auth = host, port, auth
         self._store = store
         self._web_store: Store | None = None
@@ -96,7 +96,7 @@ class DashboardServer:
             AlertBook(web_store)
             if settings.auth_required and not has_credentials(web_store):
                 raise PortradarError(
-                    f"[serve] on {self.host}: authentication is required there but the "
+                    f"dashboard on {self.host}: authentication is required there but the "
                     "store has no token or user; create one first ('portradar serve token "
                     "add NAME --role read' or 'portradar serve user add NAME')")
             app = create_app(web_store, settings=settings)
@@ -113,7 +113,7 @@ class DashboardServer:
             if not server.started:
                 server.should_exit = True
                 thread.join(STOP_SECONDS)
-                raise PortradarError(f"[serve] cannot serve on {self.host}:{self.port} "
+                raise PortradarError(f"dashboard: cannot serve on {self.host}:{self.port} "
                                      "(address in use or not available?)")
         except BaseException:
             web_store.close()
