@@ -90,7 +90,12 @@ from portradar.scan.scan_shape import SHAPES, scan_shape
 from portradar.scan.scan_type import TYPES, scan_type
 from portradar.scan.segment_set import count_per_row, is_member, nonzero, probe, table
 from portradar.scan.slow_scan import SlowScan
-from portradar.scan.source_profile import light_profile, probes_until, profile
+from portradar.scan.source_profile import (
+    light_profile,
+    light_signatures,
+    probes_until,
+    profile,
+)
 from portradar.scan.trw import SCANNER, ThresholdRandomWalk
 from portradar.store.duckdb_store import Store
 
@@ -731,16 +736,8 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
     if not prefix64 and not only_campaign:
         light = None
         if small_rows.size:
-            small = small_rows
-            dkey = address_key(cols["dst_hi"][small], cols["dst_lo"][small])
-            proto = np.asarray(cols["proto"])[small]
-            port = port_key(proto, np.asarray(cols["dport"])[small],
-                            np.asarray(cols["icmp_type"])[small])
-            pkey = port.astype(np.int64).astype(np.uint64) | \
-                (proto.astype(np.uint64) << np.uint64(32))
-            light = light_profile(skey[small], src_hi[small], key_lo[small],
-                                  np.asarray(cols["ts"])[small], pkey, dkey, presorted=True)
-            n_sources += len(light["skey"])
+            light = _Light(cols, small_rows, skey, src_hi, key_lo)
+            n_sources += light.first_ts.size
         profiles = _profile_table(prof, det, light, int(config.campaigns.get("min_members", 3)))
     del cls
     if reply_like.any():
@@ -1181,8 +1178,42 @@ def _backscatter_rows(back: Backscatter, frame: Probes, prof: dict[str, np.ndarr
     })
 
 
+class _Light:
+    """The light sources of a part (too few probes for any detector): for each, what
+    campaign rule 1 needs to count its peers (:func:`light_signatures`); the rest of its
+    profile (:func:`light_profile`) only for those with enough peers (6 of the 1.6 M on
+    the benchmark), instead of for all (0.21 -> 0.1 CPU-s)."""
+
+    def __init__(self, cols: dict[str, np.ndarray], small: np.ndarray, skey: np.ndarray,
+                 src_hi: np.ndarray, key_lo: np.ndarray) -> None:
+        self.cols, self.small, self.skey = cols, small, skey
+        self.src_hi, self.key_lo = src_hi, key_lo
+        proto = np.asarray(cols["proto"])[small]
+        port = port_key(proto, np.asarray(cols["dport"])[small],
+                        np.asarray(cols["icmp_type"])[small])
+        self.pkey = port.astype(np.int64).astype(np.uint64) | \
+            (proto.astype(np.uint64) << np.uint64(32))
+        self.starts, self.first_ts, self.port_sig = light_signatures(
+            skey[small], np.asarray(cols["ts"])[small], self.pkey)
+        first = small[self.starts[:-1]]
+        self.key_hi, self.key_lo_first = src_hi[first], key_lo[first]
+
+    def profile(self, sources: np.ndarray) -> dict[str, np.ndarray]:
+        """:func:`light_profile` of the given sources (indices, ascending)."""
+        starts = self.starts
+        sizes = starts[sources + 1] - starts[sources]
+        at = np.repeat(starts[sources] - np.cumsum(sizes) + sizes, sizes) + \
+            np.arange(int(sizes.sum()))  # their rows, in order
+        rows = self.small[at]
+        cols = self.cols
+        dkey = address_key(cols["dst_hi"][rows], cols["dst_lo"][rows])
+        return light_profile(self.skey[rows], self.src_hi[rows], self.key_lo[rows],
+                             np.asarray(cols["ts"])[rows], self.pkey[at], dkey,
+                             presorted=True)
+
+
 def _profile_table(prof: dict[str, np.ndarray], det: dict[str, np.ndarray],
-                   light: dict[str, np.ndarray] | None, min_members: int) -> pa.Table:
+                   light: _Light | None, min_members: int) -> pa.Table:
     """Profiles a campaign may use: flagged sources (rules 2 and 3) and sources whose
     network group has enough members (rule 1).  A partition holds whole networks, so
     the group sizes counted here are exact; most background sources have no peer and
@@ -1190,22 +1221,29 @@ def _profile_table(prof: dict[str, np.ndarray], det: dict[str, np.ndarray],
     names = ("key_hi", "key_lo", "first_ts", "last_ts", "probes", "port_keys", "hosts",
              "port_sig", "target_sig")
     flagged = det["trw_hit"] | det["fan_hit"] | det["slow_hit"]
-    cols = {n: prof[n] for n in names}
+    group = net_group(prof["key_hi"], prof["key_lo"], prof["port_sig"], prof["first_ts"])
     if light is not None:
-        cols = {n: np.concatenate([prof[n], light[n]]) for n in names}
-        flagged = np.concatenate([flagged, np.zeros(len(light["skey"]), np.bool_)])
-    group = net_group(cols["key_hi"], cols["key_lo"], cols["port_sig"], cols["first_ts"])
+        group = np.concatenate([group, net_group(light.key_hi, light.key_lo_first,
+                                                 light.port_sig, light.first_ts)])
     keys, mask = table(group.size)
-    keep = flagged | (count_per_row(group, keys, mask, np.empty(keys.size, np.int64))
-                      >= min_members)
+    peers = count_per_row(group, keys, mask, np.empty(keys.size, np.int64)) >= min_members
+    n_big = flagged.size
+    keep_big = flagged | peers[:n_big]
+    cols = {n: prof[n][keep_big] for n in names}
+    keep = keep_big
+    if light is not None:
+        kept = np.flatnonzero(peers[n_big:])
+        if kept.size:
+            extra = light.profile(kept)
+            cols = {n: np.concatenate([cols[n], extra[n]]) for n in names}
+        keep = np.concatenate([keep_big, peers[n_big:]])
+        flagged = np.concatenate([flagged, np.zeros(peers.size - n_big, np.bool_)])
     return _table({
-        "src_hi": cols["key_hi"][keep], "src_lo": cols["key_lo"][keep],
-        "first_seen": _ts_array(cols["first_ts"][keep]),
-        "last_seen": _ts_array(cols["last_ts"][keep]),
-        "probes": cols["probes"][keep], "port_keys": cols["port_keys"][keep],
-        "targets": cols["hosts"][keep], "port_sig": cols["port_sig"][keep],
-        "target_sig": cols["target_sig"][keep], "net_group": group[keep],
-        "flagged": flagged[keep],
+        "src_hi": cols["key_hi"], "src_lo": cols["key_lo"],
+        "first_seen": _ts_array(cols["first_ts"]), "last_seen": _ts_array(cols["last_ts"]),
+        "probes": cols["probes"], "port_keys": cols["port_keys"], "targets": cols["hosts"],
+        "port_sig": cols["port_sig"], "target_sig": cols["target_sig"],
+        "net_group": group[keep], "flagged": flagged[keep],
     })
 
 

@@ -104,6 +104,48 @@ def light_profile(skey: np.ndarray, key_hi: np.ndarray, key_lo: np.ndarray, ts: 
             "target_sig": out_sig[:, 1]}
 
 
+def light_signatures(skey: np.ndarray, ts: np.ndarray,
+                     pkey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For rows sorted by ``skey``: each source's first row (``starts``, one more entry
+    than sources), its first time and its port-set signature, as :func:`light_profile`
+    computes them: all campaign rule 1 needs to tell whether a light source has peers
+    (most have none, and their other columns are never written).
+
+    >>> s, first, sig = light_signatures(np.array([1, 1, 2], np.uint64),
+    ...                                  np.array([5, 3, 4]), np.array([7, 7, 9], np.uint64))
+    >>> s.tolist(), first.tolist()
+    ([0, 2, 3], [3, 4])
+    >>> bool(sig[0] == light_profile(np.array([1], np.uint64), np.zeros(1, np.uint64),
+    ...      np.zeros(1, np.uint64), np.array([5]), np.array([7], np.uint64),
+    ...      np.array([0], np.uint64))["port_sig"][0])
+    True
+    """
+    cut = np.flatnonzero(skey[1:] != skey[:-1]) + 1
+    starts = np.concatenate([[0], cut, [skey.size]]).astype(np.int64) if skey.size \
+        else np.zeros(1, np.int64)
+    n = len(starts) - 1
+    first_ts = np.zeros(n, np.int64)
+    port_sig = np.zeros(n, np.uint64)
+    if n:
+        keys, mask = table(int(np.diff(starts).max()))
+        used = np.empty(keys.size, np.int64)
+        _light_sig(starts, np.asarray(ts, np.int64), np.asarray(pkey, np.uint64), keys, mask,
+                   used, first_ts, port_sig)
+    return starts, first_ts, port_sig
+
+
+@numba.njit(cache=True, nogil=True)
+def _light_sig(starts, ts, pkey, keys, mask, used, first_ts, port_sig):  # pragma: no cover
+    for g in range(starts.shape[0] - 1):
+        s = starts[g]
+        e = starts[g + 1]
+        lo = ts[s]
+        for i in range(s + 1, e):
+            lo = min(lo, ts[i])
+        first_ts[g] = lo
+        _, port_sig[g] = _distinct_xor(pkey, s, e, keys, mask, used)
+
+
 @numba.njit(cache=True, nogil=True)
 def _light(starts, ts, pkey, dkey, keys, mask, used, out_i, out_sig):  # pragma: no cover
     for g in range(starts.shape[0] - 1):
