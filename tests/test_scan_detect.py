@@ -216,3 +216,6 @@ def test_may_answer_never_misses_a_source_that_is_a_destination():
     assert not _may_answer(src_hi[:0], src_lo[:0], dst_hi, dst_lo)
     zero = np.zeros(1, np.uint64)  # :: as source and destination
     assert _may_answer(zero, zero, zero, zero)
+    v6 = np.ones(1, np.uint64)  # IPv6 destinations only (no IPv4 span)
+    assert not _may_answer(zero, zero, v6, v6)
+    assert _may_answer(v6, v6, v6, v6)
