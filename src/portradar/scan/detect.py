@@ -926,14 +926,14 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
                       "fanout,slow_scan", "trw,fanout,slow_scan"])
     detectors = th.astype(int) + 2 * fh.astype(int) + 4 * sh.astype(int)
     key_hi, key_lo = prof["key_hi"][sel], prof["key_lo"][sel]
-    status, benign_name = _status(key_hi, key_lo, benign, prefix64)
+    status, benign_name = _status(key_hi, key_lo, benign, prefix64)  # codes, names
     offsets, values = _port_csr(probes, sel)
     t_found, f_found, s_found = det["trw_found"][sel], det["fan_found"][sel], \
         det["slow_found"][sel]
     dominant = _named(CLASS_NAMES, np.array(PROBE_CLASSES)[classes.argmax(axis=1)])
     # most verdicts (the TRW alone, no tool mark, nothing answered) get their evidence
     # here, in this thread; the insert's SQL writes the others' (_insert_scanners)
-    plain = (detectors == 1) & (status == "scanner") & (tool == 0) & (g("answered") == 0)
+    plain = (detectors == 1) & (status == 0) & (tool == 0) & (g("answered") == 0)
     evidence = _trw_evidence(plain, det["trw_failures"][sel], det["trw_successes"][sel],
                              det["trw_contacts"][sel], llr, g("probes"), dominant_share,
                              dominant)
@@ -941,7 +941,7 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
         "src_hi": key_hi, "src_lo": key_lo,
         "prefix": np.full(sel.size, 64 if prefix64 else 128, np.uint8),
         "source": _source_texts(key_hi, key_lo, prefix64),
-        "status": status,
+        "status": _named(_STATUS_NAMES, status),
         "first_seen": _ts_array(g("first_ts")), "last_seen": _ts_array(g("last_ts")),
         "probes": g("probes"), "packets": g("packets"), "ports": g("ports"),
         "port_keys": g("port_keys"), "targets": g("hosts"), "pairs": g("pairs"),
@@ -954,7 +954,8 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
         "flagged_at": _ts_array(np.where(has_at, flagged_at, 0), ~has_at),
         "flagged_probes": to_arrow(flagged_probes, ~has_at),
         "psad_level": psad_danger_level(g("packets")).astype(np.uint8),
-        "benign_name": strings(benign_name),
+        "benign_name": strings(benign_name) if any(n is not None for n in benign_name)
+        else pa.nulls(sel.size, pa.string()),
         "trw_llr": to_arrow(llr, ~t_found),
         "trw_failures": to_arrow(det["trw_failures"][sel], ~t_found),
         "trw_successes": to_arrow(det["trw_successes"][sel], ~t_found),
@@ -1039,19 +1040,25 @@ def _named(names: Any, codes: np.ndarray, null: np.ndarray | None = None) -> pa.
     return strings([str(name) for name in names]).take(index)
 
 
+#: A verdict's status by its code (:func:`_status`).
+_STATUS_NAMES = (*SPECIAL_STATUS, "benign")
+
+
 def _status(key_hi: np.ndarray, key_lo: np.ndarray, benign: BenignList | None,
             prefix64: bool) -> tuple[np.ndarray, list[str | None]]:
+    """Each verdict's status, as its index in :data:`_STATUS_NAMES` (0: scanner), and
+    its benign list name (``None`` if not listed)."""
     special = special_source(key_hi, key_lo) if not prefix64 else np.zeros(key_hi.size, int)
-    status = np.array(SPECIAL_STATUS, dtype=object)[special]
+    status = np.asarray(special, np.int64).copy()
     names: list[str | None] = [None] * key_hi.size
     if benign is not None and len(benign):
         listed = benign.contains(key_hi, key_lo) & (special == 0)
         if listed.any():
             idx = np.flatnonzero(listed)
             for i, name in zip(idx, benign.names(key_hi[idx], key_lo[idx]), strict=True):
-                status[i] = "benign"
+                status[i] = len(SPECIAL_STATUS)
                 names[i] = name
-    return status.astype(str), names
+    return status, names
 
 
 def _source_texts(key_hi: np.ndarray, key_lo: np.ndarray, prefix64: bool) -> pa.Array:
