@@ -954,7 +954,7 @@ def _verdicts(probes: Probes, prof: dict[str, np.ndarray], det: dict[str, np.nda
         "flagged_at": _ts_array(np.where(has_at, flagged_at, 0), ~has_at),
         "flagged_probes": to_arrow(flagged_probes, ~has_at),
         "psad_level": psad_danger_level(g("packets")).astype(np.uint8),
-        "benign_name": strings(benign_name) if any(n is not None for n in benign_name)
+        "benign_name": strings(benign_name) if benign_name is not None
         else pa.nulls(sel.size, pa.string()),
         "trw_llr": to_arrow(llr, ~t_found),
         "trw_failures": to_arrow(det["trw_failures"][sel], ~t_found),
@@ -1045,16 +1045,17 @@ _STATUS_NAMES = (*SPECIAL_STATUS, "benign")
 
 
 def _status(key_hi: np.ndarray, key_lo: np.ndarray, benign: BenignList | None,
-            prefix64: bool) -> tuple[np.ndarray, list[str | None]]:
+            prefix64: bool) -> tuple[np.ndarray, list[str | None] | None]:
     """Each verdict's status, as its index in :data:`_STATUS_NAMES` (0: scanner), and
-    its benign list name (``None`` if not listed)."""
+    its benign list name (``None`` if not listed; no list when none is)."""
     special = special_source(key_hi, key_lo) if not prefix64 else np.zeros(key_hi.size, int)
     status = np.asarray(special, np.int64).copy()
-    names: list[str | None] = [None] * key_hi.size
+    names: list[str | None] | None = None
     if benign is not None and len(benign):
         listed = benign.contains(key_hi, key_lo) & (special == 0)
         if listed.any():
             idx = np.flatnonzero(listed)
+            names = [None] * key_hi.size
             for i, name in zip(idx, benign.names(key_hi[idx], key_lo[idx]), strict=True):
                 status[i] = len(SPECIAL_STATUS)
                 names[i] = name
