@@ -375,6 +375,7 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
             _insert(con, "scan_profiles", result.profiles)
             summary.flagged += _insert_scanners(con, result.rows, config)
 
+    held_raw: _Native | None = None
     with ThreadPoolExecutor(max_workers=ANALYSIS_THREADS) as pool:
         for first_part in range(0, parts, per_load):
             # a query loads one part, or several split apart in numpy (LOAD_EVENTS)
@@ -405,6 +406,8 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
                         while len(pending) > ANALYSIS_THREADS or \
                                 (pending and pending[0].done()):
                             collect(pending.popleft().result())
+                    if one_load:  # campaign-only members' events are read from it
+                        held_raw = raw
                     del raw, part_rows
                     continue
             cols = _fetch(con, f"SELECT {load if answering else no_rid} FROM {table} e "
@@ -427,8 +430,30 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
             del cols, v6
         while pending:
             collect(pending.popleft().result())
-    summary.campaigns = _campaigns(store, config, dark, benign)
+    lonely = None
+    if held_raw is not None:
+        held = held_raw
+
+        def lonely(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, np.ndarray], np.ndarray]:
+            return _lonely_from_load(con, held), _NONE  # no source answers: no replies
+
+    summary.campaigns = _campaigns(store, config, dark, benign, lonely_events=lonely)
     return summary
+
+
+def _lonely_from_load(con: duckdb.DuckDBPyConnection, raw: _Native) -> dict[str, np.ndarray]:
+    """The events of the sources in ``_lonely`` from a load of every event, in the load
+    columns, instead of a query scanning the table again (0.04 s at the end of the run)."""
+    members = con.execute("SELECT src_hi, src_lo FROM _lonely").fetchall()
+    hi = np.array([m[0] for m in members], np.uint64)
+    lo = np.array([m[1] for m in members], np.uint64)
+    src_hi, src_lo = raw["src_hi"][0], raw["src_lo"][0]
+    rows = np.flatnonzero(is_member(address_key(src_hi, src_lo), address_key(hi, lo)))
+    wanted = set(zip(hi.tolist(), lo.tolist(), strict=True))  # IPv6 keys are hashes
+    exact = [r for r, pair in zip(rows.tolist(), zip(src_hi[rows].tolist(),
+                                                     src_lo[rows].tolist(), strict=True),
+                                  strict=True) if pair in wanted]
+    return _load_columns(raw, np.array(exact, np.int64))
 
 
 #: The columns of ``event_rows`` as stored (no casts, nulls kept), for the parts of a
