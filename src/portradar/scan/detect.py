@@ -448,8 +448,17 @@ def _lonely_from_load(con: duckdb.DuckDBPyConnection, raw: _Native) -> dict[str,
     hi = np.array([m[0] for m in members], np.uint64)
     lo = np.array([m[1] for m in members], np.uint64)
     src_hi, src_lo = raw["src_hi"][0], raw["src_lo"][0]
-    rows = np.flatnonzero(is_member(address_key(src_hi, src_lo), address_key(hi, lo)))
-    wanted = set(zip(hi.tolist(), lo.tolist(), strict=True))  # IPv6 keys are hashes
+    keys = np.zeros(16, np.uint64)
+    while True:  # the members' set, as for the reply check (_may_answer)
+        mask = np.uint64(keys.size - 1)
+        n, lo4, hi4 = _destination_set(hi, lo, keys, mask)
+        if n >= 0:
+            break
+        keys = np.zeros(keys.size * 8, np.uint64)
+    found = np.zeros(src_lo.size, np.bool_)
+    _sources_in(src_hi, src_lo, keys, mask, np.uint64(lo4), np.uint64(hi4), found)
+    rows = np.flatnonzero(found)
+    wanted = set(zip(hi.tolist(), lo.tolist(), strict=True))  # equal hashes, other pairs
     exact = [r for r, pair in zip(rows.tolist(), zip(src_hi[rows].tolist(),
                                                      src_lo[rows].tolist(), strict=True),
                                   strict=True) if pair in wanted]
@@ -651,6 +660,17 @@ def _any_source_in(src_hi, src_lo, keys, mask, lo4, hi4):  # pragma: no cover - 
         if keys[probe(keys, mask, v)] == v:
             return True
     return False
+
+
+@numba.njit(cache=True, nogil=True)
+def _sources_in(src_hi, src_lo, keys, mask, lo4, hi4, out):  # pragma: no cover - jit
+    """:func:`_any_source_in` for every row: ``out`` marks the rows whose source may be
+    in the set."""
+    for i in range(src_lo.shape[0]):
+        if src_hi[i] == 0 and (src_lo[i] < lo4 or src_lo[i] > hi4):
+            continue
+        v = nonzero(src_lo[i] ^ (src_hi[i] * _MIX))
+        out[i] = keys[probe(keys, mask, v)] == v
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
