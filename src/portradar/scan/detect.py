@@ -386,13 +386,20 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
             if native:
                 # the common case: the columns as stored; the main thread only finds each
                 # part's rows, and a worker gathers and widens them (_analyse_rows)
-                raw = _native_columns(con.sql(
-                    f"SELECT {_NATIVE_COLUMNS} FROM {table} e WHERE {where}").to_arrow_table(),
-                    pool)
-                # the reply check in a worker while this thread finds each part's rows
-                check = pool.submit(_may_answer, raw["src_hi"][0], raw["src_lo"][0],
-                                    raw["dst_hi"][0], raw["dst_lo"][0]) if one_load else None
-                part_rows = list(_part_rows(raw, parts, first_part, last_part))
+                loaded = con.sql(
+                    f"SELECT {_NATIVE_COLUMNS} FROM {table} e WHERE {where}").to_arrow_table()
+                # the workers turn the columns into numpy (sources first), then run the
+                # reply check, while this thread finds each part's rows
+                names = ["src_hi", "src_lo", *(n for n in loaded.column_names
+                                               if n not in ("src_hi", "src_lo"))]
+                converting = {name: pool.submit(_native_column, loaded.column(name))
+                              for name in names}
+                check = pool.submit(_may_answer_loaded, converting) if one_load else None
+                part_rows = list(_part_rows({name: converting[name].result()
+                                             for name in ("src_hi", "src_lo")},
+                                            parts, first_part, last_part))
+                raw = {name: converting[name].result() for name in loaded.column_names}
+                del loaded, converting
                 if check is not None and check.result() and _answering(con, table):
                     # a source is also a destination: replies to find, the general path
                     answering, native = True, False
@@ -622,6 +629,14 @@ def _may_answer(src_hi: np.ndarray, src_lo: np.ndarray, dst_hi: np.ndarray,
             return bool(_any_source_in(src_hi, src_lo, keys, mask, np.uint64(lo4),
                                        np.uint64(hi4)))
         size *= 8  # more distinct destinations than half the table: a larger one
+
+
+def _may_answer_loaded(converting: dict[str, Future[tuple[np.ndarray, np.ndarray | None]]]
+                       ) -> bool:
+    """:func:`_may_answer` of a load whose columns other workers are converting (their
+    tasks were queued first, so they are running or done)."""
+    cols = [converting[name].result()[0] for name in ("src_hi", "src_lo", "dst_hi", "dst_lo")]
+    return _may_answer(*cols)
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
