@@ -219,3 +219,64 @@ def test_may_answer_never_misses_a_source_that_is_a_destination():
     v6 = np.ones(1, np.uint64)  # IPv6 destinations only (no IPv4 span)
     assert not _may_answer(zero, zero, v6, v6)
     assert _may_answer(v6, v6, v6, v6)
+
+
+def test_trw_evidence_is_the_text_duckdb_printf_writes():
+    """The evidence of TRW-only verdicts is joined in the analysis threads; it must be
+    the text of the insert's printf, decimals rounded alike (ties to even included)."""
+    import duckdb
+    import numpy as np
+
+    from portradar.scan.arrow_arrays import strings
+    from portradar.scan.detect import _trw_evidence
+
+    rng = np.random.default_rng(11)
+    n = 5_000
+    llr = np.concatenate([[0.125, 0.375, 2.5, -0.005, 4.595119850134589],
+                          rng.normal(0, 8, n - 5)])
+    share = np.concatenate([[0.125, 0.375, 0.625, 0.875, 0.005],
+                            rng.integers(0, 50, n - 5) / rng.integers(1, 50, n - 5)])
+    fail, succ = rng.integers(0, 40, n), rng.integers(0, 40, n)
+    probes = rng.integers(1, 10**6, n)
+    dominant = ["syn", "udp", "echo"]
+    dom = [dominant[i] for i in rng.integers(0, 3, n)]
+    rows = rng.random(n) < 0.9
+    got = _trw_evidence(rows, fail, succ, fail + succ, llr, probes, share,
+                        strings(dom)).to_pylist()
+    want = duckdb.execute(
+        """SELECT printf('TRW: %d failed and %d successful first contacts of %d, '
+                  || 'log-likelihood ratio %.2f; %d probes, %.0f%% %s',
+                  f, s, f + s, l, p, 100 * sh, d)
+           FROM (SELECT unnest($1::BIGINT[]) f, unnest($2::BIGINT[]) s, unnest($3::DOUBLE[]) l,
+                        unnest($4::BIGINT[]) p, unnest($5::DOUBLE[]) sh,
+                        unnest($6::VARCHAR[]) d, unnest(range($7)) i) ORDER BY i""",
+        [fail.tolist(), succ.tolist(), llr.tolist(), probes.tolist(), share.tolist(), dom, n],
+    ).fetchall()
+    assert got == [w[0] if r else None for w, r in zip(want, rows, strict=True)]
+
+
+def test_detection_does_not_import_pandas(tmp_path):
+    """pyarrow's pa.array / to_numpy ask its pandas shim, which imports pandas (0.3 s);
+    detection builds its Arrow columns from buffers and never needs it."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "p.duckdb"
+    with Store.open(path) as store:
+        put(store, [ev(SCANNER, f"192.0.2.{k}", 22, t=k) for k in range(1, 40)]
+            + [ev("203.0.113.9", f"192.0.2.{k % 9}", 40000 + k, t=k, flags=SYNACK, sport=80)
+               for k in range(30)])
+    code = f"""
+import sys
+from portradar.scan.detect import detect
+from portradar.store import Store
+with Store.open({str(path)!r}) as store:
+    assert "pandas" not in sys.modules
+    summary = detect(store)
+    assert summary.flagged >= 2, summary
+print("pandas" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
