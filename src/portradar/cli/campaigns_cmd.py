@@ -13,8 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from portradar.cli.options import (
     err,
@@ -24,7 +22,7 @@ from portradar.cli.options import (
     output_options,
     parse_when,
 )
-from portradar.cli.scanners_cmd import _naive, _run_detection, _ts
+from portradar.cli.scanners_cmd import _naive, _run_detection, _ts, print_fields
 
 LIST_COLUMNS = ["id", "rule", "members", "first_seen", "last_seen", "probes", "targets",
                 "ports", "tool", "kind", "type", "evidence"]
@@ -134,18 +132,11 @@ def campaign(ctx: click.Context, campaign_id: int, as_json: bool, as_csv: bool) 
         row["scanners"] = ";".join(s["source"] for s in row["scanners"])
         render([row], list(row.keys()), "csv")
         return
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console.width = 200
-    grid = Table(title=f"campaign {campaign_id}: {row['rule']}", title_justify="left",
-                 show_header=False)
-    grid.add_column("field", style="bold")
-    grid.add_column("value")
     members = row["member_list"]
     shown = ", ".join(members[:MEMBERS_SHOWN])
     if row["members"] > MEMBERS_SHOWN:
         shown += f", ... ({row['members']:,} in all; --json lists up to 1,000)"
-    for name, value in (
+    print_fields(f"campaign {campaign_id}: {row['rule']}", (
         ("seen", f"{row['first_seen']} .. {row['last_seen']}"),
         ("members", f"{row['members']:,}"),
         ("probes", f"{row['probes']:,} to {_n(row['targets'], 'target')}"),
@@ -158,9 +149,7 @@ def campaign(ctx: click.Context, campaign_id: int, as_json: bool, as_csv: bool) 
             f"{s['source']}: {_n(s['probes'], 'probe')}, {_n(s['ports'], 'port')}, "
             f"{_n(s['targets'], 'target')}, {s['kind']} {s['type']} {s['tool'] or ''}".rstrip()
             for s in row["scanners"][:MEMBERS_SHOWN]) or "-"),
-    ):
-        grid.add_row(name, str(value))
-    console.print(grid)
+    ))
 
 
 commands = [campaigns, campaign]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -235,13 +236,6 @@ def scanner(ctx: click.Context, address: str, as_json: bool, as_csv: bool) -> No
                                     for t in row["top_ports"])
         render([row], list(row.keys()), "csv")
         return
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console.width = 200
-    grid = Table(title=f"{row['source']}: {row['status']}", title_justify="left",
-                 show_header=False)
-    grid.add_column("field", style="bold")
-    grid.add_column("value")
     fields = [
         ("status", row["status"] + (f" ({row['benign_name']})" if row.get("benign_name") else "")),
         ("seen", f"{_ts(row['first_seen'])} .. {_ts(row['last_seen'])}"),
@@ -264,6 +258,17 @@ def scanner(ctx: click.Context, address: str, as_json: bool, as_csv: bool) -> No
         ("busiest", "\n".join(f"{t['proto']}/{t['port']}: {t['probes']:,} probes, "
                               f"{t['targets']:,} targets" for t in row["top_ports"])),
     ]
+    print_fields(f"{row['source']}: {row['status']}", fields)
+
+
+def print_fields(title: str, fields: Iterable[tuple[str, Any]]) -> None:
+    """One record as a two-column table (name, value), 200 columns wide off a terminal."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 200
+    grid = Table(title=title, title_justify="left", show_header=False)
+    grid.add_column("field", style="bold")
+    grid.add_column("value")
     for name, value in fields:
         grid.add_row(name, str(value))
     console.print(grid)
