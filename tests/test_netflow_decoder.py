@@ -19,7 +19,9 @@ import socket
 import struct
 import threading
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +34,7 @@ from portradar.ingest.netflow import NetflowReader
 from portradar.ingest.netflow_decoder import (
     IPFIX,
     NO_TEMPLATE,
+    REPLY_REASON,
     NetflowDecoder,
     Session,
     TemplateCache,
@@ -441,27 +444,85 @@ def test_outcome_rule():
     assert got == [4, 0, 0, 5, 0, 0, 0, 0]
 
 
-def v5_flows(flows: list[tuple[str, str, int, int, int, int]], uptime: int = 100_000) -> bytes:
-    """One v5 packet of TCP flows ``(src, dst, sport, dport, flags, first_ms)``."""
-    out = struct.pack("!HHIIIIBBH", 5, len(flows), uptime, 1_700_000_000, 0, 0, 0, 0, 0)
-    for src, dst, sport, dport, flags, first in flows:
+def v5_flows(flows: list[tuple[str, str, int, int, int, int]] | list[tuple[Any, ...]],
+             uptime: int = 100_000, seconds: int = 1_700_000_000) -> bytes:
+    """One v5 packet of TCP flows ``(src, dst, sport, dport, flags, first_ms[, packets])``
+    (40 bytes a packet; one packet unless said)."""
+    out = struct.pack("!HHIIIIBBH", 5, len(flows), uptime, seconds, 0, 0, 0, 0, 0)
+    for src, dst, sport, dport, flags, first, *rest in flows:
+        packets = rest[0] if rest else 1
         out += socket.inet_aton(src) + socket.inet_aton(dst) + bytes(8)
-        out += struct.pack("!IIIIHHBBBBHHBBH", 1, 40, first, first, sport, dport, 0, flags, 6,
-                           0, 0, 0, 0, 0, 0)
+        out += struct.pack("!IIIIHHBBBBHHBBH", packets, 40 * packets, first, first, sport,
+                           dport, 0, flags, 6, 0, 0, 0, 0, 0, 0)
     return out
 
 
+SCANNER, TARGET, ELSEWHERE = "198.51.100.7", "192.0.2.10", "203.0.113.9"
+#: Probes from SCANNER and what TARGET answered, as one exporter seeing both ways sends.
+REVERSE_FLOWS = [
+    (SCANNER, TARGET, 40000, 23, 0x02, 50_000), (TARGET, SCANNER, 23, 40000, 0x14, 50_001),
+    (SCANNER, TARGET, 40001, 22, 0x06, 50_000), (TARGET, SCANNER, 22, 40001, 0x12, 50_001),
+    (SCANNER, TARGET, 40002, 25, 0x02, 50_000),  # no reply at all
+    (SCANNER, TARGET, 40003, 80, 0x02, 10_000),
+    (TARGET, SCANNER, 80, 40003, 0x14, 90_000),  # a reply 80 s late: not paired
+]
+
+
 def test_reverse_flows_tell_rejected_and_accepted_probes_apart():
-    a, b = "198.51.100.7", "192.0.2.10"
-    packet = v5_flows([
-        (a, b, 40000, 23, 0x02, 50_000), (b, a, 23, 40000, 0x14, 50_001),  # closed: RST
-        (a, b, 40001, 22, 0x06, 50_000), (b, a, 22, 40001, 0x12, 50_001),  # open: SYN-ACK
-        (a, b, 40002, 25, 0x02, 50_000),  # no reply at all
-        (a, b, 40003, 80, 0x02, 10_000), (b, a, 80, 40003, 0x14, 90_000),  # reply 80 s late
-    ])
-    rows = _decode(packet)[0].to_pylist()
+    # keep_replies=True: one event per flow record, the replies' own outcome unknown
+    batch, decoder, stats = _decode(v5_flows(REVERSE_FLOWS),
+                                    decoder=NetflowDecoder(keep_replies=True))
+    rows = batch.to_pylist()
     assert [r["outcome"] for r in rows] == [
         "rejected", "unknown", "accepted", "unknown", "unanswered", "unanswered", "unknown"]
+    assert stats.skipped_total == 0 and stats.events == 7 and not decoder.skipped_by_exporter
+
+
+def test_reply_flows_are_counted_not_stored_by_default():
+    """The target's RST and SYN-ACK flows are the probes' outcomes: stored, they would
+    make the target a source probing the scanner's ephemeral ports."""
+    batch, decoder, stats = _decode(v5_flows(REVERSE_FLOWS))
+    got = [(r["src"], r["dst"], r["sport"], r["dport"], r["outcome"]) for r in _rows(batch)]
+    assert got == [
+        (SCANNER, TARGET, 40000, 23, "rejected"),
+        (SCANNER, TARGET, 40001, 22, "accepted"),
+        (SCANNER, TARGET, 40002, 25, "unanswered"),
+        (SCANNER, TARGET, 40003, 80, "unanswered"),
+        (TARGET, SCANNER, 80, 40003, "unknown"),  # too late to be the reply: kept
+    ]
+    assert (stats.records, stats.events) == (7, 5)
+    assert stats.skipped == {REPLY_REASON: 2} and stats.examples == []
+    assert decoder.skipped_by_exporter == {"127.0.0.1": Counter({REPLY_REASON: 2})}
+    # strict mode: a reply flow is not an error
+    strict = ReadStats(strict=True)
+    assert _decode(v5_flows(REVERSE_FLOWS), stats=strict)[0].num_rows == 5
+    assert strict.skipped == {REPLY_REASON: 2}
+
+
+def test_probe_keeps_its_own_counters_and_replies_to_nothing_stay():
+    flows = [
+        (SCANNER, TARGET, 40000, 23, 0x02, 50_000, 2),  # SYN and its retry ...
+        (TARGET, SCANNER, 23, 40000, 0x14, 50_001, 3),  # ... RST-ACKs (not added to the probe)
+        # backscatter: SYN-ACK and RST-ACK flows that answer no request of the export
+        (ELSEWHERE, TARGET, 80, 51000, 0x12, 50_000), (ELSEWHERE, TARGET, 80, 51001, 0x14, 50_000),
+        (TARGET, SCANNER, 22, 40099, 0x12, 50_001),  # another port than any probe's
+        # a whole connection: the client's flow has ACK, so it is no probe to pair with
+        (SCANNER, TARGET, 40010, 443, 0x1B, 50_000, 5),
+        (TARGET, SCANNER, 443, 40010, 0x1B, 50_001, 4),
+    ]
+    batch, _, stats = _decode(v5_flows(flows))
+    rows = _rows(batch)
+    got = [(r["src"], r["sport"], r["dport"], r["packets"], r["bytes"], r["outcome"])
+           for r in rows]
+    assert got == [
+        (SCANNER, 40000, 23, 2, 80, "rejected"),
+        (ELSEWHERE, 80, 51000, 1, 40, "unknown"),
+        (ELSEWHERE, 80, 51001, 1, 40, "unknown"),
+        (TARGET, 22, 40099, 1, 40, "unknown"),
+        (SCANNER, 40010, 443, 5, 200, "established"),
+        (TARGET, 443, 40010, 4, 160, "established"),
+    ]
+    assert stats.skipped == {REPLY_REASON: 1}
 
 
 # --- generated traffic: vectorised decoding at volume -------------------------------------
@@ -589,6 +650,69 @@ def test_reader_ingests_into_the_store(pk, tmp_path):
     assert (again.status, stored) == ("unchanged", 44)
 
 
+def _port_sources(store) -> list[tuple]:
+    return store.con.execute(
+        """SELECT proto, port, records, sources FROM port_activity_daily WHERE sensor = '*'
+           ORDER BY proto, port""").fetchall()
+
+
+def test_reply_flows_stay_out_of_the_store_and_the_port_activity(tmp_path):
+    """Per-port activity: the probed ports with the scanner as their one source, the
+    backscatter's port; not the scanner's ephemeral ports with the target as source.
+    Stored once when ingested again, and a grown capture adds only its new probes."""
+    from portradar.ingest.pipeline import ingest_inputs
+    from portradar.store import Store
+
+    first = v5_flows([*REVERSE_FLOWS[:5], (ELSEWHERE, TARGET, 80, 51000, 0x12, 50_000)])
+    later = v5_flows([(SCANNER, TARGET, 40004, 21, 0x02, 60_000),
+                      (TARGET, SCANNER, 21, 40004, 0x14, 60_001)], seconds=1_700_000_010)
+    path = tmp_path / "exports.pcap"
+    path.write_bytes(pcap_file([udp_frame(first)]))
+    with Store.open(tmp_path / "s.duckdb") as store:
+        (result,) = ingest_inputs(store, [path], fmt="netflow")
+        assert (result.status, result.records, result.events) == ("ingested", 6, 4)
+        assert result.skipped == {REPLY_REASON: 2}
+        assert _port_sources(store) == [(6, 22, 1, 1), (6, 23, 1, 1), (6, 25, 1, 1),
+                                        (6, 51000, 1, 1)]
+        sources = store.con.execute(
+            "SELECT DISTINCT ip_text(src_hi, src_lo) FROM events ORDER BY 1").fetchall()
+        assert sources == [(SCANNER,), (ELSEWHERE,)]
+        (again,) = ingest_inputs(store, [path], fmt="netflow")
+        assert again.status == "unchanged"
+        assert store.con.execute("SELECT count(*) FROM events").fetchone()[0] == 4
+        # the capture grows: only the new datagram is read, its reply counted again
+        path.write_bytes(pcap_file([udp_frame(first), udp_frame(later)]))
+        (grown,) = ingest_inputs(store, [path], fmt="netflow")
+        assert (grown.status, grown.records, grown.events) == ("ingested", 2, 1)
+        assert grown.skipped == {REPLY_REASON: 1}
+        outcomes = store.con.execute(
+            "SELECT dport, outcome FROM events ORDER BY dport").fetchall()
+        assert outcomes == [(21, "rejected"), (22, "accepted"), (23, "rejected"),
+                            (25, "unanswered"), (51000, "unknown")]
+        assert store.con.execute("SELECT offset_bytes FROM inputs").fetchall() == [
+            (path.stat().st_size,)]
+    # keep_replies=True: the old rows, the ephemeral ports with the target as source
+    with Store.open(tmp_path / "k.duckdb") as store:
+        (kept,) = ingest_inputs(store, [path], fmt="netflow",
+                                reader_factory=lambda: NetflowReader(keep_replies=True))
+        assert (kept.records, kept.events, kept.skipped) == (8, 8, {})
+        assert _port_sources(store) == [
+            (6, 21, 1, 1), (6, 22, 1, 1), (6, 23, 1, 1), (6, 25, 1, 1), (6, 40000, 1, 1),
+            (6, 40001, 1, 1), (6, 40004, 1, 1), (6, 51000, 1, 1)]
+
+
+def test_strict_ingest_does_not_fail_on_reply_flows(tmp_path):
+    from portradar.ingest.pipeline import ingest_input
+    from portradar.store import Store
+
+    path = tmp_path / "exports.pcap"
+    path.write_bytes(pcap_file([udp_frame(v5_flows(REVERSE_FLOWS))]))
+    with Store.open(":memory:") as store:
+        result = ingest_input(store, path, fmt="netflow", options=ReadOptions(strict=True))
+        assert (result.status, result.events, result.skipped) == (
+            "ingested", 5, {REPLY_REASON: 2}), result.message
+
+
 # --- the UDP listener --------------------------------------------------------------------
 
 def wait_for(condition, seconds: float = 5.0) -> bool:
@@ -645,3 +769,27 @@ def test_listener_survives_callback_errors_and_bounds_its_queue(pk):
     assert counters["callback_errors"] == counters["batches"] >= 1
     assert isinstance(listener.last_error, RuntimeError)
     assert sum(listener.dropped.values()) == counters["dropped"]
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_listener_counts_reply_flows_as_skipped_not_malformed(keep):
+    batches: list[pa.RecordBatch] = []
+    with NetflowListener(batches.append, port=0, batch_seconds=0.1,
+                         keep_replies=keep) as listener:
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.sendto(v5_flows(REVERSE_FLOWS), listener.address)
+        sender.close()
+        assert wait_for(lambda: listener.counters()["records"] == 7
+                        and listener.decoder.pending_records == 0)
+    counters = listener.counters()
+    rows = _rows(pa.Table.from_batches(batches).combine_chunks().to_batches()[0])
+    assert not listener.malformed and listener.stats.examples == []
+    if keep:
+        assert (counters["events"], counters["skipped"]) == (7, 0)
+        assert [r["dport"] for r in rows] == [23, 40000, 22, 40001, 25, 80, 40003]
+    else:
+        assert (counters["events"], counters["skipped"]) == (5, 2)
+        assert listener.stats.skipped == {REPLY_REASON: 2}
+        assert [(r["dport"], r["outcome"]) for r in rows] == [
+            (23, "rejected"), (22, "accepted"), (25, "unanswered"), (80, "unanswered"),
+            (40003, "unknown")]

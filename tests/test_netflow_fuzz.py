@@ -17,11 +17,12 @@ import pytest
 from conftest import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_netflow_decoder import ELSEWHERE, REVERSE_FLOWS, TARGET, v5_flows
 
 from portradar.errors import FormatError, InputError
 from portradar.events.schema import validate_batch
 from portradar.ingest.netflow import NetflowReader
-from portradar.ingest.netflow_decoder import NetflowDecoder, decode_packets
+from portradar.ingest.netflow_decoder import REPLY_REASON, NetflowDecoder, decode_packets
 from portradar.ingest.reader import ReadOptions, ReadStats
 
 LIB = DATA / "formats" / "netflow-packets" / "tests" / "lib.py"
@@ -43,8 +44,8 @@ REAL = _packets()
 
 
 @st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(REAL)))
+def mutated(draw: st.DrawFn, pool: list[bytes] | None = None) -> bytes:
+    data = bytearray(draw(st.sampled_from(pool or REAL)))
     for _ in range(draw(st.integers(1, 5))):
         if not data:
             break
@@ -104,3 +105,29 @@ def test_reader_over_captured_garbage_never_raises(packets: list[bytes]):
             validate_batch(chunk.batch)
     except InputError as exc:  # a capture whose framing is broken is an input error
         pytest.fail(f"well-framed capture refused: {exc}")
+
+
+#: Probes and their replies (and a backscatter SYN-ACK) in one v5 packet, to mutate too.
+PAIRS = v5_flows([*REVERSE_FLOWS, (ELSEWHERE, TARGET, 80, 51000, 0x12, 50_000)])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(mutated(), mutated([PAIRS]), st.just(PAIRS)), min_size=1,
+                max_size=6))
+def test_dropped_reply_flows_are_the_only_difference(packets: list[bytes]):
+    """keep_replies=True returns exactly the flows the default counts as replies."""
+    def decode(keep: bool) -> tuple[int, ReadStats]:
+        stats = ReadStats()
+        decoder = NetflowDecoder(keep_replies=keep)
+        for template in REAL[:8]:
+            decoder.feed(template, "198.51.100.1", learn_only=True)
+        batch = decode_packets(packets, "198.51.100.1", decoder=decoder, stats=stats)
+        validate_batch(batch)
+        return batch.num_rows, stats
+
+    (kept, kept_stats), (plain, plain_stats) = decode(True), decode(False)
+    assert REPLY_REASON not in kept_stats.skipped
+    assert kept == plain + plain_stats.skipped[REPLY_REASON]
+    assert kept_stats.records == plain_stats.records
+    if PAIRS in packets:  # each unmutated copy's two replies, at least
+        assert plain_stats.skipped[REPLY_REASON] >= 2

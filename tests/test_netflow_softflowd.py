@@ -8,9 +8,12 @@ and exports to :class:`~portradar.ingest.netflow_listener.NetflowListener` on
 connect to a closed port (8081) and send UDP datagrams over IPv4 and IPv6 to a closed
 port (9999); the decoded flows must match what was sent.
 
-Three exporters watch the same traffic: v9 (``-v 9``), IPFIX with times relative to
-the exporter's start (``-v 10``: flowStartSysUpTime + systemInitTimeMilliseconds) and
-IPFIX with absolute times (``-v 10 -A milli``: flowStartMilliseconds).
+Four exporters watch the same traffic: v9 (``-v 9``), IPFIX with times relative to
+the exporter's start (``-v 10``: flowStartSysUpTime + systemInitTimeMilliseconds),
+IPFIX with absolute times (``-v 10 -A milli``: flowStartMilliseconds), and v9 again
+into a listener with ``keep_replies=True``.  By default the target's RST flow that
+refused a connection is its probe's outcome (``rejected``), counted and not an event;
+the kept one is an event of its own, as before.
 
 softflowd opens its capture with no read timeout; on kernels where the TPACKET_V3 ring
 then only hands over *full* blocks (seen on Linux 6.18), the test pushes bursts of
@@ -40,6 +43,7 @@ import pytest
 
 from portradar.events.addresses import format_addresses
 from portradar.events.schema import validate_batch
+from portradar.ingest.netflow_decoder import REPLY_REASON
 from portradar.ingest.netflow_listener import NetflowListener
 
 pytestmark = pytest.mark.netns
@@ -177,6 +181,7 @@ class Exporter:
     listener: NetflowListener | None = None
     proc: subprocess.Popen[bytes] | None = None
     ctl: str = ""
+    keep: bool = False  # the listener's keep_replies
 
 
 def softflowctl(ctl: str, command: str) -> str:
@@ -202,13 +207,14 @@ def wait_until(condition, seconds: float) -> bool:
 
 def test_softflowd_v9_and_ipfix_flows_match_the_traffic(lab: Lab, tmp_path: Path):
     exporters = [Exporter("v9", ["-v", "9"]), Exporter("ipfix", ["-v", "10"]),
-                 Exporter("ipfix-milli", ["-v", "10", "-A", "milli"])]
+                 Exporter("ipfix-milli", ["-v", "10", "-A", "milli"]),
+                 Exporter("v9-keep", ["-v", "9"], keep=True)]
     server = None
     try:
         for e in exporters:
             # one batch per exporter (handed over at stop), so every probe meets its reply
             e.listener = NetflowListener(e.batches.append, port=0, batch_records=1_000_000,
-                                         batch_seconds=3600).start()
+                                         batch_seconds=3600, keep_replies=e.keep).start()
             e.ctl = str(tmp_path / f"{e.name}.ctl")
             log = open(tmp_path / f"{e.name}.log", "wb")  # noqa: SIM115 - closed with the process
             e.proc = subprocess.Popen(
@@ -285,8 +291,11 @@ def check_flows(e: Exporter, sent: dict[str, list[int]], started: float,
     ours = [r for r in rows if r["src"] in NET4 + NET6 and r["sport"] != FILLER_SPORT
             and r["dport"] != 9]
     where = f"{e.name}: {e.listener.stats.examples}"
-    assert e.listener.stats.skipped_total == 0, where
+    # the refused connections' RST flows are counted (their probes' outcome), never an error
+    replies = {} if e.keep else {REPLY_REASON: REFUSED}
+    assert dict(e.listener.stats.skipped) == replies and not e.listener.stats.examples, where
     assert not e.listener.malformed, where
+    assert e.listener.counters()["records"] == len(rows) + REFUSED * (not e.keep), where
     notes = e.listener.decoder.notes
     assert not [k for k in notes if "export time" in k], (e.name, notes)  # real flow times
     assert notes["templates learnt"] >= 1, (e.name, notes)
@@ -306,9 +315,15 @@ def check_flows(e: Exporter, sent: dict[str, list[int]], started: float,
         assert probe["tcp_flags"] & 0x12 == 0x12 and probe["outcome"] == "established"
     for port in sent["refused"]:
         probe = one(src=a, dst=b, proto=6, sport=port, dport=CLOSED_PORT)
-        reply = one(src=b, dst=a, proto=6, sport=CLOSED_PORT, dport=port)
-        assert probe["tcp_flags"] == 0x02 and reply["tcp_flags"] & 0x04
+        assert probe["tcp_flags"] == 0x02
         assert probe["outcome"] == "rejected" and probe["packets"] == 1
+        # the target's RST is not a probe of the client's ephemeral port
+        replies_to = [r for r in ours if r["src"] == b and r["dport"] == port]
+        if e.keep:
+            (reply,) = replies_to
+            assert reply["tcp_flags"] & 0x04 and reply["outcome"] == "unknown", (e.name, reply)
+        else:
+            assert replies_to == [], (e.name, replies_to)
     udp4 = one(src=a, dst=b, proto=17, sport=UDP4_SPORT, dport=UDP_PORT)
     assert udp4["packets"] == UDP4_PACKETS and udp4["tcp_flags"] is None
     udp6 = one(src=NET6[0], dst=NET6[1], proto=17, sport=UDP6_SPORT, dport=UDP_PORT)

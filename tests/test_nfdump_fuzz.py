@@ -11,14 +11,15 @@ import io
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_nfdump_reader import CANNED
+from test_nfdump_reader import CANNED, REPLIES
 
 from portradar.errors import FormatError
 from portradar.events.schema import validate_batch
+from portradar.ingest.netflow_decoder import REPLY_REASON
 from portradar.ingest.nfdump import NfdumpReader
 from portradar.ingest.reader import ReadOptions, ReadStats
 
-LINES = [ln.encode() for ln in CANNED.splitlines() if ln.strip()]
+LINES = [ln.encode() for ln in (CANNED + REPLIES).splitlines() if ln.strip()]
 
 
 @st.composite
@@ -60,3 +61,20 @@ def test_tolerant_parse_never_raises(text: bytes):
 def test_strict_parse_raises_only_format_error(text: bytes):
     with contextlib.suppress(FormatError):  # the one error strict mode may raise
         _parse(text, strict=True)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(output())
+def test_dropped_reply_flows_are_the_only_difference(text: bytes):
+    """keep_replies=True stores exactly the flows the default counts as replies."""
+    def read(keep: bool) -> tuple[int, ReadStats]:
+        stats = ReadStats(source="fuzz.nfcapd")
+        reader = NfdumpReader(keep_replies=keep)
+        rows = sum(c.batch.num_rows
+                   for c in reader._parse(io.BytesIO(text), ReadOptions(), stats, 0))
+        return rows, stats
+
+    (kept, kept_stats), (plain, plain_stats) = read(True), read(False)
+    assert REPLY_REASON not in kept_stats.skipped
+    assert kept == plain + plain_stats.skipped[REPLY_REASON] == kept_stats.events
+    assert kept_stats.records == plain_stats.records and plain == plain_stats.events

@@ -22,6 +22,7 @@ import pytest
 from portradar.errors import InputError
 from portradar.events.addresses import format_addresses
 from portradar.events.schema import EVENT_SCHEMA, validate_batch
+from portradar.ingest.netflow_decoder import REPLY_REASON
 from portradar.ingest.nfdump import COLUMNS, NfdumpReader, flag_bits
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.ingest.sniff import sniff_format
@@ -84,11 +85,12 @@ def fake_nfdump(tmp_path, monkeypatch) -> Path:
     return script
 
 
-def read(data: bytes, start_line: int = 1, **options) -> tuple[list[dict], ReadStats, list]:
-    stats = ReadStats(source="test.nfcapd")
-    chunks = list(NfdumpReader().read(io.BytesIO(data), start_offset=0,
-                                      options=ReadOptions(**options), stats=stats,
-                                      start_line=start_line))
+def read(data: bytes, start_line: int = 1, reader: NfdumpReader | None = None,
+         strict: bool = False, **options) -> tuple[list[dict], ReadStats, list]:
+    stats = ReadStats(source="test.nfcapd", strict=strict)
+    chunks = list((reader or NfdumpReader()).read(io.BytesIO(data), start_offset=0,
+                                                  options=ReadOptions(**options), stats=stats,
+                                                  start_line=start_line))
     for chunk in chunks:
         validate_batch(chunk.batch)
     return rows_of([c.batch for c in chunks]), stats, chunks
@@ -116,6 +118,70 @@ def test_output_parsed_into_events(fake_nfdump):
 def test_resume_skips_the_records_already_stored(fake_nfdump):
     rows, _, _ = read(NFCAPD_HEAD, start_line=3, sensor="edge")
     assert [r["proto"] for r in rows] == [1, 6] and {r["sensor"] for r in rows} == {"edge"}
+
+
+#: Probes from 10.9.0.1 and what 10.9.0.2 answered, as nfcapd stores both directions.
+REPLIES = """\
+1700000000.000,6,10.9.0.1,10.9.0.2,40000,23,0,0,......S.,1,40,0,0,0.0.0.0
+1700000000.001,6,10.9.0.2,10.9.0.1,23,40000,0,0,...A.R..,1,40,0,0,0.0.0.0
+1700000000.000,6,10.9.0.1,10.9.0.2,40001,22,0,0,.....RS.,2,80,0,0,0.0.0.0
+1700000000.001,6,10.9.0.2,10.9.0.1,22,40001,0,0,...A..S.,3,132,0,0,0.0.0.0
+1700000000.000,6,10.9.0.1,10.9.0.2,40002,25,0,0,......S.,1,40,0,0,0.0.0.0
+1700000005.000,6,203.0.113.9,10.9.0.2,80,51000,0,0,...A..S.,1,40,0,0,0.0.0.0
+1700000005.000,6,203.0.113.9,10.9.0.2,80,51001,0,0,...A.R..,1,40,0,0,0.0.0.0
+"""
+
+
+def test_reply_flows_are_counted_not_stored(fake_nfdump):
+    (fake_nfdump.parent / "canned.txt").write_text(REPLIES)
+    rows, stats, _ = read(NFCAPD_HEAD)
+    got = [(r["src"], r["sport"], r["dport"], r["packets"], r["bytes"], r["outcome"])
+           for r in rows]
+    assert got == [
+        ("10.9.0.1", 40000, 23, 1, 40, "rejected"),
+        ("10.9.0.1", 40001, 22, 2, 80, "accepted"),  # the SYN-ACK's 3 packets not added
+        ("10.9.0.1", 40002, 25, 1, 40, "unanswered"),
+        ("203.0.113.9", 80, 51000, 1, 40, "unknown"),  # backscatter: answers no request here
+        ("203.0.113.9", 80, 51001, 1, 40, "unknown"),
+    ]
+    assert (stats.records, stats.events) == (7, 5)
+    assert stats.skipped == {REPLY_REASON: 2} and stats.examples == []
+    # strict mode: not an error
+    _, strict, _ = read(NFCAPD_HEAD, strict=True)
+    assert strict.skipped == {REPLY_REASON: 2} and strict.events == 5
+    # keep_replies=True: every flow record an event, the replies' outcome unknown
+    kept, stats, _ = read(NFCAPD_HEAD, reader=NfdumpReader(keep_replies=True))
+    assert [(r["src"], r["dport"], r["outcome"]) for r in kept] == [
+        ("10.9.0.1", 23, "rejected"), ("10.9.0.2", 40000, "unknown"),
+        ("10.9.0.1", 22, "accepted"), ("10.9.0.2", 40001, "unknown"),
+        ("10.9.0.1", 25, "unanswered"), ("203.0.113.9", 51000, "unknown"),
+        ("203.0.113.9", 51001, "unknown")]
+    assert stats.skipped_total == 0 and stats.events == 7
+    # a resumed read after the probe: its reply has nothing to pair with, and stays
+    rows, stats, _ = read(NFCAPD_HEAD, start_line=2)
+    assert [(r["src"], r["dport"], r["outcome"]) for r in rows][:2] == [
+        ("10.9.0.2", 40000, "unknown"), ("10.9.0.1", 22, "accepted")]
+    assert stats.skipped == {REPLY_REASON: 1}
+
+
+def test_reply_flows_stay_out_of_the_port_activity(fake_nfdump, tmp_path):
+    from portradar.ingest.pipeline import ingest_inputs
+    from portradar.store import Store
+
+    (fake_nfdump.parent / "canned.txt").write_text(REPLIES)
+    path = tmp_path / "nfcapd.202311142210"
+    path.write_bytes(NFCAPD_HEAD)
+    with Store.open(tmp_path / "s.duckdb") as store:
+        (result,) = ingest_inputs(store, [path])  # sniffed
+        assert (result.format, result.records, result.events) == ("nfdump", 7, 5)
+        assert result.skipped == {REPLY_REASON: 2}
+        (again,) = ingest_inputs(store, [path])
+        assert again.status == "unchanged"
+        assert store.con.execute("SELECT count(*) FROM events").fetchone()[0] == 5
+        ports = store.con.execute(
+            """SELECT proto, port, sources FROM port_activity_daily WHERE sensor = '*'
+               ORDER BY proto, port""").fetchall()
+    assert ports == [(6, 22, 1), (6, 23, 1), (6, 25, 1), (6, 51000, 1), (6, 51001, 1)]
 
 
 def test_nfdump_failure_is_an_input_error(fake_nfdump):
@@ -175,6 +241,12 @@ def test_nfpcapd_file_reads_back_as_the_flows_written(tmp_path):
     frames.append((t0 + 20, _frame("10.9.0.1", "10.9.0.2", 17,
                                    struct.pack("!HHHH", 5353, 53, 18, 0) + b"q" * 10)))
     frames.append((t0 + 21, _frame("2001:db8::1", "2001:db8::2", 6, _tcp(1234, 443, 0x02))))
+    # a probe of a closed port and its RST-ACK; a half-open probe, SYN-ACK, the prober's RST
+    frames += [(t0 + 30, _frame("10.9.0.1", "10.9.0.2", 6, _tcp(40010, 23, 0x02))),
+               (t0 + 30.001, _frame("10.9.0.2", "10.9.0.1", 6, _tcp(23, 40010, 0x14))),
+               (t0 + 31, _frame("10.9.0.1", "10.9.0.2", 6, _tcp(40011, 22, 0x02))),
+               (t0 + 31.001, _frame("10.9.0.2", "10.9.0.1", 6, _tcp(22, 40011, 0x12))),
+               (t0 + 31.002, _frame("10.9.0.1", "10.9.0.2", 6, _tcp(40011, 22, 0x04)))]
     pcap = tmp_path / "t.pcap"
     pcap.write_bytes(_pcap(frames))
     out = tmp_path / "flows"
@@ -186,8 +258,9 @@ def test_nfpcapd_file_reads_back_as_the_flows_written(tmp_path):
 
     with Store.open(":memory:") as store:
         result = ingest_input(store, files[0])  # the format is sniffed
-        assert (result.status, result.format, result.skipped_total) == ("ingested", "nfdump",
-                                                                         0), result.message
+        assert (result.status, result.format) == ("ingested", "nfdump"), result.message
+        # the two replies are their probes' outcomes, not events
+        assert (result.records, result.events, result.skipped) == (10, 8, {REPLY_REASON: 2})
         table = store.query("SELECT * FROM events ORDER BY ts")
     rows = rows_of(table.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA).to_batches())
     got = [(r["src"], r["dst"], r["proto"], r["sport"], r["dport"], r["tcp_flags"],
@@ -199,5 +272,7 @@ def test_nfpcapd_file_reads_back_as_the_flows_written(tmp_path):
         ("10.9.0.1", "10.9.0.3", 6, 41000, 80, 0x1B, 4, "established"),
         ("10.9.0.1", "10.9.0.2", 17, 5353, 53, None, 1, "unknown"),
         ("2001:db8::1", "2001:db8::2", 6, 1234, 443, 0x02, 1, "unanswered"),
+        ("10.9.0.1", "10.9.0.2", 6, 40010, 23, 0x02, 1, "rejected"),
+        ("10.9.0.1", "10.9.0.2", 6, 40011, 22, 0x06, 2, "accepted"),
     ]
     assert int(rows[0]["ts"].timestamp() * 1000) == int(t0 * 1000)  # millisecond precision

@@ -258,10 +258,18 @@ def udp_datagram(linktype: int, frame: bytes, stats: ReadStats,
 
 @register_reader
 class NetflowReader:
-    """NetFlow v1/v5/v9 and IPFIX export datagrams in a pcap/pcapng capture (--format netflow)."""
+    """NetFlow v1/v5/v9 and IPFIX export datagrams in a pcap/pcapng capture (--format netflow).
+
+    ``keep_replies=True`` stores the reply flows that decided a probe flow's outcome as
+    events too (by default they are counted, not stored: see
+    :class:`~portradar.ingest.netflow_decoder.NetflowDecoder`).
+    """
 
     name: ClassVar[str] = "netflow"
     unit: ClassVar[str] = "flows"
+
+    def __init__(self, *, keep_replies: bool = False) -> None:
+        self.keep_replies = keep_replies
 
     @classmethod
     def sniff(cls, head: bytes) -> float:
@@ -278,7 +286,7 @@ class NetflowReader:
         start_line: int = 1,
     ) -> Iterator[ReadChunk]:
         ports = frozenset(getattr(options, "flow_ports", None) or FLOW_PORTS)
-        decoder = NetflowDecoder(sensor=options.sensor)
+        decoder = NetflowDecoder(sensor=options.sensor, keep_replies=self.keep_replies)
         walker = _Walker()
         block = max(1 << 16, options.chunk_bytes)
         base = 0

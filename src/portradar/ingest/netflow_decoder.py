@@ -24,6 +24,11 @@ the template comes.  Options templates are learnt and their records counted in
 ``systemInitTimeMilliseconds`` (IE 160), which IPFIX exporters such as softflowd send so
 that ``flowStartSysUpTime`` (IE 22) can be put on the clock.
 
+A flow that answered a probe flow of the same batch (the target's SYN-ACK or RST flow,
+see :func:`reply_outcomes`) sets the probe's outcome and is not an event of its own:
+it is counted under :data:`REPLY_REASON` (``NetflowDecoder(keep_replies=True)`` keeps
+it, as before).
+
 >>> packet = bytes.fromhex(
 ...     "0005000100000064" "6553f100" "00000000" "00000001" "00000000"   # v5 header, 1 record
 ...     "c6336407" "c000020a" "00000000" "00010002" "00000001" "0000002c"  # 198.51.100.7 ->
@@ -127,6 +132,10 @@ BAD_TEMPLATE = "malformed template record"
 OVERRUN = "flow record overruns its set"
 NO_TEMPLATE = "data set before its template"
 NO_ADDRESSES = "flow record without IPv4/IPv6 addresses"
+#: How the reply flows that decided a probe flow's outcome are counted: not stored (the
+#: reply is the probe's outcome; as an event it would count the target as a source
+#: probing the scanner's ephemeral port) and never an error, not even in strict mode.
+REPLY_REASON = "reply flow to a probe in the export (stored as the probe's outcome)"
 
 
 class Session(NamedTuple):
@@ -437,7 +446,7 @@ REPLY_SKEW_US = 1_000_000
 def reply_outcomes(outcome: np.ndarray, ts: np.ndarray, src_hi: np.ndarray,
                    src_lo: np.ndarray, dst_hi: np.ndarray, dst_lo: np.ndarray,
                    sport: np.ndarray, dport: np.ndarray, proto: np.ndarray,
-                   flags: np.ndarray) -> np.ndarray:
+                   flags: np.ndarray, replies: np.ndarray | None = None) -> np.ndarray:
     """Refine the outcome of TCP probes whose reverse flow is in the same batch.
 
     NetFlow records are one-way, but an exporter that sees both directions (softflowd,
@@ -453,14 +462,25 @@ def reply_outcomes(outcome: np.ndarray, ts: np.ndarray, src_hi: np.ndarray,
     ``flags`` is -1 where unknown.  The join runs in Polars over the probes and replies
     only, so it costs nothing on batches without TCP handshakes.
 
+    ``replies`` (a boolean array, one per flow), when given, gets True for every flow
+    that was paired as the reply of a probe (the readers drop those: they are the
+    probe's outcome, not probes).  A reply-like flow that answers no probe of the batch
+    (backscatter, or a reply later than the window) stays False.
+
     >>> z = np.zeros(3, np.uint64)
     >>> a, b = np.full(3, 0xFFFF_0A00_0001, np.uint64), np.full(3, 0xFFFF_0A00_0002, np.uint64)
     >>> src_lo, dst_lo = np.array([a[0], b[0], a[0]]), np.array([b[0], a[0], b[0]])
+    >>> seen = np.zeros(3, np.bool_)
     >>> reply_outcomes(np.array([4, 0, 4]), np.array([0, 1000, 0]), z, src_lo, z, dst_lo,
     ...                np.array([40000, 22, 40001]), np.array([22, 40000, 22]),
-    ...                np.full(3, 6), np.array([0x02, 0x14, 0x02])).tolist()
+    ...                np.full(3, 6), np.array([0x02, 0x14, 0x02]), replies=seen).tolist()
     [2, 0, 4]
+    >>> seen.tolist()  # the RST flow answered the first probe
+    [False, True, False]
     """
+    if replies is not None and (replies.shape != (len(outcome),)
+                                or replies.dtype != np.bool_):
+        raise ValueError("replies must be a boolean array with one entry per flow")
     tcp = (proto == 6) & (flags >= 0)
     syn = (flags & 0x02) != 0
     ack = (flags & 0x10) != 0
@@ -476,18 +496,20 @@ def reply_outcomes(outcome: np.ndarray, ts: np.ndarray, src_hi: np.ndarray,
         "a_hi": src_hi[probe], "a_lo": src_lo[probe], "b_hi": dst_hi[probe],
         "b_lo": dst_lo[probe], "a_port": sport[probe], "b_port": dport[probe],
         "ts": ts[probe], "i": probe})
-    replies = pl.DataFrame({
+    backs = pl.DataFrame({
         "a_hi": dst_hi[reply], "a_lo": dst_lo[reply], "b_hi": src_hi[reply],
         "b_lo": src_lo[reply], "a_port": dport[reply], "b_port": sport[reply],
-        "ts_reply": ts[reply], "accepted": syn[reply]})
-    paired = (
-        probes.join(replies, on=keys, how="inner")
+        "ts_reply": ts[reply], "accepted": syn[reply], "j": reply})
+    matched = (
+        probes.join(backs, on=keys, how="inner")
         .filter((pl.col("ts_reply") >= pl.col("ts") - REPLY_SKEW_US)
                 & (pl.col("ts_reply") <= pl.col("ts") + REPLY_WINDOW_US))
-        .group_by("i").agg(pl.col("accepted").any())
     )
-    if paired.height == 0:
+    if matched.height == 0:
         return outcome
+    if replies is not None:
+        replies[matched["j"].to_numpy()] = True
+    paired = matched.group_by("i").agg(pl.col("accepted").any())
     out = outcome.copy()
     out[paired["i"].to_numpy()] = np.where(paired["accepted"].to_numpy(),
                                            int(Outcome.ACCEPTED), int(Outcome.REJECTED))
@@ -534,11 +556,20 @@ class NetflowDecoder:
     address.  Counters kept for the listener and the docs: :attr:`notes` (templates
     learnt, options records, flows timed by export time, ...) and
     :attr:`skipped_by_exporter` (skip reasons per exporter address).
+
+    ``keep_replies``: a flow paired by :func:`reply_outcomes` as the reply that decided
+    a probe flow's outcome (the target's SYN-ACK or RST flow) is, by default, counted
+    under :data:`REPLY_REASON` and not made an event, because as an event it would count
+    the target as a source probing the scanner's ephemeral port; ``keep_replies=True``
+    makes it an event too, outcome ``unknown`` (the pairing tests use it).  The probe
+    keeps its own ``packets`` and ``bytes``: the reply's are not added.
     """
 
-    def __init__(self, *, cache: TemplateCache | None = None, sensor: str | None = None) -> None:
+    def __init__(self, *, cache: TemplateCache | None = None, sensor: str | None = None,
+                 keep_replies: bool = False) -> None:
         self.cache = cache if cache is not None else TemplateCache()
         self.sensor = sensor
+        self.keep_replies = keep_replies
         self.notes: Counter[str] = Counter()
         self.skipped_by_exporter: dict[str, Counter[str]] = {}
         self._exporters: list[str] = []
@@ -758,7 +789,11 @@ class NetflowDecoder:
 
     # --- taking -----------------------------------------------------------------------
     def take(self, stats: ReadStats | None = None) -> pa.RecordBatch:
-        """Every queued flow record as one event batch, in wire order; empties the queue."""
+        """Every queued flow record as one event batch, in wire order; empties the queue.
+
+        Reply flows paired with a probe of the batch are counted in ``stats`` under
+        :data:`REPLY_REASON` rather than returned (unless ``keep_replies``).
+        """
         stats = stats if stats is not None else ReadStats()
         parts: list[_Columns] = []
         for version, queue in self._legacy.items():
@@ -774,7 +809,7 @@ class NetflowDecoder:
         self._records = 0
         if not parts:
             return empty_batch()
-        return self._batch(parts)
+        return self._batch(parts, stats)
 
     def finish(self, stats: ReadStats | None = None) -> None:
         """Count the data sets still waiting for a template as skipped (end of input)."""
@@ -914,12 +949,30 @@ class NetflowDecoder:
             self.notes["IPFIX flows timed by the export time (no systemInitTime yet)"] += unknown
         return np.where(versions == V9, v9_ms, ipfix_ms) * 1000
 
-    def _batch(self, parts: list[_Columns]) -> pa.RecordBatch:
+    def _batch(self, parts: list[_Columns], stats: ReadStats) -> pa.RecordBatch:
         cols = {k: np.concatenate([getattr(p, k) for p in parts]) for k in vars(parts[0])}
         order = np.argsort(cols["seq"], kind="stable")
         if not np.array_equal(order, np.arange(len(order))):
             cols = {k: v[order] for k, v in cols.items()}
         n = len(order)
+        flags = cols["tcp_flags"]
+        replies = None if self.keep_replies else np.zeros(n, np.bool_)
+        outcome = reply_outcomes(
+            outcome_for_flags(cols["proto"], np.where(flags < 0, 0, flags)), cols["ts"],
+            cols["src_hi"], cols["src_lo"], cols["dst_hi"], cols["dst_lo"], cols["sport"],
+            cols["dport"], cols["proto"], flags.astype(np.int64), replies=replies)
+        if replies is not None and (n_replies := int(np.count_nonzero(replies))):
+            # the target's reply flows are the probes' outcomes, not probes of their own
+            per_exporter = np.bincount(cols["exporter"][replies],
+                                       minlength=len(self._exporters))
+            for e in np.flatnonzero(per_exporter):
+                self.skipped_by_exporter.setdefault(
+                    self._exporters[e], Counter())[REPLY_REASON] += int(per_exporter[e])
+            stats.skipped[REPLY_REASON] += n_replies  # counted, never an error
+            keep = np.flatnonzero(~replies)
+            cols = {k: v[keep] for k, v in cols.items()}
+            outcome = outcome[keep]
+            n = len(keep)
         if self.sensor is not None:
             sensor: Any = self.sensor
         else:
@@ -927,10 +980,6 @@ class NetflowDecoder:
                 pa.array(cols["exporter"], pa.int32()), pa.array(self._exporters, pa.string()))
         proto = cols["proto"]
         flags = cols["tcp_flags"]
-        outcome = reply_outcomes(
-            outcome_for_flags(proto, np.where(flags < 0, 0, flags)), cols["ts"],
-            cols["src_hi"], cols["src_lo"], cols["dst_hi"], cols["dst_lo"], cols["sport"],
-            cols["dport"], proto, flags.astype(np.int64))
         return make_batch({
             "ts": cols["ts"],
             "sensor": sensor,

@@ -47,7 +47,7 @@ from types import TracebackType
 
 import pyarrow as pa
 
-from portradar.ingest.netflow_decoder import NO_TEMPLATE, NetflowDecoder
+from portradar.ingest.netflow_decoder import NO_TEMPLATE, REPLY_REASON, NetflowDecoder
 from portradar.ingest.reader import ReadStats
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,19 @@ class NetflowListener:
     """Receive NetFlow v1/v5/v9/IPFIX on UDP and hand event batches to ``on_batch``.
 
     ``port=0`` binds an ephemeral port (see :attr:`address`).  ``sensor`` names every
-    event; by default each is named for its exporter's address.  Use as a context
-    manager, or call :meth:`start` and :meth:`stop`.
+    event; by default each is named for its exporter's address.  A reply flow that
+    decided a probe flow's outcome within a batch is counted in :attr:`stats` (skip
+    reason :data:`~portradar.ingest.netflow_decoder.REPLY_REASON`), not handed over;
+    ``keep_replies=True`` hands it over too (ignored when ``decoder`` is given: that
+    decoder's own setting applies).  Use as a context manager, or call :meth:`start`
+    and :meth:`stop`.
     """
 
     def __init__(self, on_batch: BatchCallback, *, host: str = "127.0.0.1",
                  port: int = DEFAULT_PORT, batch_records: int = BATCH_RECORDS,
                  batch_seconds: float = BATCH_SECONDS, queue_packets: int = QUEUE_PACKETS,
                  sensor: str | None = None, receive_buffer: int = RECEIVE_BUFFER,
-                 decoder: NetflowDecoder | None = None) -> None:
+                 decoder: NetflowDecoder | None = None, keep_replies: bool = False) -> None:
         if batch_records < 1 or batch_seconds <= 0 or queue_packets < 1:
             raise ValueError("batch_records, batch_seconds and queue_packets must be positive")
         self.on_batch = on_batch
@@ -96,11 +100,13 @@ class NetflowListener:
         self.batch_records = batch_records
         self.batch_seconds = batch_seconds
         self.receive_buffer = receive_buffer
-        self.decoder = decoder if decoder is not None else NetflowDecoder(sensor=sensor)
+        self.decoder = decoder if decoder is not None else NetflowDecoder(
+            sensor=sensor, keep_replies=keep_replies)
         #: Skip reasons and examples of everything received (never strict).
         self.stats = ReadStats(source=f"udp://{host}:{port}")
         #: Datagrams per exporter address that were malformed (a data set waiting for its
-        #: template is not malformed; those are in ``decoder.skipped_by_exporter``).
+        #: template, or a reply flow counted as its probe's outcome, is not malformed;
+        #: those are in ``decoder.skipped_by_exporter``).
         self.malformed: Counter[str] = Counter()
         #: Datagrams per exporter address dropped because the queue was full.
         self.dropped: Counter[str] = Counter()
@@ -217,7 +223,8 @@ class NetflowListener:
         reasons = self.decoder.skipped_by_exporter.get(host)
         if not reasons:
             return 0
-        return sum(n for reason, n in reasons.items() if reason != NO_TEMPLATE)
+        return sum(n for reason, n in reasons.items()
+                   if reason not in (NO_TEMPLATE, REPLY_REASON))
 
     def _decode(self, data: bytes, host: str, port: int) -> None:
         before = self._malformed_count(host)

@@ -17,7 +17,10 @@ with pyarrow's streaming reader, one batch at a time, with columns converted per
 Each flow record is one event, with the outcome rules of the NetFlow decoder
 (:func:`~portradar.ingest.netflow_decoder.outcome_for_flags`, then
 :func:`~portradar.ingest.netflow_decoder.reply_outcomes` within each batch of
-:data:`BLOCK_BYTES` of nfdump's output).  The sensor is
+:data:`BLOCK_BYTES` of nfdump's output), except the reply flows that decided a probe's
+outcome: those are counted under
+:data:`~portradar.ingest.netflow_decoder.REPLY_REASON` and not stored (never an error;
+``NfdumpReader(keep_replies=True)`` stores them too).  The sensor is
 ``--sensor``, else the exporter's address nfcapd stored (``%ra``), else ``default``
 (nfpcapd, which builds flows from a capture, stores none).
 
@@ -51,7 +54,12 @@ import pyarrow.csv as pacsv
 from portradar.errors import InputError
 from portradar.events.addresses import address_key
 from portradar.events.schema import PROTO_NUMBERS, empty_batch, make_batch
-from portradar.ingest.netflow_decoder import PORT_PROTOCOLS, outcome_for_flags, reply_outcomes
+from portradar.ingest.netflow_decoder import (
+    PORT_PROTOCOLS,
+    REPLY_REASON,
+    outcome_for_flags,
+    reply_outcomes,
+)
 from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 
@@ -98,11 +106,22 @@ def flag_bits(text: str) -> int | None:
 
 @register_reader
 class NfdumpReader:
-    """nfdump collector (nfcapd) files, read through the nfdump program (sniffed)."""
+    """nfdump collector (nfcapd) files, read through the nfdump program (sniffed).
+
+    ``keep_replies``: a reply flow that decided a probe flow's outcome (the target's
+    SYN-ACK or RST flow) is, by default, counted under
+    :data:`~portradar.ingest.netflow_decoder.REPLY_REASON` and not stored, because as
+    an event it would count the target as a source probing the scanner's ephemeral
+    port; ``keep_replies=True`` stores it too, outcome ``unknown``.  The probe keeps its
+    own packets and bytes.
+    """
 
     name: ClassVar[str] = "nfdump"
     unit: ClassVar[str] = "flows"
     program: ClassVar[str] = "nfdump"
+
+    def __init__(self, *, keep_replies: bool = False) -> None:
+        self.keep_replies = keep_replies
 
     @classmethod
     def sniff(cls, head: bytes) -> float:
@@ -227,21 +246,29 @@ class NfdumpReader:
                        detail=", ".join(str(raw.column(c)[int(bad[0])]) for c in COLUMNS[:4]))
         keep = np.flatnonzero(ok)
         proto_k = proto[keep].astype(np.uint8)
-        has_ports = np.isin(proto_k, PORT_PROTOCOLS)
-        icmp = (proto_k == 1) | (proto_k == 58)
         flags = _flags(col["flags"])[keep]
         flags = np.where(proto_k == 6, flags, -1)
+        ts = _np_float(ts_ms)[keep].astype(np.int64) * 1000
+        sport, dport = _ints(col["sport"])[keep], _ints(col["dport"])[keep]
+        replies = None if self.keep_replies else np.zeros(len(keep), np.bool_)
+        outcome = reply_outcomes(
+            outcome_for_flags(proto_k, np.where(flags < 0, 0, flags)), ts, src_hi[keep],
+            src_lo[keep], dst_hi[keep], dst_lo[keep], sport, dport, proto_k, flags,
+            replies=replies)
+        if replies is not None and (n_replies := int(np.count_nonzero(replies))):
+            # the target's reply flows are the probes' outcomes, not probes of their own
+            stats.skipped[REPLY_REASON] += n_replies  # counted, never an error
+            sel = np.flatnonzero(~replies)
+            keep, proto_k, flags, ts = keep[sel], proto_k[sel], flags[sel], ts[sel]
+            sport, dport, outcome = sport[sel], dport[sel], outcome[sel]
+        has_ports = np.isin(proto_k, PORT_PROTOCOLS)
+        icmp = (proto_k == 1) | (proto_k == 58)
         exporters = col["exporter"].take(pa.array(keep))
         if options.sensor:
             sensor: object = options.sensor
         else:
             sensor = pc.if_else(pc.is_in(exporters, pa.array(NO_EXPORTER)), "default", exporters)
         packets = _ints(col["packets"])[keep]
-        ts = _np_float(ts_ms)[keep].astype(np.int64) * 1000
-        sport, dport = _ints(col["sport"])[keep], _ints(col["dport"])[keep]
-        outcome = reply_outcomes(
-            outcome_for_flags(proto_k, np.where(flags < 0, 0, flags)), ts, src_hi[keep],
-            src_lo[keep], dst_hi[keep], dst_lo[keep], sport, dport, proto_k, flags)
         return make_batch({
             "ts": ts,
             "sensor": sensor,
