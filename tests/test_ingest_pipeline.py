@@ -119,6 +119,26 @@ def test_crash_mid_ingest_keeps_committed_chunks_and_resumes(store, tmp_path, mo
     assert count(store) == 3000
 
 
+def test_ledger_counts_every_safe_point_before_a_commit(store, tmp_path):
+    """Many read chunks (each a safe point) go into one commit: the ledger's records and
+    events are the whole file's, not the last chunk's (it held 1,190,720 of 5,000,000)."""
+    lines = log_lines(3000)
+    lines[1000] = "Nov 20 10:00:00 fw0 kernel: [UFW BLOCK] IN=eth0 SRC=bogus\n"
+    path = tmp_path / "fw.log"
+    path.write_text("".join(lines))
+    opts = ReadOptions(tz="UTC", reference_time=OPTS.reference_time, chunk_bytes=1 << 14)
+    result = ingest_input(store, path, options=opts)
+    assert (result.records, result.events, result.skipped_total) == (3000, 2999, 1)
+    ledger = store.con.execute("SELECT records, events, skipped FROM inputs").fetchall()
+    assert ledger == [(3000, 2999, 1)]
+    with path.open("a") as f:
+        f.write("".join(log_lines(700, seed=2)))
+    assert ingest_input(store, path, options=opts).events == 700
+    ledger = store.con.execute("SELECT records, events, skipped FROM inputs").fetchall()
+    assert ledger == [(3700, 3699, 1)]
+    assert count(store) == 3699
+
+
 def test_crash_before_the_first_commit_leaves_nothing(store, tmp_path, monkeypatch):
     """With the default commit size, small chunks are committed together: all or none."""
     path = tmp_path / "fw.log"

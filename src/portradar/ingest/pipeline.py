@@ -299,7 +299,7 @@ def _run(store: Store, reader: object, opened: OpenedInput, head: bytes, options
     records_done = 0
     buffered: list[pa.RecordBatch] = []  # read, not yet inserted
     buffered_rows = 0
-    counts = [0, 0, 0]  # records, events, skipped since the last recorded safe point
+    counts = [0, 0, 0]  # records, events, skipped since the last safe point
     safe: tuple[int, ReadChunk, list[int]] | None = None  # buffered up to a safe point
     days = _DayRefresher(store) if ACTIVITY_DURING_INGEST and not options.strict else None
 
@@ -339,7 +339,9 @@ def _run(store: Store, reader: object, opened: OpenedInput, head: bytes, options
             counts[2] += chunk.skipped
             records_done += chunk.records
             if chunk.offset is not None:
-                safe = (len(buffered), chunk, counts)
+                if safe is not None:  # an earlier safe point, not recorded: its counts
+                    counts = [a + b for a, b in zip(safe[2], counts, strict=True)]
+                safe = (len(buffered), chunk, counts)  # records, events, skipped to here
                 counts = [0, 0, 0]
                 if buffered_rows >= COMMIT_EVENTS:
                     flush(len(buffered), commit=not options.strict)
