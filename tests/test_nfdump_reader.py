@@ -120,6 +120,16 @@ def test_resume_skips_the_records_already_stored(fake_nfdump):
     assert [r["proto"] for r in rows] == [1, 6] and {r["sensor"] for r in rows} == {"edge"}
 
 
+def test_resumed_read_names_the_right_line_of_a_bad_flow(fake_nfdump):
+    lines = CANNED.splitlines(keepends=True)[:4]
+    lines[3] = lines[3].replace("2001:db8::2", "not-an-address")
+    (fake_nfdump.parent / "canned.txt").write_text("".join(lines))
+    for start in (1, 3):  # whole, then resumed after the first two flows
+        _, stats, _ = read(NFCAPD_HEAD, start_line=start)
+        assert stats.skipped == {"nfdump output line not understood": 1}
+        assert stats.examples[0].startswith("test.nfcapd:4: "), stats.examples
+
+
 #: Probes from 10.9.0.1 and what 10.9.0.2 answered, as nfcapd stores both directions.
 REPLIES = """\
 1700000000.000,6,10.9.0.1,10.9.0.2,40000,23,0,0,......S.,1,40,0,0,0.0.0.0

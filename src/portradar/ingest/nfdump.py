@@ -203,8 +203,9 @@ class NfdumpReader:
             self._report_bad_rows(bad_rows, stats)
             if line <= already:
                 continue
-            if first < already:
+            if first < already:  # the batch's first lines were stored by an earlier run
                 batch = batch.slice(already - first)
+                first = already
             stats.records += batch.num_rows
             events = self.parse_batch(batch, options, stats, first_line=first + 1)
             stats.events += events.num_rows
