@@ -161,3 +161,44 @@ path = "{tmp_path / 'alerts.jsonl'}"
         smtp.stop()
         hook.shutdown()
         bad.shutdown()
+
+
+def test_netflow_input_counts_records_and_reply_flows(tmp_path: Path) -> None:
+    """A NetFlow input's records are the flow records received, not the events stored: a
+    reply flow that decided its probe's outcome is counted as skipped (with its reason),
+    and stays so across a restart."""
+    from test_netflow_decoder import REVERSE_FLOWS, v5_flows
+
+    from portradar.ingest.netflow_decoder import REPLY_REASON
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cfg = WatchConfig.from_text(f"""
+[watch]
+detect_seconds = 0
+scanners = false
+[[input]]
+type = "netflow"
+name = "flows"
+port = {port}
+""")
+    datagram = v5_flows(REVERSE_FLOWS)
+    with Store.open(tmp_path / "w.duckdb") as store:
+        for run in (1, 2):
+            svc = WatchService(store, cfg)
+            try:
+                flows = svc.inputs[0]
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+                    out.sendto(datagram, ("127.0.0.1", port))
+                _run_until(svc, lambda flows=flows, run=run: flows.events == 5 * run)
+                assert (flows.records, flows.events, flows.skipped) == (7 * run, 5 * run,
+                                                                        2 * run)
+                assert flows.stats.skipped == {REPLY_REASON: 2}  # this run's listener
+            finally:
+                svc.close()
+            row = store.con.execute("SELECT records, events, skipped FROM watch_positions "
+                                    "WHERE input = 'flows'").fetchone()
+            assert row == (7 * run, 5 * run, 2 * run)
+            stored = store.con.execute("SELECT count(*) FROM event_rows").fetchone()
+            assert stored == (5 * run,)  # the same flows again: another export, stored again

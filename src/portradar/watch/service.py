@@ -119,6 +119,7 @@ class InputState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_event_ts: float = 0.0
     last_arrival: float = 0.0
+    seen: tuple[int, int] = (0, 0)  # a NetFlow listener's records and skipped so far
 
 
 def _cursor_store(store: Store) -> Store:
@@ -264,6 +265,7 @@ class WatchService:
                 keep, host=str(opts.get("host", "127.0.0.1")),
                 port=int(opts.get("port", DEFAULT_PORT)),
                 batch_seconds=min(1.0, self.config.batch_seconds)).start()
+            state.stats = state.listener.stats  # skip reasons: reply flows, bad datagrams
         return state
 
     def _parse(self, state: InputState, data: bytes) -> pa.RecordBatch:
@@ -294,8 +296,13 @@ class WatchService:
             return ([batch] if batch.num_rows else []), None
         with state.lock:
             flows, state.flows = state.flows, []
-        for b in flows:
-            state.records += b.num_rows
+        # flow records read, not events: a reply flow that decided a probe's outcome,
+        # or a record of a malformed datagram, is counted and skipped by the listener
+        counts = state.listener.counters()
+        records, skipped = counts["records"], counts["skipped"]
+        state.records += records - state.seen[0]
+        state.skipped += skipped - state.seen[1]
+        state.seen = (records, skipped)
         return flows, None
 
     # -- one round --------------------------------------------------------------------
