@@ -80,7 +80,9 @@ def _flat(*items: bytes | list[bytes]) -> list[bytes]:
 
 def _decode(*items: bytes | list[bytes], decoder: NetflowDecoder | None = None,
             stats: ReadStats | None = None) -> tuple[pa.RecordBatch, NetflowDecoder, ReadStats]:
-    decoder = decoder or NetflowDecoder()
+    # every record decoded: these tests check the decoding; the pairing of replies
+    # (dropped by default) has its own tests below
+    decoder = decoder or NetflowDecoder(keep_replies=True)
     stats = stats or ReadStats()
     batch = decode_packets(_flat(*items), decoder=decoder, stats=stats)
     validate_batch(batch)
@@ -171,7 +173,8 @@ def test_v9_template_packet(pk):
     assert (rows[0]["proto"], rows[0]["sport"], rows[0]["src"]) == (6, 80, "127.0.0.1")
     assert (rows[-1]["proto"], rows[-1]["dport"]) == (17, 53)
     assert rows[0]["tcp_flags"] == 0x1B and rows[0]["outcome"] == "established"
-    assert rows[-1]["tcp_flags"] is None and rows[-1]["outcome"] == "unknown"
+    # the DNS query: its answer is in the export, so something listens
+    assert rows[-1]["tcp_flags"] is None and rows[-1]["outcome"] == "accepted"
 
 
 def test_v9_templates_after_data_in_one_packet(pk):
@@ -481,7 +484,7 @@ def test_reverse_flows_tell_rejected_and_accepted_probes_apart():
 def test_reply_flows_are_counted_not_stored_by_default():
     """The target's RST and SYN-ACK flows are the probes' outcomes: stored, they would
     make the target a source probing the scanner's ephemeral ports."""
-    batch, decoder, stats = _decode(v5_flows(REVERSE_FLOWS))
+    batch, decoder, stats = _decode(v5_flows(REVERSE_FLOWS), decoder=NetflowDecoder())
     got = [(r["src"], r["dst"], r["sport"], r["dport"], r["outcome"]) for r in _rows(batch)]
     assert got == [
         (SCANNER, TARGET, 40000, 23, "rejected"),
@@ -495,7 +498,8 @@ def test_reply_flows_are_counted_not_stored_by_default():
     assert decoder.skipped_by_exporter == {"127.0.0.1": Counter({REPLY_REASON: 2})}
     # strict mode: a reply flow is not an error
     strict = ReadStats(strict=True)
-    assert _decode(v5_flows(REVERSE_FLOWS), stats=strict)[0].num_rows == 5
+    assert _decode(v5_flows(REVERSE_FLOWS), stats=strict,
+                   decoder=NetflowDecoder())[0].num_rows == 5
     assert strict.skipped == {REPLY_REASON: 2}
 
 
@@ -506,11 +510,12 @@ def test_probe_keeps_its_own_counters_and_replies_to_nothing_stay():
         # backscatter: SYN-ACK and RST-ACK flows that answer no request of the export
         (ELSEWHERE, TARGET, 80, 51000, 0x12, 50_000), (ELSEWHERE, TARGET, 80, 51001, 0x14, 50_000),
         (TARGET, SCANNER, 22, 40099, 0x12, 50_001),  # another port than any probe's
-        # a whole connection: the client's flow has ACK, so it is no probe to pair with
+        # a whole connection: the client's flow has ACK, so it is no probe; the server's
+        # flow is the conversation's reply (the client started it): counted, not stored
         (SCANNER, TARGET, 40010, 443, 0x1B, 50_000, 5),
         (TARGET, SCANNER, 443, 40010, 0x1B, 50_001, 4),
     ]
-    batch, _, stats = _decode(v5_flows(flows))
+    batch, _, stats = _decode(v5_flows(flows), decoder=NetflowDecoder())
     rows = _rows(batch)
     got = [(r["src"], r["sport"], r["dport"], r["packets"], r["bytes"], r["outcome"])
            for r in rows]
@@ -520,7 +525,94 @@ def test_probe_keeps_its_own_counters_and_replies_to_nothing_stay():
         (ELSEWHERE, 80, 51001, 1, 40, "unknown"),
         (TARGET, 22, 40099, 1, 40, "unknown"),
         (SCANNER, 40010, 443, 5, 200, "established"),
-        (TARGET, 443, 40010, 4, 160, "established"),
+    ]
+    assert stats.skipped == {REPLY_REASON: 2}
+
+
+def v5_any(flows: list[tuple[Any, ...]], uptime: int = 100_000,
+           seconds: int = 1_700_000_000) -> bytes:
+    """One v5 packet of flows ``(src, dst, proto, sport, dport, first_ms, packets[,
+    tcp_flags])``; an ICMP flow's ``dport`` is ``type * 256 + code``, as v5 exports it."""
+    out = struct.pack("!HHIIIIBBH", 5, len(flows), uptime, seconds, 0, 0, 0, 0, 0)
+    for src, dst, proto, sport, dport, first, packets, *flags in flows:
+        out += socket.inet_aton(src) + socket.inet_aton(dst) + bytes(8)
+        out += struct.pack("!IIIIHHBBBBHHBBH", packets, 40 * packets, first, first, sport,
+                           dport, 0, flags[0] if flags else 0, proto, 0, 0, 0, 0, 0, 0)
+    return out
+
+
+CLIENT, RESOLVER, ROUTER = "192.0.2.20", "198.51.100.53", "192.0.2.1"
+
+
+def _outcomes(flows: list[tuple[Any, ...]]) -> tuple[list[tuple], ReadStats]:
+    batch, _, stats = _decode(v5_any(flows), decoder=NetflowDecoder())
+    return [(r["src"], r["proto"], r["sport"], r["dport"], r["icmp_type"], r["outcome"])
+            for r in _rows(batch)], stats
+
+
+def test_udp_conversation_answer_is_the_starters_outcome():
+    got, stats = _outcomes([
+        (RESOLVER, CLIENT, 17, 53, 5353, 50_000, 1),  # the answer, listed first, same ms
+        (CLIENT, RESOLVER, 17, 5353, 53, 50_000, 1),  # the query: sent to the service port
+        (CLIENT, RESOLVER, 17, 5354, 53, 50_000, 1),  # a query nobody answered
+        (CLIENT, RESOLVER, 17, 5355, 53, 10_000, 1),
+        (RESOLVER, CLIENT, 17, 53, 5355, 80_000, 1),  # 70 s later: not its answer
+        (SCANNER, TARGET, 17, 40000, 161, 50_000, 1),  # one way only
+    ])
+    assert got == [
+        (CLIENT, 17, 5353, 53, None, "accepted"),
+        (CLIENT, 17, 5354, 53, None, "unknown"),
+        (CLIENT, 17, 5355, 53, None, "unknown"),
+        (RESOLVER, 17, 53, 5355, None, "unknown"),
+        (SCANNER, 17, 40000, 161, None, "unknown"),
+    ]
+    assert stats.skipped == {REPLY_REASON: 1}
+
+
+def test_port_unreachables_reject_the_udp_probes_they_answer():
+    probes = [(SCANNER, TARGET, 17, 40000, 161, 50_000, 1),
+              (SCANNER, TARGET, 17, 40000, 1900, 50_100, 1),
+              (SCANNER, ELSEWHERE, 17, 40000, 161, 50_000, 1)]
+    # the target's two port unreachables, aggregated into one flow of 2 packets
+    got, stats = _outcomes([*probes, (TARGET, SCANNER, 1, 0, 3 * 256 + 3, 50_001, 2)])
+    assert got == [
+        (SCANNER, 17, 40000, 161, None, "rejected"),
+        (SCANNER, 17, 40000, 1900, None, "rejected"),
+        (SCANNER, 17, 40000, 161, None, "unknown"),  # ELSEWHERE sent nothing back
+    ]
+    assert stats.skipped == {REPLY_REASON: 1}
+    # one error for two probes: which one got it cannot be told; the error is still a reply
+    got, stats = _outcomes([*probes, (TARGET, SCANNER, 1, 0, 3 * 256 + 3, 50_001, 1)])
+    assert [g[-1] for g in got] == ["unknown", "unknown", "unknown"]
+    assert stats.skipped == {REPLY_REASON: 1}
+    # from a router on the path, or "fragmentation needed": not an answer, stays an event
+    got, stats = _outcomes([*probes, (ROUTER, SCANNER, 1, 0, 3 * 256 + 1, 50_001, 2),
+                            (TARGET, SCANNER, 1, 0, 3 * 256 + 4, 50_001, 2)])
+    assert [(g[0], g[4], g[5]) for g in got[3:]] == [(ROUTER, 3, "unknown"),
+                                                     (TARGET, 3, "unknown")]
+    assert [g[-1] for g in got[:3]] == ["unknown", "unknown", "unknown"]
+    assert stats.skipped == {}
+
+
+def test_port_unreachable_rejects_an_unanswered_syn():
+    """A firewall's REJECT with icmp-port-unreachable (iptables' default) answers a SYN."""
+    got, stats = _outcomes([(SCANNER, TARGET, 6, 40000, 23, 50_000, 1, 0x02),
+                            (TARGET, SCANNER, 1, 0, 3 * 256 + 3, 50_001, 1)])
+    assert got == [(SCANNER, 6, 40000, 23, None, "rejected")]
+    assert stats.skipped == {REPLY_REASON: 1}
+
+
+def test_echo_reply_is_the_requests_outcome():
+    got, stats = _outcomes([
+        (SCANNER, TARGET, 1, 0, 8 * 256, 50_000, 3),
+        (TARGET, SCANNER, 1, 0, 0, 50_001, 3),
+        (SCANNER, ELSEWHERE, 1, 0, 8 * 256, 50_000, 1),  # no reply
+        (ELSEWHERE, CLIENT, 1, 0, 0, 50_000, 1),  # a reply to nothing here: kept
+    ])
+    assert got == [
+        (SCANNER, 1, None, None, 8, "accepted"),
+        (SCANNER, 1, None, None, 8, "unknown"),
+        (ELSEWHERE, 1, None, None, 0, "unknown"),
     ]
     assert stats.skipped == {REPLY_REASON: 1}
 
@@ -593,10 +685,13 @@ def pcapng_file(frames: list[bytes]) -> bytes:
     return out
 
 
-def read_all(data: bytes, start_offset: int = 0, **options) -> tuple[pa.Table, ReadStats, list]:
+def read_all(data: bytes, start_offset: int = 0, keep_replies: bool = True,
+             **options) -> tuple[pa.Table, ReadStats, list]:
+    """Every flow record as an event by default: the reader's walk is what is tested."""
     stats = ReadStats()
-    chunks = list(NetflowReader().read(io.BytesIO(data), start_offset=start_offset,
-                                       options=ReadOptions(**options), stats=stats))
+    chunks = list(NetflowReader(keep_replies=keep_replies).read(
+        io.BytesIO(data), start_offset=start_offset, options=ReadOptions(**options),
+        stats=stats))
     table = pa.Table.from_batches([c.batch for c in chunks], schema=EVENT_SCHEMA)
     return table, stats, chunks
 
@@ -646,8 +741,12 @@ def test_reader_ingests_into_the_store(pk, tmp_path):
         first = ingest_input(store, path, fmt="netflow")
         again = ingest_input(store, path, fmt="netflow")
         stored = store.con.execute("SELECT count(*) FROM events").fetchone()[0]
-    assert (first.status, first.events, first.unit) == ("ingested", 44, "flows")
-    assert (again.status, stored) == ("unchanged", 44)
+    # half the 44 flows are the answering side of the exports' conversations (the DNS
+    # answers, the web server's halves): counted, not stored
+    assert (first.status, first.records, first.events, first.unit) == (
+        "ingested", 44, 22, "flows")
+    assert first.skipped == {REPLY_REASON: 22}
+    assert (again.status, stored) == ("unchanged", 22)
 
 
 def _port_sources(store) -> list[tuple]:
@@ -726,8 +825,8 @@ def wait_for(condition, seconds: float = 5.0) -> bool:
 
 def test_listener_batches_by_count_and_time(pk):
     batches: list[pa.RecordBatch] = []
-    with NetflowListener(batches.append, port=0, batch_records=20,
-                         batch_seconds=0.3) as listener:
+    with NetflowListener(batches.append, port=0, batch_records=20,  # every record
+                         batch_seconds=0.3, keep_replies=True) as listener:
         host, port = listener.address
         assert host == "127.0.0.1" and port > 0
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -194,6 +194,37 @@ def test_reply_flows_stay_out_of_the_port_activity(fake_nfdump, tmp_path):
     assert ports == [(6, 22, 1), (6, 23, 1), (6, 25, 1), (6, 51000, 1), (6, 51001, 1)]
 
 
+#: A DNS query and its answer, UDP probes of a closed port and the target's two port
+#: unreachables (one flow of 2 packets), a ping and its echo reply.
+UDP_ICMP = """\
+1700000000.000,17,10.9.0.5,10.9.0.53,5353,53,0,0,........,1,60,0,0,0.0.0.0
+1700000000.002,17,10.9.0.53,10.9.0.5,53,5353,0,0,........,1,120,0,0,0.0.0.0
+1700000001.000,17,10.9.0.1,10.9.0.2,40000,161,0,0,........,1,40,0,0,0.0.0.0
+1700000001.100,17,10.9.0.1,10.9.0.2,40000,1900,0,0,........,1,40,0,0,0.0.0.0
+1700000001.001,1,10.9.0.2,10.9.0.1,0,3.3,3,3,........,2,112,0,0,0.0.0.0
+1700000002.000,1,10.9.0.1,10.9.0.2,0,8.0,8,0,........,1,84,0,0,0.0.0.0
+1700000002.001,1,10.9.0.2,10.9.0.1,0,0.0,0,0,........,1,84,0,0,0.0.0.0
+"""
+
+
+def test_udp_answers_port_unreachables_and_echo_replies_are_outcomes(fake_nfdump):
+    (fake_nfdump.parent / "canned.txt").write_text(UDP_ICMP)
+    rows, stats, _ = read(NFCAPD_HEAD)
+    assert [(r["src"], r["proto"], r["dport"], r["icmp_type"], r["outcome"])
+            for r in rows] == [
+        ("10.9.0.5", 17, 53, None, "accepted"),
+        ("10.9.0.1", 17, 161, None, "rejected"),
+        ("10.9.0.1", 17, 1900, None, "rejected"),
+        ("10.9.0.1", 1, None, 8, "accepted"),
+    ]
+    assert (stats.records, stats.events) == (7, 4)
+    assert stats.skipped == {REPLY_REASON: 3}
+    kept, stats, _ = read(NFCAPD_HEAD, reader=NfdumpReader(keep_replies=True))
+    assert len(kept) == 7 and stats.skipped_total == 0
+    assert [r["outcome"] for r in kept] == ["accepted", "unknown", "rejected", "rejected",
+                                            "unknown", "accepted", "unknown"]
+
+
 def test_nfdump_failure_is_an_input_error(fake_nfdump):
     fake_nfdump.write_text("#!/bin/sh\necho 'Open file: corrupt header' >&2\nexit 255\n")
     with pytest.raises(InputError, match=r"nfdump failed .*corrupt header"):

@@ -132,10 +132,11 @@ BAD_TEMPLATE = "malformed template record"
 OVERRUN = "flow record overruns its set"
 NO_TEMPLATE = "data set before its template"
 NO_ADDRESSES = "flow record without IPv4/IPv6 addresses"
-#: How the reply flows that decided a probe flow's outcome are counted: not stored (the
-#: reply is the probe's outcome; as an event it would count the target as a source
-#: probing the scanner's ephemeral port) and never an error, not even in strict mode.
-REPLY_REASON = "reply flow to a probe in the export (stored as the probe's outcome)"
+#: How the reply flows are counted (the flows of the answering side, paired by
+#: :func:`reply_outcomes`): not stored (a reply is its probe's outcome; as an event it
+#: would count the target as a source probing the scanner's ephemeral port) and never an
+#: error, not even in strict mode.
+REPLY_REASON = "reply flow to a flow in the export (stored as that flow's outcome)"
 
 
 class Session(NamedTuple):
@@ -446,21 +447,39 @@ REPLY_SKEW_US = 1_000_000
 def reply_outcomes(outcome: np.ndarray, ts: np.ndarray, src_hi: np.ndarray,
                    src_lo: np.ndarray, dst_hi: np.ndarray, dst_lo: np.ndarray,
                    sport: np.ndarray, dport: np.ndarray, proto: np.ndarray,
-                   flags: np.ndarray, replies: np.ndarray | None = None) -> np.ndarray:
-    """Refine the outcome of TCP probes whose reverse flow is in the same batch.
+                   flags: np.ndarray, replies: np.ndarray | None = None, *,
+                   icmp_type: np.ndarray | None = None, icmp_code: np.ndarray | None = None,
+                   packets: np.ndarray | None = None) -> np.ndarray:
+    """Refine the outcome of probes whose reply flow is in the same batch.
 
     NetFlow records are one-way, but an exporter that sees both directions (softflowd,
-    a router on a symmetric path) exports the reply as its own record.  A probe is a
-    TCP flow with SYN and without ACK; its reply is the flow with the reversed 5-tuple
-    starting within :data:`REPLY_WINDOW_US`:
+    a router on a symmetric path) exports the reply as its own record.  Three kinds of
+    reply, each starting within :data:`REPLY_WINDOW_US` after its probe (less
+    :data:`REPLY_SKEW_US`):
 
-    * reply with SYN+ACK → accepted (the target answered; a half-open scan's SYN+RST
-      probe is the usual case);
-    * reply with RST (and no SYN) → rejected (the port is closed);
+    * **TCP**: a probe is a flow with SYN and without ACK; its reply is the flow with the
+      reversed 5-tuple: with SYN+ACK → accepted (the target answered; a half-open scan's
+      SYN+RST probe is the usual case); with RST (and no SYN) → rejected (closed port).
+    * **Conversations (TCP and UDP)**: flows of both directions of one 5-tuple; the side
+      that sent first started it (on the same millisecond, the side sending *to* the
+      lower port, the service's), and the other side's flows are its replies (the
+      server's half of a completed TCP connection, a DNS answer): a UDP starter's flow
+      is accepted (as a UDP reply is in a capture: something listens); a TCP starter's
+      keeps the outcome its own flags or its SYN-ACK / RST gave.
+    * **ICMP/ICMPv6 echo**: an echo reply flow (type 0, ICMPv6 129; needs ``icmp_type``)
+      from B to A answers A's echo request flow to B (type 8, ICMPv6 128): accepted.
+    * **ICMP/ICMPv6 destination unreachable** (type 3 but "fragmentation needed", ICMPv6
+      type 1; needs ``icmp_type``) from B to A is a reply when A sent B a flow less than
+      the window before it.  NetFlow aggregates A's errors from B into one flow whose
+      ``packets`` counts them: when the unanswered UDP, other-protocol and TCP SYN
+      probes A sent B in that span are no more than those packets, each got its error
+      and is rejected; when there are more, which ones did cannot be told and their
+      outcomes stand.  An error from a router on the path (another source than B)
+      answers nothing here and stays an event.
     * no reply in the batch → the single-flow outcome stands.
 
-    ``flags`` is -1 where unknown.  The join runs in Polars over the probes and replies
-    only, so it costs nothing on batches without TCP handshakes.
+    ``flags`` is -1 where unknown.  The joins run in Polars over the probes and replies
+    only, so they cost nothing on batches without them.
 
     ``replies`` (a boolean array, one per flow), when given, gets True for every flow
     that was paired as the reply of a probe (the readers drop those: they are the
@@ -481,14 +500,43 @@ def reply_outcomes(outcome: np.ndarray, ts: np.ndarray, src_hi: np.ndarray,
     if replies is not None and (replies.shape != (len(outcome),)
                                 or replies.dtype != np.bool_):
         raise ValueError("replies must be a boolean array with one entry per flow")
+    out = outcome
+    paired = replies if replies is not None else np.zeros(len(outcome), np.bool_)
     tcp = (proto == 6) & (flags >= 0)
     syn = (flags & 0x02) != 0
     ack = (flags & 0x10) != 0
     rst = (flags & 0x04) != 0
     probe = np.flatnonzero(tcp & syn & ~ack)
     reply = np.flatnonzero(tcp & ((syn & ack) | (rst & ~syn)))
-    if not len(probe) or not len(reply):
-        return outcome
+    if len(probe) and len(reply):
+        out = _tcp_replies(out, ts, src_hi, src_lo, dst_hi, dst_lo, sport, dport, syn,
+                           probe, reply, paired)
+    conv = np.flatnonzero(((proto == 17) | (proto == 6)) & (sport >= 0) & (dport >= 0))
+    if len(conv) > 1:
+        out = _conversation_replies(out, ts, src_hi, src_lo, dst_hi, dst_lo, sport, dport,
+                                    proto, conv, paired)
+    if icmp_type is not None:
+        request = np.flatnonzero(((proto == 1) & (icmp_type == 8))
+                                 | ((proto == 58) & (icmp_type == 128)))
+        echo = np.flatnonzero(((proto == 1) & (icmp_type == 0))
+                              | ((proto == 58) & (icmp_type == 129)))
+        if len(request) and len(echo):
+            out = _echo_replies(out, ts, src_hi, src_lo, dst_hi, dst_lo, request, echo,
+                                paired)
+        code = icmp_code if icmp_code is not None else np.zeros(len(outcome), np.int64)
+        error = np.flatnonzero(((proto == 1) & (icmp_type == 3) & (code != 4))
+                               | ((proto == 58) & (icmp_type == 1)))
+        if len(error):
+            count = packets if packets is not None else np.ones(len(outcome), np.int64)
+            out = _icmp_replies(out, ts, src_hi, src_lo, dst_hi, dst_lo, proto, flags,
+                                error, count, paired)
+    return out
+
+
+def _tcp_replies(outcome: np.ndarray, ts: np.ndarray, src_hi: np.ndarray,
+                 src_lo: np.ndarray, dst_hi: np.ndarray, dst_lo: np.ndarray,
+                 sport: np.ndarray, dport: np.ndarray, syn: np.ndarray, probe: np.ndarray,
+                 reply: np.ndarray, paired: np.ndarray) -> np.ndarray:
     import polars as pl  # only when there is something to pair
 
     keys = ["a_hi", "a_lo", "b_hi", "b_lo", "a_port", "b_port"]
@@ -507,12 +555,128 @@ def reply_outcomes(outcome: np.ndarray, ts: np.ndarray, src_hi: np.ndarray,
     )
     if matched.height == 0:
         return outcome
-    if replies is not None:
-        replies[matched["j"].to_numpy()] = True
-    paired = matched.group_by("i").agg(pl.col("accepted").any())
+    paired[matched["j"].to_numpy()] = True
+    answered = matched.group_by("i").agg(pl.col("accepted").any())
     out = outcome.copy()
-    out[paired["i"].to_numpy()] = np.where(paired["accepted"].to_numpy(),
-                                           int(Outcome.ACCEPTED), int(Outcome.REJECTED))
+    out[answered["i"].to_numpy()] = np.where(answered["accepted"].to_numpy(),
+                                             int(Outcome.ACCEPTED), int(Outcome.REJECTED))
+    return out
+
+
+def _conversation_replies(outcome: np.ndarray, ts: np.ndarray, src_hi: np.ndarray,
+                          src_lo: np.ndarray, dst_hi: np.ndarray, dst_lo: np.ndarray,
+                          sport: np.ndarray, dport: np.ndarray, proto: np.ndarray,
+                          conv: np.ndarray, paired: np.ndarray) -> np.ndarray:
+    """TCP and UDP conversations: the starter's flows answered by the other side's (see
+    :func:`reply_outcomes`)."""
+    import polars as pl
+
+    s_hi, s_lo, d_hi, d_lo = src_hi[conv], src_lo[conv], dst_hi[conv], dst_lo[conv]
+    sp, dp = sport[conv].astype(np.int64), dport[conv].astype(np.int64)
+    # one key per conversation: its two ends in a fixed order; ``fwd``: this flow goes
+    # from the first end to the second
+    fwd = (s_hi < d_hi) | ((s_hi == d_hi) & ((s_lo < d_lo) | ((s_lo == d_lo) & (sp <= dp))))
+    df = pl.DataFrame({
+        "e1_hi": np.where(fwd, s_hi, d_hi), "e1_lo": np.where(fwd, s_lo, d_lo),
+        "e2_hi": np.where(fwd, d_hi, s_hi), "e2_lo": np.where(fwd, d_lo, s_lo),
+        "e1_port": np.where(fwd, sp, dp), "e2_port": np.where(fwd, dp, sp),
+        "proto": proto[conv].astype(np.int16), "fwd": fwd, "ts": ts[conv],
+        "to_service": dp < sp, "i": conv})
+    keys = ["proto", "e1_hi", "e1_lo", "e2_hi", "e2_lo", "e1_port", "e2_port"]
+    both = (df.group_by(keys).agg(pl.col("fwd").n_unique().alias("sides"))
+            .filter(pl.col("sides") == 2).drop("sides"))
+    if both.height == 0:
+        return outcome
+    df = df.join(both, on=keys, how="semi")
+    starter = (df.sort(["ts", "to_service", "i"], descending=[False, True, False])
+               .group_by(keys, maintain_order=True).first()
+               .select([*keys, pl.col("fwd").alias("starter_fwd")]))
+    df = df.join(starter, on=keys, how="inner")
+    starts = df.filter(pl.col("fwd") == pl.col("starter_fwd")).select([*keys, "ts", "i"])
+    backs = (df.filter(pl.col("fwd") != pl.col("starter_fwd"))
+             .select([*keys, pl.col("ts").alias("ts_reply"), pl.col("i").alias("j")]))
+    matched = starts.join(backs, on=keys, how="inner").filter(
+        (pl.col("ts_reply") >= pl.col("ts") - REPLY_SKEW_US)
+        & (pl.col("ts_reply") <= pl.col("ts") + REPLY_WINDOW_US))
+    if matched.height == 0:
+        return outcome
+    paired[matched["j"].unique().to_numpy()] = True
+    starters = matched.filter(pl.col("proto") == 17)["i"].unique().to_numpy()
+    if not len(starters):
+        return outcome
+    out = outcome.copy()
+    out[starters] = np.where(out[starters] == int(Outcome.UNKNOWN), int(Outcome.ACCEPTED),
+                             out[starters])
+    return out
+
+
+def _echo_replies(outcome: np.ndarray, ts: np.ndarray, src_hi: np.ndarray,
+                  src_lo: np.ndarray, dst_hi: np.ndarray, dst_lo: np.ndarray,
+                  request: np.ndarray, echo: np.ndarray, paired: np.ndarray) -> np.ndarray:
+    """Echo replies from B answering A's echo requests to B (see :func:`reply_outcomes`)."""
+    import polars as pl
+
+    keys = ["a_hi", "a_lo", "b_hi", "b_lo"]
+    asked = pl.DataFrame({"a_hi": src_hi[request], "a_lo": src_lo[request],
+                          "b_hi": dst_hi[request], "b_lo": dst_lo[request],
+                          "ts": ts[request], "i": request})
+    answers = pl.DataFrame({"a_hi": dst_hi[echo], "a_lo": dst_lo[echo],
+                            "b_hi": src_hi[echo], "b_lo": src_lo[echo],
+                            "ts_reply": ts[echo], "j": echo})
+    matched = asked.join(answers, on=keys, how="inner").filter(
+        (pl.col("ts_reply") >= pl.col("ts") - REPLY_SKEW_US)
+        & (pl.col("ts_reply") <= pl.col("ts") + REPLY_WINDOW_US))
+    if matched.height == 0:
+        return outcome
+    paired[matched["j"].unique().to_numpy()] = True
+    out = outcome.copy()
+    out[matched["i"].unique().to_numpy()] = int(Outcome.ACCEPTED)
+    return out
+
+
+#: Outcomes a probe may have before an ICMP error makes it rejected: none known yet
+#: (UDP, other protocols) or a TCP SYN nobody answered in the batch.
+_OPEN_OUTCOMES = (int(Outcome.UNKNOWN), int(Outcome.UNANSWERED))
+
+
+def _icmp_replies(outcome: np.ndarray, ts: np.ndarray, src_hi: np.ndarray,
+                  src_lo: np.ndarray, dst_hi: np.ndarray, dst_lo: np.ndarray,
+                  proto: np.ndarray, flags: np.ndarray, error: np.ndarray,
+                  count: np.ndarray, paired: np.ndarray) -> np.ndarray:
+    """ICMP destination unreachables from a probed host (see :func:`reply_outcomes`)."""
+    import polars as pl
+
+    is_error = np.zeros(len(outcome), np.bool_)
+    is_error[error] = True
+    sent = np.flatnonzero(~is_error & ~paired & (proto != 1) & (proto != 58))
+    if not len(sent):
+        return outcome
+    keys = ["a_hi", "a_lo", "b_hi", "b_lo"]
+    probes = pl.DataFrame({
+        "a_hi": src_hi[sent], "a_lo": src_lo[sent], "b_hi": dst_hi[sent],
+        "b_lo": dst_lo[sent], "ts": ts[sent], "i": sent,
+        "open": np.isin(outcome[sent], _OPEN_OUTCOMES)
+        & ((proto[sent] != 6) | (((flags[sent] & 0x02) != 0) & ((flags[sent] & 0x10) == 0)))})
+    errors = pl.DataFrame({
+        "a_hi": dst_hi[error], "a_lo": dst_lo[error], "b_hi": src_hi[error],
+        "b_lo": src_lo[error], "ts_error": ts[error], "j": error,
+        "n": np.maximum(count[error], 1).astype(np.int64)})
+    matched = probes.join(errors, on=keys, how="inner").filter(
+        (pl.col("ts_error") >= pl.col("ts") - REPLY_SKEW_US)
+        & (pl.col("ts_error") <= pl.col("ts") + REPLY_WINDOW_US))
+    if matched.height == 0:
+        return outcome
+    paired[matched["j"].unique().to_numpy()] = True
+    # per pair of hosts: the errors that answered something, and the open probes they may
+    # have answered; all of those rejected when the errors are enough for each
+    host_errors = (matched.unique("j").group_by(keys).agg(pl.col("n").sum().alias("errors")))
+    open_probes = (matched.filter(pl.col("open")).unique("i")
+                   .join(host_errors, on=keys, how="inner"))
+    enough = open_probes.filter(pl.len().over(keys) <= pl.col("errors"))
+    if enough.height == 0:
+        return outcome
+    out = outcome.copy()
+    out[enough["i"].to_numpy()] = int(Outcome.REJECTED)
     return out
 
 
@@ -960,7 +1124,8 @@ class NetflowDecoder:
         outcome = reply_outcomes(
             outcome_for_flags(cols["proto"], np.where(flags < 0, 0, flags)), cols["ts"],
             cols["src_hi"], cols["src_lo"], cols["dst_hi"], cols["dst_lo"], cols["sport"],
-            cols["dport"], cols["proto"], flags.astype(np.int64), replies=replies)
+            cols["dport"], cols["proto"], flags.astype(np.int64), replies=replies,
+            icmp_type=cols["icmp_type"], icmp_code=cols["icmp_code"], packets=cols["packets"])
         if replies is not None and (n_replies := int(np.count_nonzero(replies))):
             # the target's reply flows are the probes' outcomes, not probes of their own
             per_exporter = np.bincount(cols["exporter"][replies],

@@ -255,7 +255,8 @@ class NfdumpReader:
         outcome = reply_outcomes(
             outcome_for_flags(proto_k, np.where(flags < 0, 0, flags)), ts, src_hi[keep],
             src_lo[keep], dst_hi[keep], dst_lo[keep], sport, dport, proto_k, flags,
-            replies=replies)
+            replies=replies, icmp_type=_ints(col["icmp_type"])[keep],
+            icmp_code=_ints(col["icmp_code"])[keep], packets=_ints(col["packets"])[keep])
         if replies is not None and (n_replies := int(np.count_nonzero(replies))):
             # the target's reply flows are the probes' outcomes, not probes of their own
             stats.skipped[REPLY_REASON] += n_replies  # counted, never an error
