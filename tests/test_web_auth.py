@@ -72,7 +72,11 @@ def test_loopback_addresses() -> None:
 
 @pytest.mark.parametrize("path", ["/api/v1/overview", "/api/v1/ports/tcp/445",
                                   "/api/v1/scanners", "/api/v1/alerts", "/api/openapi.json",
-                                  "/", "/static/dashboard.css", "/api/v1/nowhere"])
+                                  "/", "/static/dashboard.css", "/api/v1/nowhere",
+                                  "/api/docs", "/api/docs/openapi-3.0.json",
+                                  "/static/swagger-ui/swagger-ui-bundle.js",
+                                  "/static/swagger-ui/swagger-ui.css", "/static/api-docs.js",
+                                  "/static/theme.js"])
 def test_no_credentials_no_answer(guarded: Any, path: str) -> None:
     client, _, _ = guarded
     r = client.get(path)
@@ -106,6 +110,23 @@ def test_roles(guarded: Any) -> None:
     assert r.status_code == 200 and r.json()["acked_by"] == "root"
     me = client.get("/api/v1/whoami", headers=basic("alice", "alice-password")).json()
     assert me == {"user": "alice", "role": "read"}
+
+
+def test_api_docs_behind_the_same_login(guarded: Any) -> None:
+    """The Swagger UI page, its files and its description answer a user or a token exactly
+    as the dashboard does (the refusals are in test_no_credentials_no_answer)."""
+    client, tokens, _ = guarded
+    for headers in (basic("alice", "alice-password"), bearer(tokens["reader"])):
+        page = client.get("/api/docs", headers=headers)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert 'src="/static/swagger-ui/swagger-ui-bundle.js' in page.text
+        assert page.headers["content-security-policy"] == CSP  # not weakened for the docs
+        js = client.get("/static/swagger-ui/swagger-ui-bundle.js", headers=headers)
+        assert js.status_code == 200 and "SwaggerUIBundle" in js.text[:2000]
+        spec = client.get("/api/docs/openapi-3.0.json", headers=headers).json()
+        assert spec["openapi"] == "3.0.3" and "/api/v1/whoami" in spec["paths"]
+    assert_refused(client.get("/api/docs", headers=basic("alice", "wrong")), 401)
+    assert_refused(client.get("/api/docs", headers=bearer(tokens["gone"])), 401)
 
 
 def test_users_basic_and_login(guarded: Any) -> None:

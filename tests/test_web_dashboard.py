@@ -32,14 +32,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 REPO = Path(__file__).resolve().parent.parent
 #: A laptop screen (the most common laptop resolution in StatCounter's 2024 figures).
-VIEWPORT = {"width": 1366, "height": 768}
+VIEWPORT: ViewportSize = {"width": 1366, "height": 768}
 #: How long one page may take to render (API answers included), ms.
 READY_MS = 20_000
 
 if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
     pytest.skip(f"{CHROMIUM} not installed (Debian package chromium)", allow_module_level=True)
 try:
-    from playwright.sync_api import Browser, Page, sync_playwright
+    from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 except ImportError:
     pytest.skip("playwright (pip) not installed", allow_module_level=True)
 
@@ -121,9 +121,12 @@ class Watch:
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: self.problems.append(
             f"failed request: {r.url} ({r.failure})"))
-        page.on("response", lambda r: r.status >= 400 and self.problems.append(
-            f"HTTP {r.status}: {r.url}"))
+        page.on("response", self._response)
         page.on("request", self._request)
+
+    def _response(self, resp: Any) -> None:
+        if resp.status >= 400:
+            self.problems.append(f"HTTP {resp.status}: {resp.url}")
 
     def _console(self, msg: Any) -> None:
         text = msg.text
@@ -349,3 +352,203 @@ def test_bad_path_parameters_are_404_pages_not_errors(
     assert "Not a port" in pg.locator("#not-found").inner_text()
     # the page's own 404 (and Chromium's console line about it) is the only problem
     assert [p for p in watch.problems if "404" not in p] == []
+
+
+# -- the dark theme ------------------------------------------------------------------------
+
+#: Mean relative luminance (WCAG) of the opaque pixels in the y axis's label strip of a chart's
+#: canvas, and how many there are: the labels drawn by uPlot in the theme's colour (the canvas
+#: is transparent elsewhere; the grid and the series are right of this strip).
+AXIS_INK_JS = """sel => {
+  const c = document.querySelector(sel + " canvas");
+  const r = window.devicePixelRatio || 1;
+  const d = c.getContext("2d").getImageData(0, 0, Math.round(40 * r), c.height).data;
+  const lin = (v) => {
+    v /= 255;
+    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  };
+  let sum = 0, n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] < 200) continue;
+    sum += 0.2126 * lin(d[i]) + 0.7152 * lin(d[i + 1]) + 0.0722 * lin(d[i + 2]);
+    n += 1;
+  }
+  return [n, n ? sum / n : null];
+}"""
+
+#: The text colour of an element and the colour it is drawn on (its first ancestor, itself
+#: included, with an opaque background), both as [r, g, b].
+COLOURS_JS = """sel => {
+  const el = document.querySelector(sel);
+  if (!el) return null;
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  let bg = null;
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] === 1)) { bg = c.slice(0, 3); break; }
+  }
+  return { fg: rgb(getComputedStyle(el).color).slice(0, 3), bg: bg || [255, 255, 255] };
+}"""
+
+
+def _luminance(rgb: list[float]) -> float:
+    def lin(v: float) -> float:
+        v /= 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (lin(v) for v in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _contrast(a: list[float], b: list[float]) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def _rgb(css: str) -> list[float]:
+    import re
+
+    return [float(v) for v in re.findall(r"[\d.]+", css)[:3]]
+
+
+def _theme_state(pg: Page) -> dict[str, Any]:
+    return {
+        "body": _luminance(_rgb(pg.evaluate("getComputedStyle(document.body).backgroundColor"))),
+        "panel": _luminance(_rgb(pg.evaluate(
+            "getComputedStyle(document.querySelector('main .panel')).backgroundColor"))),
+        "legend": _luminance(_rgb(pg.evaluate(
+            "getComputedStyle(document.querySelector('#chart-sources .u-legend .u-label'))"
+            ".color"))),
+        "axis": pg.evaluate(AXIS_INK_JS, "#chart-sources"),
+        "chart": pg.locator("#chart-sources").get_attribute("data-theme"),
+        "html": pg.evaluate("document.documentElement.getAttribute('data-theme')"),
+        "stored": pg.evaluate("localStorage.getItem('portradar.theme')"),
+        "pressed": pg.locator("#theme-toggle").get_attribute("aria-pressed"),
+    }
+
+
+def _assert_dark(state: dict[str, Any]) -> None:
+    assert state["body"] < 0.02 and state["panel"] < 0.03, state  # near black
+    assert state["legend"] > 0.3, state                            # light labels
+    pixels, ink = state["axis"]
+    assert pixels > 30 and ink > 0.45, state                        # light axis labels
+    assert state["chart"] == "dark" and state["pressed"] == "true", state
+
+
+def _assert_light(state: dict[str, Any]) -> None:
+    assert state["body"] > 0.85 and state["panel"] > 0.95, state
+    assert state["legend"] < 0.15, state
+    pixels, ink = state["axis"]
+    assert pixels > 30 and ink < 0.12, state
+    assert state["chart"] == "light" and state["pressed"] == "false", state
+
+
+def test_dark_theme_follows_the_os_and_the_toggle_is_remembered(
+        server: str, browser: Browser) -> None:
+    ctx = browser.new_context(viewport=VIEWPORT, color_scheme="dark")
+    try:
+        pg = ctx.new_page()
+        watch = Watch(pg)
+        pg.goto(server + "/ports/tcp/445")
+        _ready(pg)
+        state = _theme_state(pg)
+        _assert_dark(state)
+        assert state["html"] is None and state["stored"] is None  # no choice: the OS's
+        _shot(pg, "port-445-dark")
+
+        # the toggle switches at once, charts drawn again in the light colours (zoom kept)
+        over = pg.locator("#chart-sources .u-over").bounding_box()
+        assert over is not None
+        pg.mouse.move(over["x"] + over["width"] * 0.3, over["y"] + 40)
+        pg.mouse.down()
+        pg.mouse.move(over["x"] + over["width"] * 0.6, over["y"] + 40, steps=5)
+        pg.mouse.up()
+        pg.wait_for_selector("#zoom-apply:not([hidden])", timeout=5000)
+        zoom = pg.locator("#chart-sources").get_attribute("data-zoom") or ""
+        assert zoom.count(",") == 1, zoom
+        pg.locator("#theme-toggle").click()
+        pg.wait_for_selector("#chart-sources[data-theme='light']", timeout=5000)
+        state = _theme_state(pg)
+        _assert_light(state)
+        assert state["html"] == "light" and state["stored"] == "light"
+        assert pg.locator("#chart-sources canvas").count() == 1  # redrawn, not added
+        assert pg.locator("#chart-sources").get_attribute("data-zoom") == zoom
+        assert pg.locator("#zoom-apply:not([hidden])").count() == 1
+
+        # remembered across a reload and on other pages
+        pg.reload()
+        _ready(pg)
+        state = _theme_state(pg)
+        _assert_light(state)
+        assert state["html"] == "light"
+        pg.goto(server + "/")
+        _ready(pg)
+        assert _luminance(_rgb(pg.evaluate(
+            "getComputedStyle(document.body).backgroundColor"))) > 0.85
+
+        # back to what the OS says: the choice is forgotten, the page follows the OS again
+        pg.goto(server + "/ports/tcp/445")
+        _ready(pg)
+        pg.locator("#theme-toggle").click()
+        pg.wait_for_selector("#chart-sources[data-theme='dark']", timeout=5000)
+        state = _theme_state(pg)
+        _assert_dark(state)
+        assert state["html"] is None and state["stored"] is None
+        assert watch.problems == []
+    finally:
+        ctx.close()
+
+    # a light OS: light by default; choosing dark is remembered
+    ctx = browser.new_context(viewport=VIEWPORT, color_scheme="light")
+    try:
+        pg = ctx.new_page()
+        watch = Watch(pg)
+        pg.goto(server + "/ports/tcp/445")
+        _ready(pg)
+        _assert_light(_theme_state(pg))
+        pg.locator("#theme-toggle").click()
+        pg.wait_for_selector("#chart-sources[data-theme='dark']", timeout=5000)
+        _assert_dark(_theme_state(pg))
+        pg.reload()
+        _ready(pg)
+        state = _theme_state(pg)
+        _assert_dark(state)
+        assert state["stored"] == "dark" and state["html"] == "dark"
+        assert watch.problems == []
+    finally:
+        ctx.close()
+
+
+#: Text on the page and what it sits on, checked for WCAG AA contrast in both themes.
+CONTRAST_TARGETS = [
+    "main .page-title", "main .page-sub", "main .panel h2", "main th", "main td",
+    "main .badge", "main table a", "#chart-sources .u-legend .u-label", ".chart-help",
+    ".footer", ".footer a", ".topbar nav a", ".topbar nav a[aria-current='page']",
+    "#theme-toggle", "main .segmented [aria-pressed='true']", "main select",
+    "pre.rule", ".spike-label", "main .badge.open",
+]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_contrast_is_wcag_aa_in_both_themes(
+        server: str, browser: Browser, scheme: str) -> None:
+    ctx = browser.new_context(viewport=VIEWPORT, color_scheme=scheme)  # type: ignore[arg-type]
+    try:
+        pg = ctx.new_page()
+        low = []
+        checked = 0
+        for path in ("/ports/tcp/445", "/"):
+            pg.goto(server + path)
+            _ready(pg)
+            for sel in [*CONTRAST_TARGETS, "main .level-badge", "main .stat .k"]:
+                found = pg.evaluate(COLOURS_JS, sel)
+                if found is None:
+                    continue
+                checked += 1
+                ratio = _contrast(found["fg"], found["bg"])
+                if ratio < 4.5:
+                    low.append(f"{path} {sel}: {ratio:.2f} ({found})")
+        assert checked >= 20
+        assert low == []
+    finally:
+        ctx.close()

@@ -51,6 +51,35 @@ def test_openapi_description_validates(app: Any) -> None:
     assert set(spec["components"]["securitySchemes"]) == {"bearer", "basic"}
 
 
+def test_openapi_30_for_swagger_ui_validates_and_says_the_same(app: Any) -> None:
+    """The 3.0 rewrite Swagger UI 4 reads (portradar.web.api_docs) is a valid OpenAPI 3.0
+    description of the same operations, parameters and security."""
+    validator = pytest.importorskip("openapi_spec_validator",
+                                    reason="pip install openapi-spec-validator")
+    client = TestClient(app)
+    spec = client.get("/api/openapi.json").json()
+    spec30 = client.get("/api/docs/openapi-3.0.json").json()
+    assert spec["openapi"].startswith("3.1") and spec30["openapi"] == "3.0.3"
+    validator.validate(spec30, cls=validator.OpenAPIV30SpecValidator)
+    assert '"type": "null"' not in str(spec30).replace("'", '"')
+    assert spec30["security"] == spec["security"]
+    assert spec30["components"]["securitySchemes"] == spec["components"]["securitySchemes"]
+
+    def operations(s: dict[str, Any]) -> dict[tuple[str, str], list[tuple[str, str, bool]]]:
+        return {(path, method): sorted((p["name"], p["in"], p.get("required", False))
+                                       for p in op.get("parameters", []))
+                for path, ops in s["paths"].items() for method, op in ops.items()}
+
+    assert operations(spec30) == operations(spec)
+    assert len(operations(spec)) >= 17
+    # an optional 3.1 'X or null' became a nullable X
+    since = next(p for p in spec30["paths"]["/api/v1/overview"]["get"]["parameters"]
+                 if p["name"] == "since")
+    assert since["schema"].get("nullable") is True and since["schema"]["type"] == "string"
+    # the docs are not part of the described API
+    assert not any(path.startswith("/api/docs") for path in spec["paths"])
+
+
 schema = schemathesis.pytest.from_fixture("web_schema")
 
 

@@ -9,10 +9,13 @@
 3. :class:`~portradar.web.auth.AuthMiddleware` - who is calling, and what they may do
    (required when the server is bound beyond loopback);
 4. the routers: ``/api/v1/...`` (``api_*`` modules), the dashboard pages
-   (:mod:`portradar.web.dashboard`) and ``/static``.
+   (:mod:`portradar.web.dashboard`), the API docs (:mod:`portradar.web.api_docs`) and
+   ``/static``.
 
-The OpenAPI description is at ``/api/openapi.json``; no Swagger UI is served (it would
-load its scripts from a CDN, and the dashboard works offline).
+The OpenAPI description is at ``/api/openapi.json``; Swagger UI over it at ``/api/docs``,
+served from the ``swagger-ui-bundle`` package with its start-up script a static file (FastAPI's
+own docs page loads Swagger UI from a CDN and starts it inline, which the offline dashboard
+and its CSP rule out; see :mod:`portradar.web.api_docs`).
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ def create_app(store: Store, *, settings: WebSettings | None = None) -> FastAPI:
     """The ASGI application over ``store`` (see the module doc)."""
     from portradar.web import (
         api_alerts,
+        api_docs,
         api_overview,
         api_ports,
         api_scanners,
@@ -116,6 +120,7 @@ def create_app(store: Store, *, settings: WebSettings | None = None) -> FastAPI:
     for module in (api_overview, api_ports, api_scanners, api_alerts, api_session):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(dashboard.router)
+    app.include_router(api_docs.router)  # before /static: it serves /static/swagger-ui/...
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     app.add_middleware(AuthMiddleware, required=settings.auth_required, access=access,
                        authenticator=authenticator)

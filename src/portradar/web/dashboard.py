@@ -1,7 +1,9 @@
 """Dashboard pages: one HTML shell per page, filled in the browser from the ``/api/v1`` JSON API.
 
-Every page is the same small document: the navigation, a ``<main>`` the script fills, and links
-to the assets under ``/static`` (``dashboard.css``, ``dashboard.js`` and the vendored uPlot, see
+Every page is the same small document: the navigation, a ``<main>`` the script fills, a footer
+linking the API docs (``/api/docs``), and links to the assets under ``/static``
+(``theme.js``, which applies a remembered light/dark choice before the first paint,
+``dashboard.css``, ``dashboard.js`` and the vendored uPlot, see
 ``static/vendor/uplot/SOURCE.md``). Nothing is fetched from another host, so the dashboard works
 on an air-gapped analyst box, and there is no inline script or style, so it runs under the strict
 CSP the app sends (``script-src 'self'; style-src 'self'``). The page's own state (time range,
@@ -28,7 +30,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-__all__ = ["PROTOCOLS", "render_page", "router"]
+__all__ = ["PROTOCOLS", "asset_version", "render_page", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,6 +56,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     _ASSET_VERSION = "dev"
 
 
+def asset_version() -> str:
+    """The version put in asset URLs (``?v=``), so an upgrade is never served stale files."""
+    return _ASSET_VERSION
+
+
 def render_page(page: str, title: str, data: dict[str, str]) -> str:
     """The HTML shell of one page; ``data`` becomes ``data-*`` attributes the script reads."""
     esc = html.escape
@@ -71,6 +78,8 @@ def render_page(page: str, title: str, data: dict[str, str]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · portradar</title>"
         '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
+        # not deferred: the remembered theme applies before the first paint
+        f'<script src="/static/theme.js?v={v}"></script>'
         f'<link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css?v={v}">'
         f'<link rel="stylesheet" href="/static/dashboard.css?v={v}">'
         f'<script src="/static/vendor/uplot/uPlot.iife.min.js?v={v}" defer></script>'
@@ -84,7 +93,8 @@ def render_page(page: str, title: str, data: dict[str, str]) -> str:
         "<noscript><p>The dashboard needs JavaScript (served by portradar itself); "
         "the same data is in the JSON API under /api/v1.</p></noscript></main>"
         '<footer class="footer">portradar · times are UTC, event time · '
-        '<a href="/api/openapi.json">API</a></footer>'
+        '<a href="/api/docs" id="api-docs-link">API docs</a> · '
+        '<a href="/api/openapi.json">OpenAPI description</a></footer>'
         "</body></html>\n"
     )
 

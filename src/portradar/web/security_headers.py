@@ -2,7 +2,10 @@
 
 * ``Content-Security-Policy``: scripts, styles and everything else from the server
   itself only (the dashboard is fully offline: no CDN), images also as ``data:`` URLs
-  (chart exports), no framing (``frame-ancestors 'none'``) - as the API contract says;
+  (chart exports, and Swagger UI's icons), no framing (``frame-ancestors 'none'``) - as the
+  API contract says.  One policy for every path: the dashboard, and the Swagger UI page at
+  ``/api/docs`` too, which runs under it unchanged (its files are served by portradar, its
+  start-up script is a static file; see :mod:`portradar.web.api_docs`);
 * ``X-Content-Type-Options: nosniff``: a JSON or text answer is never run as script;
 * ``X-Frame-Options: DENY``: clickjacking defence for browsers without CSP level 2;
 * ``Referrer-Policy: no-referrer``: page URLs (which carry addresses and ports in their

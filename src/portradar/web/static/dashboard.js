@@ -18,12 +18,10 @@
     ["14d", "Last 14 days"], ["30d", "Last 30 days"], ["90d", "Last 90 days"],
   ];
   const DIALECTS = ["nftables", "iptables", "pf", "windows", "cisco", "suricata"];
-  const COLORS = {
-    sources: "#1f6fb2", expected: "#7a8797", band: "rgba(46, 133, 64, 0.14)",
-    bandLine: "rgba(46, 133, 64, 0.45)", records: "#6a4c93", targets: "#d9620b",
-  };
+  const THEME = window.portradarTheme;  // static/theme.js (loaded before this file)
   const TOKEN_KEY = "portradar.token";
   let charts = [];
+  let redrawCharts = null;  // set by the page that drew charts: draws them again (theme switch)
   let afterRender = [];  // callbacks that need the page in the document (chart widths)
   let generation = 0;
 
@@ -401,6 +399,27 @@
 
   /* ---------- charts (uPlot) ---------- */
 
+  /** The chart colours of the theme in force: dashboard.css's --chart-* and --series-*. */
+  function chartColors() {
+    const css = getComputedStyle(document.documentElement);
+    const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
+    return {
+      axis: v("--chart-axis", "#3d4a5c"), grid: v("--chart-grid", "rgba(0, 0, 0, .1)"),
+      tick: v("--chart-tick", "rgba(0, 0, 0, .25)"),
+      sources: v("--series-sources", "#1f6fb2"), expected: v("--series-expected", "#6b7889"),
+      band: v("--series-band", "rgba(46, 133, 64, 0.14)"),
+      bandLine: v("--series-band-line", "rgba(46, 133, 64, 0.45)"),
+      records: v("--series-records", "#6a4c93"), targets: v("--series-targets", "#d9620b"),
+    };
+  }
+
+  /** An axis in the theme's colours (labels, grid and ticks). */
+  function themedAxis(colors, opts) {
+    const axis = Object.assign({ stroke: colors.axis, ticks: { stroke: colors.tick, width: 1 } }, opts);
+    axis.grid = Object.assign({ stroke: colors.grid, width: 1 }, opts.grid);
+    return axis;
+  }
+
   function utc(ts) {
     return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
   }
@@ -697,35 +716,61 @@
     const cursor = { sync: { key: "port-" + body.dataset.port }, drag: { x: true, y: false } };
     const xSeries = { label: "Time (UTC)", value: timeValue };
     const yAxis = { values: (u, vals) => vals.map(compact), size: 56 };
-    const a = makeChart(elSources, {
-      cursor: cursor,
-      series: [xSeries,
-        { label: "Sources", stroke: COLORS.sources, width: 2, value: numValue, points: { show: false } },
-        { label: "Expected", stroke: COLORS.expected, width: 1, dash: [5, 4], value: numValue, points: { show: false } },
-        { label: "Band low", stroke: COLORS.bandLine, width: 1, value: numValue, points: { show: false } },
-        { label: "Band high", stroke: COLORS.bandLine, width: 1, value: numValue, points: { show: false } }],
-      bands: [{ series: [4, 3], fill: COLORS.band }],
-      axes: [{ values: timeTicks }, yAxis],
-      plugins: [spikePlugin(spans, xmax)],
-    }, [xs, col("sources"), col("expected"), col("band_low"), col("band_high")]);
-    const b = makeChart(elVolume, {
-      height: 200, cursor: cursor,
-      series: [xSeries,
-        { label: "Records", stroke: COLORS.records, width: 1.5, scale: "rec", value: numValue, points: { show: false } },
-        { label: "Targets", stroke: COLORS.targets, width: 1.5, scale: "tgt", value: numValue, points: { show: false } }],
-      axes: [{ values: timeTicks }, Object.assign({ scale: "rec" }, yAxis),
-        Object.assign({ scale: "tgt", side: 1, grid: { show: false } }, yAxis)],
-      plugins: [spikePlugin(spans, xmax)],
-    }, [xs, col("records"), col("targets")]);
     const x0 = xs[0], x1 = xs[xs.length - 1];
-    syncZoom([a, b], (min, max) => {
-      const zoomed = min > x0 + 1 || max < x1 - 1;
-      zoomBtn.hidden = !zoomed;
-      zoomBtn.onclick = () => setQuery({
-        since: new Date(Math.floor(min) * 1000).toISOString().slice(0, 19) + "Z",
-        until: new Date(Math.ceil(max) * 1000).toISOString().slice(0, 19) + "Z",
+    let drawn = [];
+
+    function draw(zoom) {
+      const c = chartColors();
+      elSources.dataset.zoom = "";
+      const a = makeChart(elSources, {
+        cursor: cursor,
+        series: [xSeries,
+          { label: "Sources", stroke: c.sources, width: 2, value: numValue, points: { show: false } },
+          { label: "Expected", stroke: c.expected, width: 1, dash: [5, 4], value: numValue, points: { show: false } },
+          { label: "Band low", stroke: c.bandLine, width: 1, value: numValue, points: { show: false } },
+          { label: "Band high", stroke: c.bandLine, width: 1, value: numValue, points: { show: false } }],
+        bands: [{ series: [4, 3], fill: c.band }],
+        axes: [themedAxis(c, { values: timeTicks }), themedAxis(c, yAxis)],
+        plugins: [spikePlugin(spans, xmax)],
+      }, [xs, col("sources"), col("expected"), col("band_low"), col("band_high")]);
+      const b = makeChart(elVolume, {
+        height: 200, cursor: cursor,
+        series: [xSeries,
+          { label: "Records", stroke: c.records, width: 1.5, scale: "rec", value: numValue, points: { show: false } },
+          { label: "Targets", stroke: c.targets, width: 1.5, scale: "tgt", value: numValue, points: { show: false } }],
+        axes: [themedAxis(c, { values: timeTicks }), themedAxis(c, Object.assign({ scale: "rec" }, yAxis)),
+          themedAxis(c, Object.assign({ scale: "tgt", side: 1, grid: { show: false } }, yAxis))],
+        plugins: [spikePlugin(spans, xmax)],
+      }, [xs, col("records"), col("targets")]);
+      syncZoom([a, b], (min, max) => {
+        const zoomed = min > x0 + 1 || max < x1 - 1;
+        zoomBtn.hidden = !zoomed;
+        elSources.dataset.zoom = zoomed ? `${Math.floor(min)},${Math.ceil(max)}` : "";
+        zoomBtn.onclick = () => setQuery({
+          since: new Date(Math.floor(min) * 1000).toISOString().slice(0, 19) + "Z",
+          until: new Date(Math.ceil(max) * 1000).toISOString().slice(0, 19) + "Z",
+        });
       });
-    });
+      if (zoom) a.setScale("x", zoom);
+      for (const el of [elSources, elVolume]) {
+        el.dataset.theme = THEME ? THEME.current() : "light";
+        el.dataset.axisColor = c.axis;
+      }
+      drawn = [a, b];
+    }
+
+    draw(null);
+    // a theme switch draws the charts again in the new colours, keeping the zoom
+    redrawCharts = () => {
+      const x = drawn[0].scales.x;
+      const zoom = x.min > x0 + 1 || x.max < x1 - 1 ? { min: x.min, max: x.max } : null;
+      for (const u of drawn) {
+        if (u._ro) u._ro.disconnect();
+        u.destroy();
+      }
+      charts = charts.filter((u) => !drawn.includes(u));
+      draw(zoom);
+    };
     elSources.dataset.drawn = "1";
   }
 
@@ -1040,6 +1085,7 @@
     if (gen !== generation) return;
     for (const u of charts) { if (u._ro) u._ro.disconnect(); u.destroy(); }
     charts = [];
+    redrawCharts = null;
     main.replaceChildren(...nodes.flat(Infinity).filter((n) => n));
     keepRangeInNav();
     for (const fn of afterRender.splice(0)) fn();
@@ -1048,6 +1094,32 @@
     if (gen === generation) body.dataset.ready = "1";
   }
 
+  /* ---------- theme ---------- */
+
+  /** The light/dark switch in the top bar (the OS preference until the user picks one;
+   * theme.js remembers the choice). Charts are drawn again in the new colours. */
+  function themeToggle() {
+    if (!THEME) return;
+    const nav = document.querySelector(".topbar");
+    const btn = h("button", { type: "button", class: "theme-toggle", id: "theme-toggle" });
+    const show = () => {
+      const dark = THEME.current() === "dark";
+      btn.setAttribute("aria-pressed", dark ? "true" : "false");
+      btn.textContent = dark ? "☾ Dark" : "☀ Light";
+      btn.title = (dark ? "Dark theme" : "Light theme") +
+        (THEME.chosen() ? " (your choice)" : " (as the system)") + ": click for " + (dark ? "light" : "dark");
+      btn.setAttribute("aria-label", "Dark theme");
+    };
+    btn.addEventListener("click", () => THEME.set(THEME.current() === "dark" ? "light" : "dark"));
+    THEME.onChange(() => {
+      show();
+      if (redrawCharts) redrawCharts();
+    });
+    show();
+    nav.append(btn);
+  }
+
+  themeToggle();
   window.addEventListener("popstate", render);
   render();
 })();
