@@ -453,7 +453,7 @@ def test_dark_theme_follows_the_os_and_the_toggle_is_remembered(
         _ready(pg)
         state = _theme_state(pg)
         _assert_dark(state)
-        assert state["html"] is None and state["stored"] is None  # no choice: the OS's
+        assert state["html"] == "dark" and state["stored"] is None  # no choice: the OS's
         _shot(pg, "port-445-dark")
 
         # the toggle switches at once, charts drawn again in the light colours (zoom kept)
@@ -493,7 +493,7 @@ def test_dark_theme_follows_the_os_and_the_toggle_is_remembered(
         pg.wait_for_selector("#chart-sources[data-theme='dark']", timeout=5000)
         state = _theme_state(pg)
         _assert_dark(state)
-        assert state["html"] is None and state["stored"] is None
+        assert state["html"] == "dark" and state["stored"] is None
         assert watch.problems == []
     finally:
         ctx.close()

@@ -1,10 +1,11 @@
 /* portradar: light or dark theme, before the page is painted.
  *
- * Loaded (not deferred) in <head>, so a remembered choice applies before the first paint (no
- * flash of the other theme). With no choice the page follows the OS: dashboard.css's
- * prefers-color-scheme block. A choice is <html data-theme="light|dark">, kept in localStorage
- * ("portradar.theme") only while it differs from the OS preference, so switching back to what
- * the OS says means following the OS again. window.portradarTheme is used by dashboard.js
+ * Loaded (not deferred) in <head>, so the theme applies before the first paint (no flash of
+ * the other theme). The theme in force is always <html data-theme="light|dark"> (the one
+ * rule dashboard.css keys its dark colours on): the user's choice, or with no choice the OS
+ * preference (prefers-color-scheme). A choice is kept in localStorage ("portradar.theme")
+ * only while it differs from the OS preference, so switching back to what the OS says means
+ * following the OS again. window.portradarTheme is used by dashboard.js
  * (the toggle, and drawing the charts again on a switch). Other tabs follow a switch (the
  * storage event) and the OS switching too, when no choice is kept.
  */
@@ -34,9 +35,7 @@
   }
 
   function apply() {
-    var theme = chosen();
-    if (theme) root.setAttribute("data-theme", theme);
-    else root.removeAttribute("data-theme");
+    root.setAttribute("data-theme", current());
   }
 
   function changed() {
