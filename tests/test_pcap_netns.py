@@ -29,13 +29,15 @@ import pyarrow as pa
 import pytest
 
 from portradar.events import format_addresses
-from portradar.ingest.pcap import ANSWER_REASON, PcapReader
+from portradar.ingest.pcap import ANSWER_REASON, RETURN_REASON, PcapReader
 from portradar.ingest.reader import ReadOptions, ReadStats
 
 pytestmark = pytest.mark.netns
 
 SCANNER_IP, TARGET_IP = "198.18.91.1", "198.18.91.2"  # RFC 2544 benchmarking range
 OPEN, CLOSED_A, CLOSED_B, FILTERED = 18081, 18082, 18083, 18084
+HTTP = 18085  # a benign HTTP server: curl's conversation with it is no scan
+HTTP_BODY = 20000  # bytes: a dozen data segments from the server
 #: Longest any one step may take, in seconds.
 STEP_TIMEOUT = 60
 #: How long the listener stays up at most, whatever happens to the test.
@@ -59,8 +61,41 @@ while time.monotonic() < deadline:
 """
 
 
+HTTP_SERVER = f"""
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("{TARGET_IP}", {HTTP}))
+s.listen(8)
+s.settimeout(0.5)
+print("ready", flush=True)
+body = b"x" * {HTTP_BODY}
+deadline = time.monotonic() + {LISTENER_LIFETIME}
+while time.monotonic() < deadline:
+    try:
+        conn, _ = s.accept()
+    except OSError:
+        continue
+    conn.settimeout(5)
+    try:
+        data = b""
+        while b"\\r\\n\\r\\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\nConnection: close"
+                     b"\\r\\n\\r\\n" % len(body) + body)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+"""
+
+
 def _missing_tools() -> list[str]:
-    missing = [t for t in ("ip", "tcpdump", "nmap", "hping3") if shutil.which(t) is None]
+    missing = [t for t in ("ip", "tcpdump", "nmap", "hping3", "curl")
+               if shutil.which(t) is None]
     if shutil.which("iptables") is None and shutil.which("nft") is None:
         missing.append("iptables or nft")
     return missing
@@ -139,17 +174,24 @@ def test_real_scan_outcomes(namespaces: tuple[str, str], tmp_path: Path) -> None
     capture = tmp_path / "scan.pcap"
     tcpdump_log = tmp_path / "tcpdump.log"
     scan_if = f"prs{os.getpid() % 100000}"
-    listener = tcpdump = None
+    listener = tcpdump = http_server = None
     try:
         listener = subprocess.Popen(_in(target_ns, sys.executable, "-c", LISTENER),
                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
         assert listener.stdout is not None
         assert listener.stdout.readline().strip() == "ready"
+        http_server = subprocess.Popen(_in(target_ns, sys.executable, "-c", HTTP_SERVER),
+                                       stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert http_server.stdout is not None
+        assert http_server.stdout.readline().strip() == "ready"
         with open(tcpdump_log, "w") as log:
             tcpdump = subprocess.Popen(
-                # -Z root: keep the rights to write into the test's temporary directory
-                _in(scan_ns, "tcpdump", "-Z", "root", "-i", scan_if, "-n", "-U", "-s", "256",
-                    "-w", str(capture), "ip", "and", "host", TARGET_IP),
+                # -Z root: keep the rights to write into the test's temporary directory;
+                # --immediate-mode: no packet waits in a TPACKET_V3 block for its 1 s
+                # timeout (curl's conversation, the last traffic, was lost at SIGINT)
+                _in(scan_ns, "tcpdump", "-Z", "root", "-i", scan_if, "-n", "-U",
+                    "--immediate-mode", "-s", "256", "-w", str(capture), "ip", "and", "host",
+                    TARGET_IP),
                 stdout=subprocess.DEVNULL, stderr=log,
             )  # fmt: skip
         _wait_for(lambda: "listening on" in tcpdump_log.read_text(), "tcpdump to start")
@@ -162,12 +204,18 @@ def test_real_scan_outcomes(namespaces: tuple[str, str], tmp_path: Path) -> None
             subprocess.run(_in(scan_ns, "hping3", "-S", "-q", "-c", str(count), "-i", "u100000",
                                "-p", str(port), TARGET_IP),
                            capture_output=True, timeout=STEP_TIMEOUT, check=False)  # fmt: skip
+        # a benign client: one HTTP conversation, the server's data, ACKs and FIN with it
+        got = _run(*_in(scan_ns, "curl", "-s", "-o", "/dev/null", "-w", "%{size_download}",
+                        "--max-time", "20", f"http://{TARGET_IP}:{HTTP}/"))  # fmt: skip
+        assert got.stdout == str(HTTP_BODY)
         time.sleep(0.5)  # the last replies reach the capture
     finally:
         if tcpdump is not None:
             _stop(tcpdump, signal.SIGINT)  # SIGINT: tcpdump flushes and closes the file
         if listener is not None:
             _stop(listener, signal.SIGTERM)
+        if http_server is not None:
+            _stop(http_server, signal.SIGTERM)
 
     stats = ReadStats(source=str(capture))
     with open(capture, "rb") as f:
@@ -180,7 +228,8 @@ def test_real_scan_outcomes(namespaces: tuple[str, str], tmp_path: Path) -> None
     outcomes: dict[int, set[str]] = {}
     counts: dict[int, int] = {}
     for row, source in zip(rows, src, strict=True):
-        if source == SCANNER_IP and row["proto"] == 6 and row["tcp_flags"] & 0x16 == 0x02:
+        if (source == SCANNER_IP and row["proto"] == 6 and row["tcp_flags"] & 0x16 == 0x02
+                and row["dport"] != HTTP):
             outcomes.setdefault(row["dport"], set()).add(row["outcome"])
             counts[row["dport"]] = counts.get(row["dport"], 0) + 1
     assert outcomes == {
@@ -191,11 +240,24 @@ def test_real_scan_outcomes(namespaces: tuple[str, str], tmp_path: Path) -> None
     }, (outcomes, tcpdump_log.read_text())
     # nmap's probe (plus at most one retry) and hping3's bounded counts
     assert counts[CLOSED_A] >= 4 and counts[OPEN] >= 3 and counts[FILTERED] >= 3
-    replies = [r for r, s in zip(rows, src, strict=True) if s == TARGET_IP]
+    replies = [r for r, s in zip(rows, src, strict=True)
+               if s == TARGET_IP and r["sport"] != HTTP]  # fmt: skip
     assert replies and {r["outcome"] for r in replies} == {"unknown"}
     assert {r["tcp_flags"] & 0x16 for r in replies} == {0x12, 0x14}  # SYN-ACK and RST-ACK
-    # by default the answers are the probes' outcomes, not events of their own: the
-    # target never shows as a source, and the same probes have the same outcomes
+    # curl's conversation: the server's SYN-ACK, then its data, ACKs and FIN
+    http_client = [r for r, s in zip(rows, src, strict=True)
+                   if s == SCANNER_IP and r["dport"] == HTTP]  # fmt: skip
+    http_server = [r for r, s in zip(rows, src, strict=True)
+                   if s == TARGET_IP and r["sport"] == HTTP]  # fmt: skip
+    assert [r["tcp_flags"] & 0x17 for r in http_client][:1] == [0x02]
+    assert http_client[0]["outcome"] == "established"
+    assert [r["tcp_flags"] & 0x17 for r in http_server][:1] == [0x12]
+    assert len(http_server) >= 5  # SYN-ACK, ACK of the request, data, FIN
+    assert sum(r["bytes"] - 52 for r in http_server) >= HTTP_BODY  # 20 IP + 32 TCP
+    assert any(r["tcp_flags"] & 0x01 for r in http_server)  # the server's FIN
+    # by default the answers are the probes' outcomes and the server's side of curl's
+    # conversation is return traffic: the target never shows as a source, and the same
+    # probes (and curl's packets) have the same outcomes
     plain = ReadStats(source=str(capture))
     with open(capture, "rb") as f:
         kept = pa.Table.from_batches([c.batch for c in PcapReader().read(
@@ -203,8 +265,12 @@ def test_real_scan_outcomes(namespaces: tuple[str, str], tmp_path: Path) -> None
     plain_src = format_addresses(kept.column("src_hi").to_pylist(),
                                  kept.column("src_lo").to_pylist())
     assert TARGET_IP not in plain_src
-    assert plain.skipped[ANSWER_REASON] == len(replies)
-    assert kept.num_rows == table.num_rows - len(replies)
+    assert plain.skipped[ANSWER_REASON] == len(replies) + 1  # + the HTTP SYN-ACK
+    assert plain.skipped[RETURN_REASON] == len(http_server) - 1
+    assert kept.num_rows == table.num_rows - len(replies) - len(http_server)
+    assert sorted(set(kept.column("dport").to_pylist())) == sorted(
+        {OPEN, CLOSED_A, CLOSED_B, FILTERED, HTTP})  # no ephemeral port of the scanner
+
     def scanner_events(events: list[dict], sources: list[str]) -> list[tuple]:
         return [(r["ts"], r["dport"], r["tcp_flags"], r["outcome"])
                 for r, s in zip(events, sources, strict=True) if s == SCANNER_IP]

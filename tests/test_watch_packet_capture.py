@@ -18,6 +18,7 @@ part.  Every process is stopped by its PID; links and namespaces go in a ``final
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import os
 import secrets
@@ -29,10 +30,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from portradar.events.schema import Outcome
-from portradar.ingest.pcap import ANSWER_REASON
+from portradar.ingest.pcap import ANSWER_REASON, RETURN_REASON, PcapReader
+from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.store import Store
 from portradar.watch.config import WatchConfig
 from portradar.watch.packet_capture import PacketCapture
@@ -96,6 +99,75 @@ def test_probe_held_back_until_its_reply_window_is_over() -> None:
     assert cap.drain().num_rows == 0
     assert cap.counts["packets"] == 4 and cap.stats.skipped_total == 2
     assert cap.stats.skipped[ANSWER_REASON] == 1  # not counted again from the context
+
+
+_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
+
+
+def test_return_traffic_across_rounds() -> None:
+    """The server's side of a conversation the client started is return traffic in every
+    later round, long after its start left the re-read context: the conversations are
+    kept between rounds.  After the idle timeout the server's next packet is an event."""
+    c, s = (10, 0, 0, 1), (10, 0, 0, 2)
+    now = [1000.0]
+    cap = PacketCapture("test0", probe_timeout=1.0, clock=lambda: now[0])
+    cap._chunks = [_HEADER
+                   + _record(1000.00, _frame(c, s, 40000, 80, SYN))
+                   + _record(1000.01, _frame(s, c, 80, 40000, SYN | ACK))
+                   + _record(1000.02, _frame(c, s, 40000, 80, ACK))
+                   + _record(1000.03, _frame(s, c, 80, 40000, PSH | ACK))]  # fmt: skip
+    now[0] = 1003.0  # cut-off 1001.0: all four are final
+    got = cap.drain().to_pydict()
+    assert got["dport"] == [80, 80] and got["outcome"] == ["established", "unknown"]
+    assert cap.stats.skipped[ANSWER_REASON] == 1 and cap.stats.skipped[RETURN_REASON] == 1
+    # 90 s later (the context is 1 s): the server's data is still return traffic
+    cap._chunks = [_record(1090.0, _frame(s, c, 80, 40000, PSH | ACK))
+                   + _record(1090.5, _frame(c, s, 40000, 80, ACK))]  # fmt: skip
+    now[0] = 1100.0
+    got = cap.drain().to_pydict()
+    assert got["sport"] == [40000] and cap.stats.skipped[RETURN_REASON] == 2
+    # 309.5 s idle, beyond TCP's 300 s: the conversation is over, the packet is an event
+    cap._chunks = [_record(1400.0, _frame(s, c, 80, 40000, PSH | ACK))]
+    now[0] = 1500.0
+    got = cap.drain().to_pydict()
+    assert got["sport"] == [80] and got["dport"] == [40000]
+    assert cap.stats.skipped[RETURN_REASON] == 2
+    assert cap.counts["packets"] == 7 and cap.stats.events == 4
+    assert cap.stats.skipped_total == 3
+
+
+def test_live_rounds_judge_return_traffic_like_the_file_reader() -> None:
+    """The server capture of the pcap reader's tests, fed to the live capture a few
+    packets per round: the same events, answers and return traffic as one file read."""
+    from test_pcap_reader import _conversations, pcap
+
+    records = _conversations()
+    data = pcap(records)
+    stats = ReadStats(source="x.pcap")
+    whole = [c.batch for c in PcapReader().read(io.BytesIO(data), start_offset=0,
+                                                 options=ReadOptions(), stats=stats)]
+    now = [0.0]
+    cap = PacketCapture("test0", probe_timeout=3.0, clock=lambda: now[0])
+    batches = []
+    pos = 24
+    cap._chunks = [data[:24]]
+    for k, (ts, frame) in enumerate(records):
+        size = 16 + len(frame)
+        cap._chunks.append(data[pos : pos + size])
+        pos += size
+        if k % 3 == 2:
+            now[0] = ts / 1e6
+            batches.append(cap.drain())
+    cap._eof.set()  # no tcpdump to wait for
+    cap.stop()
+    batches.append(cap.drain())
+    keys = ("ts", "src_lo", "dst_lo", "sport", "dport", "tcp_flags", "icmp_type", "outcome")
+    live = pa.Table.from_batches([b for b in batches if b.num_rows]).select(keys).to_pylist()
+    assert live == pa.Table.from_batches(whole).select(keys).to_pylist()
+    assert len(live) == 19
+    assert dict(cap.stats.skipped) == dict(stats.skipped) == {
+        ANSWER_REASON: 7, RETURN_REASON: 10}
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -232,9 +304,11 @@ probe_timeout = 1.0
     # every packet the SYN filter passed is stored once, as the same packet seen by "tcp"
     assert syn_flagged is not None and totals["syn"] == syn_flagged[0]
     by_name = {s.config.name: s for s in svc.inputs}
-    # every packet captured is an event, or the answer that is a probe's outcome
+    # every packet captured is an event, the answer that is a probe's outcome, or the
+    # return traffic of a conversation (the listener's FIN after accepting)
     for name in ("tcp", "syn"):
         answered = by_name[name].listener.stats.skipped[ANSWER_REASON]
-        assert by_name[name].records == totals[name] + answered
+        returned = by_name[name].listener.stats.skipped[RETURN_REASON]
+        assert by_name[name].records == totals[name] + answered + returned
     assert by_name["tcp"].listener.stats.skipped[ANSWER_REASON] > 0
     assert mid["tcp"] > 0  # stored while running, not only at shutdown

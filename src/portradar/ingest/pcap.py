@@ -13,10 +13,16 @@ into columns (:mod:`~portradar.ingest.pcap_kernel`); only those columns, about 7
 bytes per packet, are kept, so two million packets need about 140 MB whatever the
 packets' size.  Once the whole capture is decoded, probes are paired with replies
 (:mod:`~portradar.ingest.probe_outcome`) and the events are yielded in batches of
-:data:`BATCH_ROWS`.  Pairing needs the whole capture, so only the last chunk carries
-an ``offset`` (the end of the last complete record): a capture is committed whole.
+:data:`BATCH_ROWS`.  The answers that decided a probe's outcome (:data:`ANSWER_REASON`)
+and the return traffic of conversations the other side started in the capture
+(:data:`RETURN_REASON`: the server's data, ACKs and FIN, later UDP and echo replies) are
+counted, never errors, and not stored: only what starts a conversation, and what the
+capture cannot place in one, is an event (see :class:`PcapReader`).  Pairing needs the
+whole capture, so only the last chunk carries an ``offset`` (the end of the last
+complete record): a capture is committed whole.
 Resuming from an offset reads the file header again (pcapng: walks the blocks before
-the offset for its interface descriptions) and pairs only the new packets.
+the offset for its interface descriptions) and pairs only the new packets (conversations
+started before the offset are not known: their later packets are events).
 
 **Bad input**, decided as follows:
 
@@ -76,7 +82,7 @@ import pyarrow as pa
 from portradar.errors import InputError
 from portradar.events.schema import empty_batch, make_batch
 from portradar.ingest import pcap_kernel as kernel
-from portradar.ingest.probe_outcome import probe_outcomes
+from portradar.ingest.probe_outcome import Conversations, probe_outcomes, return_traffic
 from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 
@@ -103,6 +109,9 @@ MIN_PACKETS_PER_THREAD = 1 << 15
 #: How the packets that answered a probe of the capture are counted (not stored: each
 #: is its probe's outcome; not an error either, not even in strict mode).
 ANSWER_REASON = "answer to a probe in the capture (stored as the probe's outcome)"
+#: How the later packets of a conversation that the other side started in the capture are
+#: counted (not stored: the server's side of a conversation is not a probe; not an error).
+RETURN_REASON = "return traffic of a conversation started in the capture (not a probe)"
 #: Bytes before the final offset handed back in ``ReadChunk.tail`` (the ledger's
 #: ``TAIL_BYTES``, which it compares before resuming a grown capture).
 TAIL_BYTES = 256
@@ -253,12 +262,22 @@ class PcapReader:
     Options used: ``sensor`` (default ``"default"``), ``strict``, ``probe_timeout``
     (seconds, for :func:`~portradar.ingest.probe_outcome.probe_outcomes`) and
     ``chunk_bytes`` (bytes read per block).  The constructor's parameters are the
-    limits documented at module level, and ``keep_answers``: the packets that answered
-    a probe of the capture (a SYN-ACK, an RST, an ICMP error...) are its outcome, so by
-    default they are counted (:data:`ANSWER_REASON`) and not stored as events of their
-    own, which would count the target as a source probing the scanner's ephemeral port
-    (or ICMP type 3) in the per-port activity; ``keep_answers=True`` stores them too,
-    with outcome ``unknown``, one event per packet (the pairing tests use it).
+    limits documented at module level, and what is stored:
+
+    * the packets that answered a probe of the capture (a SYN-ACK, an RST, an ICMP
+      error...) are its outcome, so by default they are counted (:data:`ANSWER_REASON`)
+      and not stored as events of their own, which would count the target as a source
+      probing the scanner's ephemeral port (or ICMP type 3) in the per-port activity;
+    * the later packets of a conversation whose start the capture saw the other side
+      send (the server's data, ACKs and FIN, later UDP replies, later echo replies) are
+      return traffic, counted under :data:`RETURN_REASON` and not stored either
+      (:func:`~portradar.ingest.probe_outcome.return_traffic`; timeouts from
+      ``conversations``, a fresh :class:`~portradar.ingest.probe_outcome.Conversations`
+      per read when None; the live capture passes its own, kept across rounds);
+    * ``keep_answers=True`` stores every packet, answers and return traffic included,
+      with outcome ``unknown`` (one event per packet: the pairing tests use it);
+      ``keep_return_traffic=True`` stores return traffic but not the answers (the
+      behaviour before return traffic was recognised).
     """
 
     name: ClassVar[str] = "pcap"
@@ -272,15 +291,21 @@ class PcapReader:
         batch_rows: int = BATCH_ROWS,
         decode_threads: int = DECODE_THREADS,
         keep_answers: bool = False,
+        keep_return_traffic: bool = False,
+        conversations: Conversations | None = None,
     ) -> None:
         self.max_caplen = max_caplen
         self.max_block_bytes = max_block_bytes
         self.batch_rows = max(1, batch_rows)
         self.decode_threads = max(1, decode_threads)
         self.keep_answers = keep_answers
+        self.keep_return_traffic = keep_return_traffic
+        self.conversations = conversations
         #: Capture times (µs) of the answers the last read counted instead of storing
         #: (the live capture, which re-reads a window of context, counts the new ones).
         self.answer_ts = np.zeros(0, np.int64)
+        #: The same for the return traffic (only packets the conversations judged).
+        self.return_ts = np.zeros(0, np.int64)
 
     @classmethod
     def sniff(cls, head: bytes) -> float:
@@ -591,20 +616,38 @@ class PcapReader:
         outcome = probe_outcomes(cols, timeout_us=round(options.probe_timeout * 1e6),
                                  quotes=quotes, answers=answers)
         pf = _pflog_columns(_concatenate(decoded.pflog), n) if decoded.pflog else {}
-        n_answers = 0 if self.keep_answers else int(np.count_nonzero(answers))
         self.answer_ts = np.zeros(0, np.int64)
-        if n_answers:
-            # the target's answers are the probes' outcomes, not probes of their own
-            self.answer_ts = np.asarray(cols["ts"], np.int64)[answers]
-            keep = np.flatnonzero(~answers)
-            cols = {name: column[keep] for name, column in cols.items()}
-            outcome = outcome[keep]
-            pf = {name: column.take(pa.array(keep)) for name, column in pf.items()}
-            stats.skipped[ANSWER_REASON] += n_answers  # counted, never an error
-            n = keep.shape[0]
-            if n == 0:
-                yield ReadChunk(batch=empty_batch(), offset=end, records=records, tail=tail)
-                return
+        self.return_ts = np.zeros(0, np.int64)
+        if not self.keep_answers:
+            n_answers = int(np.count_nonzero(answers))
+            n_return = 0
+            drop = answers
+            if not self.keep_return_traffic:
+                # the other side's later packets of a conversation: not probes either
+                returning = return_traffic(cols, answers=answers,
+                                           conversations=self.conversations)
+                n_return = int(np.count_nonzero(returning))
+                if n_return:
+                    self.return_ts = np.asarray(cols["ts"], np.int64)[returning]
+                    drop = answers | returning
+            if n_answers:
+                # the target's answers are the probes' outcomes, not probes of their own
+                self.answer_ts = np.asarray(cols["ts"], np.int64)[answers]
+            if n_answers or n_return:
+                keep = np.flatnonzero(~drop)
+                cols = {name: column[keep] for name, column in cols.items()}
+                outcome = outcome[keep]
+                pf = {name: column.take(pa.array(keep)) for name, column in pf.items()}
+                # counted, never an error
+                if n_answers:
+                    stats.skipped[ANSWER_REASON] += n_answers
+                if n_return:
+                    stats.skipped[RETURN_REASON] += n_return
+                n = keep.shape[0]
+                if n == 0:
+                    yield ReadChunk(batch=empty_batch(), offset=end, records=records,
+                                    tail=tail)
+                    return
         sensor = options.sensor or "default"
         ones = np.ones(min(n, self.batch_rows), np.uint32)
         for start in range(0, n, self.batch_rows):

@@ -22,11 +22,27 @@ other IP protocol             nothing                                      unkno
 ============================  ===========================================  ============
 
 Every other packet (SYN-ACKs, RSTs, replies, data, ICMP errors) keeps outcome
-``unknown``: replies are still events, which backscatter detection needs.  A UDP packet
-is a *reply*, not a probe, when a UDP packet of the reverse direction came less than
-``timeout`` before it (the DNS answer to a query).  Packets sent to a multicast or the
-limited-broadcast address are never probes (no single target can answer them).
-Packets that already carry a verdict (pflog's pass/block) keep it.
+``unknown``.  The answer a probe's outcome came from is marked (``answers=``: the reader
+does not store it, it *is* the outcome); replies that answer no probe of the capture
+stay events, which backscatter detection needs.  A UDP packet is a *reply*, not a
+probe, when a UDP packet of the reverse direction came less than ``timeout`` before it
+(the DNS answer to a query), and the next packet of its conversation is not its answer.
+Packets sent to a multicast or the limited-broadcast address are never probes (no
+single target can answer them).  Packets that already carry a verdict (pflog's
+pass/block) keep it.
+
+**Return traffic** (:func:`return_traffic`, after pairing): the later packets of a
+conversation travelling against the direction of the side that started it in the
+capture (TCP: the side that sent the SYN without ACK; UDP: the first packet of the
+5-tuple; ICMP echo: the requests of one identifier) are not probes either: the server's
+data, ACKs and FIN, the second and later UDP replies, duplicate echo replies.  A
+conversation ends after an idle timeout (:data:`TCP_IDLE_TIMEOUT` 300 s,
+:data:`UDP_IDLE_TIMEOUT` and :data:`ICMP_IDLE_TIMEOUT` 60 s, Zeek's defaults) or, for TCP,
+:data:`TCP_CLOSE_DELAY` (5 s) after an RST or both sides' FINs.  Conversations whose start
+the capture did not see (mid-stream) are not followed: all their packets stay events.
+Two compiled passes (a two-bit-per-key filter keeps only the packets of keys seen from
+both sides, answers left out) and a conversation hash table, kept across rounds by the
+live capture (:class:`Conversations`); details in ``docs/pcap-reader.md``.
 
 Why "other IP protocol" without a reply stays unknown: ``nmap -sO`` probes and tunnel
 traffic (GRE, ESP) look alike, and only a "protocol unreachable" tells them apart.
@@ -70,6 +86,20 @@ reply fell after the end of the file is "unanswered".
 ['accepted', 'rejected', 'unanswered', 'unknown', 'unknown']
 >>> answers.tolist()  # the SYN-ACK and the RST answered a probe of the capture
 [False, False, False, True, True]
+>>> conversation = {  # SYN, SYN-ACK, ACK, the server's data, the client's ACK
+...     "ts": np.arange(5) * 1000,
+...     "src_lo": np.array([scanner, target, scanner, target, scanner], np.uint64),
+...     "dst_lo": np.array([target, scanner, target, scanner, target], np.uint64),
+...     "proto": np.full(5, 6, np.uint8), "l4": np.full(5, 2, np.uint8),
+...     "sport": np.array([40000, 80, 40000, 80, 40000], np.uint16),
+...     "dport": np.array([80, 40000, 80, 40000, 80], np.uint16),
+...     "tcp_flags": np.array([0x02, 0x12, 0x10, 0x18, 0x10], np.uint8)}
+>>> answers = np.zeros(5, np.bool_)
+>>> [Outcome(o).label for o in probe_outcomes(conversation, timeout_us=3_000_000,
+...                                           answers=answers)][0]
+'established'
+>>> return_traffic(conversation, answers=answers).tolist()  # the server's data
+[False, False, False, True, False]
 """
 
 from __future__ import annotations
@@ -110,7 +140,7 @@ TABLE_SLOTS_PER_ANSWER = 2
 #: Fewest slots: a small capture's table stays in the L1 cache either way.
 TABLE_MIN_SLOTS = 1 << 10
 
-__all__ = ["DEFAULT_PROBE_TIMEOUT", "probe_outcomes"]
+__all__ = ["DEFAULT_PROBE_TIMEOUT", "Conversations", "probe_outcomes", "return_traffic"]
 
 
 @numba.njit(cache=True, inline="always")
@@ -426,21 +456,25 @@ def pair_probes(  # pragma: no cover - jit
         lo, hi = start[f], start[f + 1]
         wp = _when(p, rank, in_order)
         at = _first_above(when, lo, hi, wp)
-        if at < hi:
-            j = row[at]
-            if ts[a_pkt[j]] - ts[p] <= timeout:
-                out[p] = answer_outcome[a_kind[j]]
-                answered[a_pkt[j]] = True
-                if a_kind[j] == ANS_SYNACK:
-                    syn_pkt[n_syn] = p
-                    syn_ans[n_syn] = j
-                    n_syn += 1
+        is_reply = False
         if p_role[t] == OWN_UDP_PROBE:
             before = _first_from(when, lo, at, wp) - 1
             if (before >= lo and last_udp[before] >= 0
                     and ts[p] - ts[a_pkt[row[last_udp[before]]]] <= timeout):
                 replies[n_reply] = p
                 n_reply += 1
+                is_reply = True
+        if at < hi:
+            j = row[at]
+            # a reply's own "answer" (the next packet of a UDP conversation) answers
+            # nothing: the reply is no probe (its outcome is reset below)
+            if ts[a_pkt[j]] - ts[p] <= timeout and not (is_reply and a_kind[j] == ANS_UDP):
+                out[p] = answer_outcome[a_kind[j]]
+                answered[a_pkt[j]] = True
+                if a_kind[j] == ANS_SYNACK:
+                    syn_pkt[n_syn] = p
+                    syn_ans[n_syn] = j
+                    n_syn += 1
 
     # established: the client's ACK after the SYN-ACK, within the timeout
     n_ack = c_pkt.shape[0]
@@ -562,3 +596,387 @@ def _quote_columns(quotes: Mapping[str, np.ndarray] | None) -> tuple[np.ndarray,
     if order is not None:
         out = [np.ascontiguousarray(c[order]) for c in out]
     return tuple(out)
+
+
+# ---- return traffic: the later packets of a conversation the other side started ----------
+
+#: Idle timeouts of a conversation, in seconds: Zeek's defaults (``tcp_inactivity_timeout``
+#: 5 min, ``udp_inactivity_timeout`` and ``icmp_inactivity_timeout`` 1 min in
+#: ``init-bare.zeek``), the reference for what a packet sensor calls one connection.
+#: Linux conntrack keeps an established TCP connection 5 days
+#: (``nf_conntrack_tcp_timeout_established``) and UDP 30 s, 120 s once both sides spoke
+#: (``nf_conntrack_udp_timeout``, ``_stream``): a firewall's state table, too long for a
+#: sensor whose live table must stay small.
+TCP_IDLE_TIMEOUT = 300.0
+UDP_IDLE_TIMEOUT = 60.0
+ICMP_IDLE_TIMEOUT = 60.0
+#: Seconds a TCP conversation lives on after an RST or both sides' FINs: Zeek's
+#: ``tcp_close_delay`` and ``tcp_reset_delay`` (5 s), time for the last ACKs and
+#: retransmissions.  One FIN alone (a half-close) keeps the idle timeout.
+TCP_CLOSE_DELAY = 5.0
+
+# what a packet is to conversation tracking
+CONV_NONE, CONV_SYN, CONV_TCP, CONV_UDP, CONV_ECHO_REQUEST, CONV_ECHO_REPLY = range(6)
+_FIN = 0x01
+# conversation flags: FIN seen from side a, from side b, an RST seen
+_C_FIN_A, _C_FIN_B, _C_RST = 1, 2, 4
+#: Marks a packet conversation tracking does not look at (a real key hashing to it, one
+#: in 2^63, would only stay an event).
+_NOT_TRACKED = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+#: Fewest slots of the conversation table.
+CONV_MIN_SLOTS = 1 << 10
+#: Filter bits per packet and direction (see :func:`conversation_filter`): with 8, a
+#: one-sided conversation passes the filter about 6 % of the time (1 - e^(-1/16) for a
+#: capture whose packets go either way), which costs one table look-up, never a result.
+CONV_FILTER_BITS = 8
+
+
+@numba.njit(cache=True, inline="always")
+def _conv_key(  # pragma: no cover - jit
+    s_hi: np.uint64, s_lo: np.uint64, d_hi: np.uint64, d_lo: np.uint64, pr: int, t: int,
+    sport: int, dport: int, f: int, it: int, ident: np.uint32, verdict: int,
+) -> tuple:  # fmt: skip
+    """What a packet is to a conversation: (kind, sender side, a_hi, a_lo, b_hi, b_lo,
+    port word, hash), the key in canonical order (side a is the lesser endpoint), so both
+    directions of a conversation have one key; kind ``CONV_NONE`` when not tracked.
+
+    Takes the packet's fields, not the arrays: array arguments would cost two atomic
+    reference-count updates each per call where numba cannot prune them.
+    """
+    kind = CONV_NONE
+    if verdict != 0:
+        kind = CONV_NONE  # a firewall's log (pflog): what it logged is what it chose to
+    elif t == _L4_TCP:
+        kind = CONV_SYN if f & (_SYN | _ACK | _RST) == _SYN else CONV_TCP
+    elif t == _L4_PORTS:
+        if pr == 17 or pr == 136:
+            kind = CONV_UDP
+    elif t == _L4_ICMP:
+        if (pr == 1 and it == 8) or (pr == 58 and it == 128):
+            kind = CONV_ECHO_REQUEST
+        elif (pr == 1 and it == 0) or (pr == 58 and it == 129):
+            kind = CONV_ECHO_REPLY
+    if kind == CONV_ECHO_REQUEST or kind == CONV_ECHO_REPLY:  # noqa: SIM109 (numba)
+        sp = np.uint32(ident >> np.uint32(16))  # the echo identifier, both ways
+        dp = sp
+    else:
+        sp = np.uint32(sport)
+        dp = np.uint32(dport)
+    side = 0
+    if s_hi > d_hi or (s_hi == d_hi and (s_lo > d_lo or (s_lo == d_lo and sp > dp))):
+        side = 1
+    if side == 0:
+        a_hi, a_lo, b_hi, b_lo, word = s_hi, s_lo, d_hi, d_lo, (sp << np.uint32(16)) | dp
+    else:
+        a_hi, a_lo, b_hi, b_lo, word = d_hi, d_lo, s_hi, s_lo, (dp << np.uint32(16)) | sp
+    h = _key_hash(a_hi, a_lo, b_hi, b_lo, pr, word)
+    return kind, side, a_hi, a_lo, b_hi, b_lo, word, h
+
+
+@numba.njit(cache=True, inline="always")
+def _conv_slot(h: np.uint64, mask: int | np.integer) -> tuple:  # pragma: no cover - jit
+    """Byte and bit shift of a hash's two filter bits (one per direction)."""
+    s = np.int64((h >> np.uint64(17)) & np.uint64(mask))  # other bits than the table's
+    return s >> 2, (s & 3) << 1
+
+
+@numba.njit(cache=True, nogil=True)
+def conversation_filter(  # pragma: no cover - jit
+    ts: np.ndarray, src_hi: np.ndarray, src_lo: np.ndarray, dst_hi: np.ndarray,
+    dst_lo: np.ndarray, proto: np.ndarray, l4: np.ndarray, sport: np.ndarray,
+    dport: np.ndarray, flags: np.ndarray, itype: np.ndarray, ident: np.ndarray,
+    verdict: np.ndarray, answered: np.ndarray, since: int, until: int, answers_count: bool,
+    e_h: np.ndarray, n_entries: int,
+) -> np.ndarray:  # fmt: skip
+    """The packets that conversation tracking has to look at, in packet order.
+
+    Return traffic needs packets from both sides of a conversation (the starter and the
+    reply), answers to probes left out (they are the probes' outcomes).  One pass sets,
+    per packet, the bit of its key's hash and its direction; a second keeps the packets
+    whose key has both bits: in a scan capture, where almost nothing is answered but by
+    the answers, that leaves almost nothing to track.  With ``answers_count`` (the live
+    capture, whose later rounds may bring the rest of a conversation) the answers that
+    accept (SYN-ACK, UDP, echo reply) set their bit too, and the ``n_entries``
+    conversations already in the table set both.  Only packets with ``since < ts <=
+    until`` are kept.
+    """
+    n = ts.shape[0]
+    slots = np.int64(4)
+    while slots < CONV_FILTER_BITS * (n + n_entries):
+        slots <<= 1
+    mask = slots - 1
+    bits = np.zeros(slots >> 2, np.uint8)
+    # per packet: its key's hash with the sender's side in bit 0 (the filter's slot uses
+    # the upper bits), or _NOT_TRACKED; the second pass reads it back, cheaper than
+    # classifying and hashing again
+    hs = np.empty(n, np.uint64)
+    for i in range(n):
+        hs[i] = _NOT_TRACKED
+        if answered[i] and (not answers_count or (l4[i] == _L4_TCP and flags[i] & _RST)):
+            continue  # an answer; in the live capture, one that accepts counts
+        kind, side, _a_hi, _a_lo, _b_hi, _b_lo, _word, h = _conv_key(
+            src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], proto[i], l4[i], sport[i], dport[i],
+            flags[i], itype[i], ident[i], verdict[i])  # fmt: skip
+        if kind == CONV_NONE:
+            continue
+        byte, shift = _conv_slot(h, mask)
+        bits[byte] |= np.uint8(1 << (shift + side))
+        if not answered[i]:
+            hs[i] = (h & ~np.uint64(1)) | np.uint64(side)
+    for e in range(n_entries):
+        byte, shift = _conv_slot(e_h[e], mask)
+        bits[byte] |= np.uint8(3 << shift)
+    keep = np.empty(n, np.int64)
+    nk = 0
+    windowed = since > -(1 << 62) or until < (1 << 62)
+    for i in range(n):
+        h = hs[i]
+        if h == _NOT_TRACKED or (windowed and (ts[i] <= since or ts[i] > until)):
+            continue
+        byte, shift = _conv_slot(h, mask)
+        if (bits[byte] >> shift) & 3 == 3:
+            keep[nk] = i
+            nk += 1
+    return keep[:nk]
+
+
+@numba.njit(cache=True, inline="always")
+def _conv_timeout(  # pragma: no cover - jit
+    pr: int, fl: int, tcp: int, udp: int, icmp: int, closed: int,
+) -> int:  # fmt: skip
+    """Idle timeout (µs) of a conversation of protocol ``pr`` with flags ``fl``."""
+    if pr == 6:
+        if fl & _C_RST or fl & (_C_FIN_A | _C_FIN_B) == (_C_FIN_A | _C_FIN_B):
+            return closed
+        return tcp
+    if pr == 1 or pr == 58:
+        return icmp
+    return udp
+
+
+@numba.njit(cache=True, nogil=True)
+def track_conversations(  # pragma: no cover - jit
+    order: np.ndarray, start: int, ts: np.ndarray, src_hi: np.ndarray, src_lo: np.ndarray,
+    dst_hi: np.ndarray, dst_lo: np.ndarray, proto: np.ndarray, l4: np.ndarray,
+    sport: np.ndarray, dport: np.ndarray, flags: np.ndarray, itype: np.ndarray,
+    ident: np.ndarray, verdict: np.ndarray, timeouts: np.ndarray, returning: np.ndarray,
+    slot_h: np.ndarray, slot_e: np.ndarray, e_h: np.ndarray, e_ahi: np.ndarray,
+    e_alo: np.ndarray, e_bhi: np.ndarray, e_blo: np.ndarray, e_proto: np.ndarray,
+    e_word: np.ndarray, e_last: np.ndarray, e_init: np.ndarray, e_flags: np.ndarray,
+    n_entries: int,
+) -> tuple:  # fmt: skip
+    """Walk the packets ``order[start:]`` (capture-time order) through the conversation
+    table, marking return traffic in ``returning``; return (position reached, entries).
+
+    Stops early, at the position of the packet that would need a new entry, when the
+    entry arrays are full: the caller grows the table (dropping expired conversations)
+    and calls again from there.  Rules, per packet of side ``s`` and its conversation
+    ``c`` (alive: its last packet no longer ago than its idle timeout):
+
+    * TCP SYN without ACK/RST: never return traffic; (re)starts ``c`` with ``s`` as the
+      initiator.  Any other TCP packet: return traffic when ``c`` is alive and ``s`` is
+      not its initiator; refreshes an alive ``c`` and notes FINs and RSTs; a dead or
+      unknown ``c`` stays so (its start was not seen: mid-stream).
+    * UDP: return traffic when ``c`` is alive and ``s`` is not its initiator; otherwise
+      a dead or unknown ``c`` starts with ``s`` as the initiator.
+    * Echo request: never return traffic; (re)starts ``c`` unless ``s`` already is its
+      initiator.  Echo reply: return traffic when ``c`` is alive and ``s`` is not its
+      initiator.
+    """
+    cap = e_h.shape[0]
+    mask = slot_h.shape[0] - 1
+    # scalars, not the array, in the loop's helpers (no reference counting per call)
+    t_tcp, t_udp, t_icmp, t_closed = timeouts[0], timeouts[1], timeouts[2], timeouts[3]
+    for k in range(start, order.shape[0]):
+        i = order[k]
+        kind, side, a_hi, a_lo, b_hi, b_lo, word, h = _conv_key(
+            src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], proto[i], l4[i], sport[i], dport[i],
+            flags[i], itype[i], ident[i], verdict[i])  # fmt: skip
+        pr = proto[i]
+        t = ts[i]
+        s = np.int64(h & np.uint64(mask))
+        e = -1
+        while True:  # ends: the table is at most half full
+            f = slot_e[s]
+            if f < 0:
+                break
+            if (slot_h[s] == h and e_alo[f] == a_lo and e_blo[f] == b_lo and e_ahi[f] == a_hi
+                    and e_bhi[f] == b_hi and e_proto[f] == pr and e_word[f] == word):  # fmt: skip
+                e = f
+                break
+            s = (s + 1) & mask
+        alive = e >= 0 and t - e_last[e] <= _conv_timeout(pr, e_flags[e], t_tcp, t_udp,
+                                                           t_icmp, t_closed)
+        start_new = False
+        if kind == CONV_SYN:
+            start_new = True
+        elif kind == CONV_TCP:
+            if alive:
+                if side != e_init[e]:
+                    returning[i] = True
+                e_last[e] = t
+                fl = flags[i]
+                if fl & _RST:
+                    e_flags[e] |= _C_RST
+                elif fl & _FIN:
+                    e_flags[e] |= _C_FIN_B if side else _C_FIN_A
+        elif kind == CONV_UDP or kind == CONV_ECHO_REPLY:  # noqa: SIM109 (numba)
+            if alive:
+                if side != e_init[e]:
+                    returning[i] = True
+                e_last[e] = t
+            elif kind == CONV_UDP:
+                start_new = True
+        elif kind == CONV_ECHO_REQUEST:
+            if alive and side == e_init[e]:
+                e_last[e] = t
+            else:
+                start_new = True
+        if not start_new:
+            continue
+        if e < 0:
+            if n_entries == cap:
+                return k, n_entries
+            e = n_entries
+            n_entries += 1
+            slot_e[s] = e
+            slot_h[s] = h
+            e_h[e] = h
+            e_ahi[e] = a_hi
+            e_alo[e] = a_lo
+            e_bhi[e] = b_hi
+            e_blo[e] = b_lo
+            e_proto[e] = pr
+            e_word[e] = word
+        e_last[e] = t
+        e_init[e] = side
+        e_flags[e] = 0
+    return order.shape[0], n_entries
+
+
+@numba.njit(cache=True, nogil=True)
+def _conv_rehash(  # pragma: no cover - jit
+    slot_h: np.ndarray, slot_e: np.ndarray, e_h: np.ndarray, n_entries: int,
+) -> None:  # fmt: skip
+    mask = slot_h.shape[0] - 1
+    for e in range(n_entries):
+        h = e_h[e]
+        s = np.int64(h & np.uint64(mask))
+        while slot_e[s] >= 0:
+            s = (s + 1) & mask
+        slot_e[s] = e
+        slot_h[s] = h
+
+
+_ENTRY_FIELDS = (("h", np.uint64), ("ahi", np.uint64), ("alo", np.uint64), ("bhi", np.uint64),
+                 ("blo", np.uint64), ("proto", np.uint8), ("word", np.uint32),
+                 ("last", np.int64), ("init", np.uint8), ("flags", np.uint8))  # fmt: skip
+
+
+class Conversations:
+    """The conversations seen so far, to tell return traffic (see :func:`return_traffic`).
+
+    A whole-file read uses a fresh one per read; the live capture keeps one across its
+    rounds and sets :attr:`since_us` / :attr:`until_us` each round to the packets it
+    stores for the first time, so every packet is judged once, in time order.  Expired
+    conversations are dropped whenever the table grows, so it holds about the
+    conversations alive at once (about 60 bytes each, plus twice 12 bytes of slots).
+    Timeouts are in seconds; the defaults are :data:`TCP_IDLE_TIMEOUT`,
+    :data:`UDP_IDLE_TIMEOUT`, :data:`ICMP_IDLE_TIMEOUT` and :data:`TCP_CLOSE_DELAY`.
+    """
+
+    def __init__(self, *, tcp_timeout: float = TCP_IDLE_TIMEOUT,
+                 udp_timeout: float = UDP_IDLE_TIMEOUT, icmp_timeout: float = ICMP_IDLE_TIMEOUT,
+                 tcp_close_delay: float = TCP_CLOSE_DELAY, live: bool = False) -> None:  # fmt: skip
+        self.timeouts = np.array([round(x * 1e6) for x in (tcp_timeout, udp_timeout,
+                                                           icmp_timeout, tcp_close_delay)],
+                                 np.int64)  # fmt: skip
+        #: Whether later rounds may bring the rest of a conversation (the live capture):
+        #: then the answers to probes and the table's conversations count for the filter.
+        self.live = live
+        self.since_us = -(1 << 62)  # packets at or before it were judged already
+        self.until_us = 1 << 62  # packets after it are judged in a later round
+        self.n_entries = 0
+        self._alloc(0, CONV_MIN_SLOTS)
+
+    def _alloc(self, keep: int, slots: int) -> None:
+        old = getattr(self, "entries", None)
+        self.entries = {name: np.empty(slots // 2, dtype) for name, dtype in _ENTRY_FIELDS}
+        if old is not None and keep:
+            for name, column in old.items():
+                self.entries[name][:keep] = column[:keep]
+        self.slot_h = np.empty(slots, np.uint64)
+        self.slot_e = np.full(slots, -1, np.int32)
+        self.n_entries = keep
+        if keep:
+            _conv_rehash(self.slot_h, self.slot_e, self.entries["h"], keep)
+
+    def make_room(self, now_us: int) -> None:
+        """Drop the conversations expired at ``now_us``; double the room if still half full."""
+        n = self.n_entries
+        e = self.entries
+        fl = e["flags"][:n].astype(np.int64)
+        closed = ((fl & _C_RST) != 0) | ((fl & (_C_FIN_A | _C_FIN_B)) == (_C_FIN_A | _C_FIN_B))
+        pr = e["proto"][:n]
+        t = self.timeouts
+        timeout = np.where(pr == 6, np.where(closed, t[3], t[0]),
+                           np.where((pr == 1) | (pr == 58), t[2], t[1]))  # fmt: skip
+        alive = np.flatnonzero(now_us - e["last"][:n] <= timeout)
+        keep = alive.shape[0]
+        for column in e.values():
+            column[:keep] = column[alive]
+        capacity = e["h"].shape[0]
+        if keep > capacity // 2:
+            capacity *= 2
+        self._alloc(keep, 2 * capacity)
+
+    def table(self) -> tuple[np.ndarray, ...]:
+        e = self.entries
+        return (self.slot_h, self.slot_e, *(e[name] for name, _ in _ENTRY_FIELDS))
+
+
+def return_traffic(
+    cols: Mapping[str, np.ndarray],
+    *,
+    answers: np.ndarray,
+    conversations: Conversations | None = None,
+) -> np.ndarray:
+    """One flag per packet: True for return traffic of a conversation the other side
+    started in the capture (see ``docs/pcap-reader.md``).
+
+    ``cols`` as for :func:`probe_outcomes`; ``answers`` is the mask that function filled
+    (answers are the probes' outcomes, never return traffic, and do not refresh a
+    conversation).  ``conversations`` is the state to judge against and update (the live
+    capture's, across rounds); a fresh one, for the whole capture, when None.
+    """
+    ts = np.ascontiguousarray(cols["ts"], np.int64)
+    n = ts.shape[0]
+    returning = np.zeros(n, np.bool_)
+    if n == 0:
+        return returning
+    conv = conversations if conversations is not None else Conversations()
+    args = (
+        _column(cols, "src_hi", n, np.uint64), _column(cols, "src_lo", n, np.uint64),
+        _column(cols, "dst_hi", n, np.uint64), _column(cols, "dst_lo", n, np.uint64),
+        _column(cols, "proto", n, np.uint8), _column(cols, "l4", n, np.uint8),
+        _column(cols, "sport", n, np.uint16), _column(cols, "dport", n, np.uint16),
+        _column(cols, "tcp_flags", n, np.uint8), _column(cols, "icmp_type", n, np.uint8),
+        _column(cols, "icmp_ident", n, np.uint32), _column(cols, "verdict", n, np.uint8),
+    )  # fmt: skip
+    live = conv.live
+    order = conversation_filter(ts, *args, np.ascontiguousarray(answers, np.bool_),
+                                conv.since_us, conv.until_us, live, conv.entries["h"],
+                                conv.n_entries if live else 0)  # fmt: skip
+    if order.shape[0] == 0:
+        return returning
+    when = ts[order]
+    if not bool(np.all(when[1:] >= when[:-1])):  # capture-time order, ties in packet order
+        order = order[np.argsort(when, kind="stable")]
+    at = 0
+    while at < order.shape[0]:
+        at, conv.n_entries = track_conversations(  # type: ignore[call-arg]
+            order, at, ts, *args, conv.timeouts, returning, *conv.table(),  # type: ignore[arg-type]
+            conv.n_entries)
+        if at < order.shape[0]:  # the table is full: drop the expired, grow
+            conv.make_room(int(ts[order[at]]))
+    return returning

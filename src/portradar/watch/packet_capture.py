@@ -33,6 +33,20 @@ instead of decoding the window again (not done).  When the input stops (clean sh
 everything held back is stored, judged on what was captured, like the last probes of a
 capture file.
 
+**Return traffic across micro-batches.**  The server's side of a conversation the client
+started (data, ACKs, FIN, later UDP replies) is counted under the pcap reader's
+``RETURN_REASON`` and not stored, as in a file.  A conversation lasts far longer than
+the re-read window, so its state is kept between rounds: one
+:class:`~portradar.ingest.probe_outcome.Conversations` (``live=True``) for the input's
+life, and each round it judges only the packets stored for the first time (timestamps
+after the last round's cut-off, up to this one's), in time order, each once.  The limit:
+a conversation is followed from its start when a reverse packet of it (its accepting
+answer counts: SYN-ACK, UDP or echo reply) is in the round's window, i.e. within the
+held-back ``horizon`` after the start: every TCP conversation, a UDP request answered
+within 6 s.  The table keeps the conversations alive at once (idle timeouts: TCP 300 s,
+UDP and ICMP 60 s, 5 s after a TCP close; about 84 bytes each); expired ones are dropped
+when it grows.
+
 **Guarantees.**  Like the other network inputs: no position to resume, so what tcpdump
 and the held-back window hold at a ``kill -9`` (the last ~``horizon`` seconds) is lost;
 what was stored is never stored twice.  When the service falls behind, the pipe fills,
@@ -74,7 +88,8 @@ import pyarrow.compute as pc
 from portradar.errors import InputError
 from portradar.events.schema import empty_batch
 from portradar.ingest import pcap_kernel as kernel
-from portradar.ingest.pcap import ANSWER_REASON, PcapReader
+from portradar.ingest.pcap import ANSWER_REASON, RETURN_REASON, PcapReader
+from portradar.ingest.probe_outcome import Conversations
 from portradar.ingest.reader import ReadOptions, ReadStats
 
 log = logging.getLogger(__name__)
@@ -126,6 +141,8 @@ class PacketCapture:
         self._header = b""
         self._window = b""  # whole records: context, then packets not stored yet
         self._cut = -(1 << 62)  # packets with ts <= this (µs) were stored
+        #: Conversations seen so far, kept across rounds (return traffic, see the module doc)
+        self.conversations = Conversations(live=True)
         self._final = False
         self._eof = threading.Event()
         self._stderr: list[str] = []
@@ -247,7 +264,7 @@ class PacketCapture:
         n_fresh = int(np.count_nonzero(fresh))
         batch = empty_batch()
         if n_fresh:
-            batch, answer_ts = self._decode(window[:complete])
+            batch, answer_ts, returns = self._decode(window[:complete], cut)
             t = pc.cast(batch.column("ts"), pa.int64())
             keep = pc.and_(pc.greater(t, self._cut), pc.less_equal(t, cut))
             batch = batch.filter(keep)
@@ -256,7 +273,9 @@ class PacketCapture:
             answers = int(np.count_nonzero((answer_ts > self._cut) & (answer_ts <= cut)))
             if answers:
                 self.stats.skipped[ANSWER_REASON] += answers
-            no_event = n_fresh - batch.num_rows - answers
+            if returns:  # only the fresh packets are judged: each is counted once
+                self.stats.skipped[RETURN_REASON] += returns
+            no_event = n_fresh - batch.num_rows - answers - returns
             if no_event > 0:  # frames that are not IP, or cut short: counted, never stored
                 self.stats.skip("frame gave no event (not IP, or headers cut short)",
                                 count=no_event)
@@ -298,18 +317,21 @@ class PacketCapture:
                              f"(record length {detail})")
         return ts_us[:n], data_off[:n] - 16, data_off[:n] + caplen[:n]
 
-    def _decode(self, records: bytes) -> tuple[pa.RecordBatch, np.ndarray]:
-        """The window's events, and the capture times of the answers counted instead."""
+    def _decode(self, records: bytes, cut: int) -> tuple[pa.RecordBatch, np.ndarray, int]:
+        """The window's events, the capture times of the answers counted instead, and how
+        many fresh packets (``self._cut < ts <= cut``) were return traffic."""
         stats = ReadStats(source=self.stats.source)  # re-decoded context: not counted twice
         options = ReadOptions(sensor=self.sensor, probe_timeout=self.probe_timeout)
-        reader = PcapReader(decode_threads=1)
+        # the conversations judge (and remember) only the packets stored this round
+        self.conversations.since_us, self.conversations.until_us = self._cut, cut
+        reader = PcapReader(decode_threads=1, conversations=self.conversations)
         chunks = list(reader.read(
             io.BytesIO(self._header + records), start_offset=0, options=options, stats=stats))
+        returns = int(reader.return_ts.shape[0])
         batches = [c.batch for c in chunks if c.batch.num_rows]
         if not batches:
-            return empty_batch(), reader.answer_ts
+            return empty_batch(), reader.answer_ts, returns
         if len(batches) == 1:
-            return batches[0], reader.answer_ts
+            return batches[0], reader.answer_ts, returns
         return (pa.Table.from_batches(batches).combine_chunks().to_batches()[0],
-                reader.answer_ts)
-
+                reader.answer_ts, returns)
