@@ -172,6 +172,27 @@ def test_campaigns_group_a_network_and_a_shared_port_set(tmp_path):
     assert found["198.51.100.1"]["campaign_id"] != quiet["campaign_id"]
 
 
+@pytest.mark.parametrize("clients", [2, 5])  # light sources, and ones TRW sees (4+ probes)
+def test_answered_clients_of_one_network_are_no_campaign(tmp_path, clients):
+    """A capture's office clients: one /24, the same services, every first contact
+    answered.  Rule 1 would group them as a distributed scan; they never join it.  The
+    same traffic dropped by a firewall is the quiet distributed scan rule 1 is for."""
+    def office(outcome: str) -> list[dict]:
+        return [ev(f"10.9.8.{10 + i}", f"192.0.2.{1 + k}", port, t=i * 60 + k,
+                   sport=40000 + k, outcome=outcome)
+                for i in range(6) for k, port in enumerate([443, 53] * (clients // 2)
+                                                           + [443] * (clients % 2))]
+    with Store.open(tmp_path / "office.duckdb") as store:
+        put(store, office("established"))
+        summary = detect(store)
+        assert (summary.flagged, summary.campaigns) == (0, 0)
+    with Store.open(tmp_path / "dropped.duckdb") as store:
+        put(store, office("blocked"))
+        assert detect(store).campaigns == 1
+        rule = store.con.execute("SELECT rule, members, network FROM campaigns").fetchall()
+    assert rule == [("network", 6, "10.9.8.0/24")]
+
+
 def test_an_empty_store_and_a_read_only_store(tmp_path):
     path = tmp_path / "e.duckdb"
     with Store.open(path) as store:

@@ -100,7 +100,7 @@ from portradar.scan.trw import SCANNER, ThresholdRandomWalk
 from portradar.store.duckdb_store import Store
 
 #: Bumped when a change of the detectors makes stored verdicts stale.
-DETECTOR_VERSION = 1
+DETECTOR_VERSION = 2
 #: Events processed at once (a partition, by a hash of the source).  Measured on the
 #: 5-million-line benchmark: with one analysis thread 1 M per partition was the fastest
 #: (8.8 s CPU, against 9.3 s for 1.5 M and 11.6 s for 3 M: the working set stays in
@@ -1290,6 +1290,10 @@ class _Light:
             skey[small], np.asarray(cols["ts"])[small], self.pkey)
         first = small[self.starts[:-1]]
         self.key_hi, self.key_lo_first = src_hi[first], key_lo[first]
+        outcome = np.asarray(cols["outcome"])[small]
+        self.answered_only = answered_only(
+            np.logical_or.reduceat(_SUCCESS[outcome], self.starts[:-1]),
+            np.logical_or.reduceat(_FAILURE[outcome], self.starts[:-1]))
 
     def profile(self, sources: np.ndarray) -> dict[str, np.ndarray]:
         """:func:`light_profile` of the given sources (indices, ascending)."""
@@ -1314,10 +1318,12 @@ def _profile_table(prof: dict[str, np.ndarray], det: dict[str, np.ndarray],
     names = ("key_hi", "key_lo", "first_ts", "last_ts", "probes", "port_keys", "hosts",
              "port_sig", "target_sig")
     flagged = det["trw_hit"] | det["fan_hit"] | det["slow_hit"]
-    group = net_group(prof["key_hi"], prof["key_lo"], prof["port_sig"], prof["first_ts"])
+    group = net_group(prof["key_hi"], prof["key_lo"], prof["port_sig"], prof["first_ts"],
+                      answered_only(det["trw_successes"], det["trw_failures"]))
     if light is not None:
         group = np.concatenate([group, net_group(light.key_hi, light.key_lo_first,
-                                                 light.port_sig, light.first_ts)])
+                                                 light.port_sig, light.first_ts,
+                                                 light.answered_only)])
     keys, mask = table(group.size)
     peers = count_per_row(group, keys, mask, np.empty(keys.size, np.int64)) >= min_members
     n_big = flagged.size
@@ -1340,14 +1346,35 @@ def _profile_table(prof: dict[str, np.ndarray], det: dict[str, np.ndarray],
     })
 
 
+#: Outcome codes that answer a probe (accepted, established) and that refuse or ignore
+#: it (blocked, rejected, unanswered), indexed by the code (``Outcome``).
+_SUCCESS = np.array([False, False, False, True, False, True, False, False])
+_FAILURE = np.array([False, True, True, False, True, False, False, False])
+
+
+def answered_only(successes: np.ndarray, failures: np.ndarray) -> np.ndarray:
+    """Sources that got an answer to a first contact and never a refusal or silence: a
+    capture's or flow export's clients talking to services (the TRW clears them).  They
+    never join campaign rule 1: a /24 of office clients using the same services is not a
+    distributed scan, and a log of dropped probes has no such source."""
+    return (np.asarray(successes) > 0) & (np.asarray(failures) == 0)
+
+
 def net_group(key_hi: np.ndarray, key_lo: np.ndarray, port_sig: np.ndarray,
-              first_ts: np.ndarray) -> np.ndarray:
+              first_ts: np.ndarray, alone: np.ndarray | None = None) -> np.ndarray:
     """Campaign rule 1's group of each source: its /24 (IPv4) or /48 (IPv6), its port
-    set and the UTC day it was first seen, hashed into one key."""
+    set and the UTC day it was first seen, hashed into one key.  Sources marked in
+    ``alone`` (see :func:`answered_only`) get a group of their own (their address,
+    hashed otherwise), so they never have peers."""
     v4 = is_ipv4(key_hi, key_lo)
     net = np.where(v4, key_lo >> np.uint64(8), (key_hi >> np.uint64(16)) | np.uint64(1 << 63))
     day = (np.asarray(first_ts, np.int64) // 86_400_000_000).astype(np.uint64)
-    return mix64(net ^ mix64(np.asarray(port_sig, np.uint64) ^ mix64(day)))
+    group = mix64(net ^ mix64(np.asarray(port_sig, np.uint64) ^ mix64(day)))
+    if alone is not None and alone.any():
+        own = mix64(np.asarray(key_lo, np.uint64) ^ mix64(np.asarray(key_hi, np.uint64)
+                                                        ^ np.uint64(0x9E37_79B9_7F4A_7C15)))
+        group = np.where(alone, own, group)
+    return group
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table | None) -> int:
