@@ -29,7 +29,7 @@ import pyarrow as pa
 import pytest
 
 from portradar.events import format_addresses
-from portradar.ingest.pcap import ANSWER_REASON, RETURN_REASON, PcapReader
+from portradar.ingest.pcap import ANSWER_REASON, CONTINUES_REASON, RETURN_REASON, PcapReader
 from portradar.ingest.reader import ReadOptions, ReadStats
 
 pytestmark = pytest.mark.netns
@@ -267,7 +267,13 @@ def test_real_scan_outcomes(namespaces: tuple[str, str], tmp_path: Path) -> None
     assert TARGET_IP not in plain_src
     assert plain.skipped[ANSWER_REASON] == len(replies) + 1  # + the HTTP SYN-ACK
     assert plain.skipped[RETURN_REASON] == len(http_server) - 1
-    assert kept.num_rows == table.num_rows - len(replies) - len(http_server)
+    # and the scanner's own later packets of the answered conversations (its kernel's RST
+    # after a SYN-ACK, curl's ACKs, request and FIN) are those conversations, not probes
+    scanner_rows = [r for r, s in zip(rows, src, strict=True) if s == SCANNER_IP]
+    later = [r for r in scanner_rows if r["tcp_flags"] & 0x16 != 0x02]
+    assert later and len([r for r in later if r["dport"] == HTTP]) == len(http_client) - 1
+    assert plain.skipped[CONTINUES_REASON] == len(later)
+    assert kept.num_rows == table.num_rows - len(replies) - len(http_server) - len(later)
     assert sorted(set(kept.column("dport").to_pylist())) == sorted(
         {OPEN, CLOSED_A, CLOSED_B, FILTERED, HTTP})  # no ephemeral port of the scanner
 
@@ -275,4 +281,6 @@ def test_real_scan_outcomes(namespaces: tuple[str, str], tmp_path: Path) -> None
         return [(r["ts"], r["dport"], r["tcp_flags"], r["outcome"])
                 for r, s in zip(events, sources, strict=True) if s == SCANNER_IP]
 
-    assert scanner_events(kept.to_pylist(), plain_src) == scanner_events(rows, src)
+    syns = [(r, s) for r, s in zip(rows, src, strict=True) if r["tcp_flags"] & 0x16 == 0x02]
+    assert scanner_events(kept.to_pylist(), plain_src) == scanner_events(
+        [r for r, _ in syns], [s for _, s in syns])

@@ -1279,7 +1279,8 @@ SEC = 1_000_000
 
 def _conversations() -> list[tuple[int, bytes]]:
     """A server capture: one of each kind of conversation, with what each packet must be
-    (``E`` stored event, ``A`` answer to a probe, ``R`` return traffic) in the comment."""
+    (``E`` stored event, ``A`` answer to a probe, ``R`` return traffic, ``C`` the starter's
+    later packet of an answered conversation) in the comment."""
     c, s = CLIENT, SERVER
 
     def tcp_pkt(src: str, dst: str, sp: int, dp: int, flags: int) -> bytes:
@@ -1295,26 +1296,26 @@ def _conversations() -> list[tuple[int, bytes]]:
         # TCP: handshake, data both ways, both FINs
         (0, tcp_pkt(c, s, 51000, 80, SYN)),                    # E established
         (1_000, tcp_pkt(s, c, 80, 51000, SYN | ACK)),          # A
-        (2_000, tcp_pkt(c, s, 51000, 80, ACK)),                # E
-        (3_000, tcp_pkt(c, s, 51000, 80, PSH | ACK)),          # E
+        (2_000, tcp_pkt(c, s, 51000, 80, ACK)),                # C
+        (3_000, tcp_pkt(c, s, 51000, 80, PSH | ACK)),          # C
         (4_000, tcp_pkt(s, c, 80, 51000, ACK)),                # R
         (5_000, tcp_pkt(s, c, 80, 51000, PSH | ACK)),          # R
-        (6_000, tcp_pkt(c, s, 51000, 80, ACK)),                # E
+        (6_000, tcp_pkt(c, s, 51000, 80, ACK)),                # C
         (7_000, tcp_pkt(s, c, 80, 51000, FIN | ACK)),          # R
-        (8_000, tcp_pkt(c, s, 51000, 80, FIN | ACK)),          # E
+        (8_000, tcp_pkt(c, s, 51000, 80, FIN | ACK)),          # C
         (9_000, tcp_pkt(s, c, 80, 51000, ACK)),                # R (closing: 5 s more)
         # UDP: one query, three replies; a second query, its reply
         (10 * SEC, udp_pkt(c, DNS, 40000, 53)),                # E accepted
         (10 * SEC + 500, udp_pkt(DNS, c, 53, 40000)),          # A
         (10 * SEC + 600, udp_pkt(DNS, c, 53, 40000)),          # R
         (10 * SEC + 700, udp_pkt(DNS, c, 53, 40000)),          # R
-        (11 * SEC, udp_pkt(c, DNS, 40000, 53)),                # E (a reply: unknown)
+        (11 * SEC, udp_pkt(c, DNS, 40000, 53)),                # C (the same conversation)
         (11 * SEC + 500, udp_pkt(DNS, c, 53, 40000)),          # R (it answers no probe)
         # ICMP echo: request, reply, a duplicate reply; request, reply
         (12 * SEC, echo_pkt(c, s, 8, 1)),                      # E accepted
         (12 * SEC + 300, echo_pkt(s, c, 0, 1)),                # A
         (12 * SEC + 400, echo_pkt(s, c, 0, 1)),                # R (DUP!)
-        (13 * SEC, echo_pkt(c, s, 8, 2)),                      # E accepted
+        (13 * SEC, echo_pkt(c, s, 8, 2)),                      # C (the same identifier)
         (13 * SEC + 300, echo_pkt(s, c, 0, 2)),                # A
         # the server's late ACK, 6 s after both FINs: that conversation is over
         (15 * SEC, tcp_pkt(s, c, 80, 51000, ACK)),             # E
@@ -1333,14 +1334,14 @@ def _conversations() -> list[tuple[int, bytes]]:
         # a TCP conversation idle for 301 s: the server's next packet is an event
         (200 * SEC, tcp_pkt(c, s, 51100, 22, SYN)),            # E established
         (200 * SEC + 1_000, tcp_pkt(s, c, 22, 51100, SYN | ACK)),  # A
-        (200 * SEC + 2_000, tcp_pkt(c, s, 51100, 22, ACK)),    # E
+        (200 * SEC + 2_000, tcp_pkt(c, s, 51100, 22, ACK)),    # C
         (400 * SEC, tcp_pkt(s, c, 22, 51100, PSH | ACK)),      # R (200 s idle: alive)
         (701 * SEC, tcp_pkt(s, c, 22, 51100, PSH | ACK)),      # E (301 s idle: over)
     ]  # fmt: skip
 
 
 #: What each packet of :func:`_conversations` is, in order.
-CONVERSATION_ROLES = "EAEERRERER" "EARRER" "EAREA" "E" "EE" "EE" "EAREA" "EAERE"
+CONVERSATION_ROLES = "EACCRRCRCR" "EARRCR" "EARCA" "E" "EE" "EE" "EAREA" "EACRE"
 
 
 def _key(row: dict) -> tuple:
@@ -1352,7 +1353,7 @@ def test_return_traffic_is_counted_not_stored(tmp_path: Path) -> None:
     """A server capture: the server's side of the conversations the client started is
     neither stored nor an error; probes, backscatter, mid-stream packets and packets
     after an idle timeout or a close stay; the outcomes do not change."""
-    from portradar.ingest.pcap import RETURN_REASON
+    from portradar.ingest.pcap import CONTINUES_REASON, RETURN_REASON
 
     records = _conversations()
     assert len(records) == len(CONVERSATION_ROLES)
@@ -1364,13 +1365,14 @@ def test_return_traffic_is_counted_not_stored(tmp_path: Path) -> None:
                 if role == "E"]  # fmt: skip
     assert [_key(r) for r in plain.rows()] == [_key(r) for r in expected]
     assert dict(plain.stats.skipped) == {ANSWER_REASON: CONVERSATION_ROLES.count("A"),
-                                         RETURN_REASON: CONVERSATION_ROLES.count("R")}
-    assert plain.stats.events == CONVERSATION_ROLES.count("E") == 19
+                                         RETURN_REASON: CONVERSATION_ROLES.count("R"),
+                                         CONTINUES_REASON: CONVERSATION_ROLES.count("C")}
+    assert plain.stats.events == CONVERSATION_ROLES.count("E") == 12
     assert plain.stats.skipped[RETURN_REASON] == 10
+    assert plain.stats.skipped[CONTINUES_REASON] == 7
     # the outcomes are those of the same packets when everything is kept
     assert plain.outcomes() == [r["outcome"] for r in expected]
-    assert plain.outcomes()[:6] == ["established", "unknown", "unknown", "unknown", "unknown",
-                                    "accepted"]  # fmt: skip
+    assert plain.outcomes()[:3] == ["established", "accepted", "accepted"]
     # the server is a source only where the capture did not see the client start
     server_rows = [(r["sport"], r["dport"], r["tcp_flags"]) for r in plain.rows()
                    if r["src"] == SERVER]  # fmt: skip
@@ -1381,26 +1383,28 @@ def test_return_traffic_is_counted_not_stored(tmp_path: Path) -> None:
     assert old.table.num_rows == len(records) - CONVERSATION_ROLES.count("A")
     # strict mode: return traffic is not an error
     strict = read(data, reader=PcapReader(), strict=True)
-    assert strict.stats.skipped[RETURN_REASON] == 10 and strict.table.num_rows == 19
+    assert strict.stats.skipped[RETURN_REASON] == 10 and strict.table.num_rows == 12
     # the per-port activity no longer shows the client's ephemeral ports as probed
     capture = tmp_path / "server.pcap"
     capture.write_bytes(data)
     with Store.open(tmp_path / "s.duckdb") as store:
         (result,) = ingest_inputs(store, [capture])
-        assert result.events == 19 and result.skipped[RETURN_REASON] == 10
+        assert result.events == 12 and result.skipped[RETURN_REASON] == 10
         ports = store.con.execute(
             """SELECT proto, port, records FROM port_activity_daily WHERE sensor = '*'
                ORDER BY proto, port""").fetchall()
-    assert ports == [(1, 8, 2), (6, 22, 2), (6, 80, 5), (6, 443, 1), (6, 51000, 1),
+    # one record per conversation the client started, as a firewall logging new
+    # connections has them
+    assert ports == [(1, 8, 1), (6, 22, 1), (6, 80, 1), (6, 443, 1), (6, 51000, 1),
                      (6, 51100, 1), (6, 52000, 1), (6, 52001, 1), (6, 53000, 1),
-                     (17, 53, 2), (17, 123, 1), (17, 41000, 1)]  # fmt: skip
+                     (17, 53, 1), (17, 123, 1), (17, 41000, 1)]  # fmt: skip
 
 
 def test_return_traffic_table_grows_and_forgets_expired_conversations() -> None:
     """3,000 conversations over 50 minutes, about 400 alive at once (300 s idle timeout
     after the last packet at +100 s): the table (512 entries at first) grows once and
     then makes room by dropping expired conversations; the live ones keep their state."""
-    from portradar.ingest.pcap import RETURN_REASON
+    from portradar.ingest.pcap import CONTINUES_REASON, RETURN_REASON
     from portradar.ingest.probe_outcome import Conversations
 
     records = []
@@ -1410,16 +1414,17 @@ def test_return_traffic_table_grows_and_forgets_expired_conversations() -> None:
         records += [
             (t, out_tcp(client, SERVER, port, 443, SYN)),                    # E
             (t + 500, out_tcp(SERVER, client, 443, port, SYN | ACK)),        # A
-            (t + 1_000, out_tcp(client, SERVER, port, 443, ACK)),            # E
+            (t + 1_000, out_tcp(client, SERVER, port, 443, ACK)),            # C
             (t + 100 * SEC, out_tcp(SERVER, client, 443, port, PSH | ACK)),  # R: 100 s idle
             (t + 450 * SEC, out_tcp(SERVER, client, 443, port, PSH | ACK)),  # E: 350 s idle
         ]  # fmt: skip
     records.sort(key=lambda r: r[0])
     conversations = Conversations()
     got = read(pcap(records), reader=PcapReader(conversations=conversations))
-    assert dict(got.stats.skipped) == {ANSWER_REASON: 3000, RETURN_REASON: 3000}
+    assert dict(got.stats.skipped) == {ANSWER_REASON: 3000, RETURN_REASON: 3000,
+                                       CONTINUES_REASON: 3000}
     rows = got.rows()
-    assert len(rows) == 9000
+    assert len(rows) == 6000
     assert sum(r["src"] == SERVER for r in rows) == 3000
     assert {r["tcp_flags"] for r in rows if r["src"] == SERVER} == {PSH | ACK}
     assert {r["outcome"] for r in rows if r["tcp_flags"] == SYN} == {"established"}

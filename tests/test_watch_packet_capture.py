@@ -34,7 +34,7 @@ import pyarrow as pa
 import pytest
 
 from portradar.events.schema import Outcome
-from portradar.ingest.pcap import ANSWER_REASON, RETURN_REASON, PcapReader
+from portradar.ingest.pcap import ANSWER_REASON, CONTINUES_REASON, RETURN_REASON, PcapReader
 from portradar.ingest.reader import ReadOptions, ReadStats
 from portradar.store import Store
 from portradar.watch.config import WatchConfig
@@ -119,22 +119,23 @@ def test_return_traffic_across_rounds() -> None:
                    + _record(1000.03, _frame(s, c, 80, 40000, PSH | ACK))]  # fmt: skip
     now[0] = 1003.0  # cut-off 1001.0: all four are final
     got = cap.drain().to_pydict()
-    assert got["dport"] == [80, 80] and got["outcome"] == ["established", "unknown"]
-    assert cap.stats.skipped[ANSWER_REASON] == 1 and cap.stats.skipped[RETURN_REASON] == 1
-    # 90 s later (the context is 1 s): the server's data is still return traffic
+    assert got["dport"] == [80] and got["outcome"] == ["established"]  # the conversation
+    assert cap.stats.skipped == {ANSWER_REASON: 1, RETURN_REASON: 1, CONTINUES_REASON: 1}
+    # 90 s later (the context is 1 s): the server's data is still return traffic, the
+    # client's ACK still the conversation's
     cap._chunks = [_record(1090.0, _frame(s, c, 80, 40000, PSH | ACK))
                    + _record(1090.5, _frame(c, s, 40000, 80, ACK))]  # fmt: skip
     now[0] = 1100.0
-    got = cap.drain().to_pydict()
-    assert got["sport"] == [40000] and cap.stats.skipped[RETURN_REASON] == 2
+    assert cap.drain().num_rows == 0
+    assert cap.stats.skipped == {ANSWER_REASON: 1, RETURN_REASON: 2, CONTINUES_REASON: 2}
     # 309.5 s idle, beyond TCP's 300 s: the conversation is over, the packet is an event
     cap._chunks = [_record(1400.0, _frame(s, c, 80, 40000, PSH | ACK))]
     now[0] = 1500.0
     got = cap.drain().to_pydict()
     assert got["sport"] == [80] and got["dport"] == [40000]
     assert cap.stats.skipped[RETURN_REASON] == 2
-    assert cap.counts["packets"] == 7 and cap.stats.events == 4
-    assert cap.stats.skipped_total == 3
+    assert cap.counts["packets"] == 7 and cap.stats.events == 2
+    assert cap.stats.skipped_total == 5
 
 
 def test_live_rounds_judge_return_traffic_like_the_file_reader() -> None:
@@ -165,9 +166,9 @@ def test_live_rounds_judge_return_traffic_like_the_file_reader() -> None:
     keys = ("ts", "src_lo", "dst_lo", "sport", "dport", "tcp_flags", "icmp_type", "outcome")
     live = pa.Table.from_batches([b for b in batches if b.num_rows]).select(keys).to_pylist()
     assert live == pa.Table.from_batches(whole).select(keys).to_pylist()
-    assert len(live) == 19
+    assert len(live) == 12
     assert dict(cap.stats.skipped) == dict(stats.skipped) == {
-        ANSWER_REASON: 7, RETURN_REASON: 10}
+        ANSWER_REASON: 7, RETURN_REASON: 10, CONTINUES_REASON: 7}
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -305,10 +306,12 @@ probe_timeout = 1.0
     assert syn_flagged is not None and totals["syn"] == syn_flagged[0]
     by_name = {s.config.name: s for s in svc.inputs}
     # every packet captured is an event, the answer that is a probe's outcome, or the
-    # return traffic of a conversation (the listener's FIN after accepting)
+    # return traffic of a conversation (the listener's FIN after accepting), or the
+    # starter's own later packet of it
     for name in ("tcp", "syn"):
         answered = by_name[name].listener.stats.skipped[ANSWER_REASON]
         returned = by_name[name].listener.stats.skipped[RETURN_REASON]
-        assert by_name[name].records == totals[name] + answered + returned
+        continued = by_name[name].listener.stats.skipped[CONTINUES_REASON]
+        assert by_name[name].records == totals[name] + answered + returned + continued
     assert by_name["tcp"].listener.stats.skipped[ANSWER_REASON] > 0
     assert mid["tcp"] > 0  # stored while running, not only at shutdown

@@ -82,7 +82,13 @@ import pyarrow as pa
 from portradar.errors import InputError
 from portradar.events.schema import empty_batch, make_batch
 from portradar.ingest import pcap_kernel as kernel
-from portradar.ingest.probe_outcome import Conversations, probe_outcomes, return_traffic
+from portradar.ingest.probe_outcome import (
+    CONTINUES,
+    RETURN,
+    Conversations,
+    probe_outcomes,
+    return_traffic,
+)
 from portradar.ingest.reader import ReadChunk, ReadOptions, ReadStats
 from portradar.ingest.registry import register_reader
 
@@ -112,6 +118,12 @@ ANSWER_REASON = "answer to a probe in the capture (stored as the probe's outcome
 #: How the later packets of a conversation that the other side started in the capture are
 #: counted (not stored: the server's side of a conversation is not a probe; not an error).
 RETURN_REASON = "return traffic of a conversation started in the capture (not a probe)"
+#: How the starter's own later packets of a conversation the capture saw answered are
+#: counted (the client's ACKs and data after its SYN, the next datagrams or echo
+#: requests): the conversation is one probe, its first packet, as a firewall that logs
+#: new connections records it.
+CONTINUES_REASON = ("later packet of a conversation the capture saw start and answered "
+                    "(the conversation is one event)")
 #: Bytes before the final offset handed back in ``ReadChunk.tail`` (the ledger's
 #: ``TAIL_BYTES``, which it compares before resuming a grown capture).
 TAIL_BYTES = 256
@@ -274,10 +286,14 @@ class PcapReader:
       (:func:`~portradar.ingest.probe_outcome.return_traffic`; timeouts from
       ``conversations``, a fresh :class:`~portradar.ingest.probe_outcome.Conversations`
       per read when None; the live capture passes its own, kept across rounds);
+    * so are the starter's own later packets of such a conversation once it was
+      answered (the client's ACKs and data after its SYN, its next datagrams or echo
+      requests): the conversation is one event, its first packet, as a firewall that
+      logs new connections records it; counted under :data:`CONTINUES_REASON`;
     * ``keep_answers=True`` stores every packet, answers and return traffic included,
       with outcome ``unknown`` (one event per packet: the pairing tests use it);
-      ``keep_return_traffic=True`` stores return traffic but not the answers (the
-      behaviour before return traffic was recognised).
+      ``keep_return_traffic=True`` stores return traffic and the starters' later packets
+      but not the answers (the behaviour before conversations were recognised).
     """
 
     name: ClassVar[str] = "pcap"
@@ -306,6 +322,8 @@ class PcapReader:
         self.answer_ts = np.zeros(0, np.int64)
         #: The same for the return traffic (only packets the conversations judged).
         self.return_ts = np.zeros(0, np.int64)
+        #: Packets of the last read counted under RETURN_REASON and CONTINUES_REASON.
+        self.folded: dict[str, int] = {}
 
     @classmethod
     def sniff(cls, head: bytes) -> float:
@@ -618,22 +636,27 @@ class PcapReader:
         pf = _pflog_columns(_concatenate(decoded.pflog), n) if decoded.pflog else {}
         self.answer_ts = np.zeros(0, np.int64)
         self.return_ts = np.zeros(0, np.int64)
+        self.folded = {}
         if not self.keep_answers:
             n_answers = int(np.count_nonzero(answers))
-            n_return = 0
+            n_return = n_continues = 0
             drop = answers
             if not self.keep_return_traffic:
-                # the other side's later packets of a conversation: not probes either
-                returning = return_traffic(cols, answers=answers,
-                                           conversations=self.conversations)
-                n_return = int(np.count_nonzero(returning))
-                if n_return:
-                    self.return_ts = np.asarray(cols["ts"], np.int64)[returning]
-                    drop = answers | returning
+                # the other side's later packets of a conversation, and the starter's
+                # own after its first: not probes either
+                kinds = return_traffic(cols, answers=answers,
+                                       conversations=self.conversations)
+                n_return = int(np.count_nonzero(kinds == RETURN))
+                n_continues = int(np.count_nonzero(kinds == CONTINUES))
+                if n_return or n_continues:
+                    folded = kinds != 0
+                    self.return_ts = np.asarray(cols["ts"], np.int64)[folded]
+                    drop = answers | folded
+                    self.folded = {RETURN_REASON: n_return, CONTINUES_REASON: n_continues}
             if n_answers:
                 # the target's answers are the probes' outcomes, not probes of their own
                 self.answer_ts = np.asarray(cols["ts"], np.int64)[answers]
-            if n_answers or n_return:
+            if n_answers or n_return or n_continues:
                 keep = np.flatnonzero(~drop)
                 cols = {name: column[keep] for name, column in cols.items()}
                 outcome = outcome[keep]
@@ -643,6 +666,8 @@ class PcapReader:
                     stats.skipped[ANSWER_REASON] += n_answers
                 if n_return:
                     stats.skipped[RETURN_REASON] += n_return
+                if n_continues:
+                    stats.skipped[CONTINUES_REASON] += n_continues
                 n = keep.shape[0]
                 if n == 0:
                     yield ReadChunk(batch=empty_batch(), offset=end, records=records,

@@ -98,8 +98,8 @@ reply fell after the end of the file is "unanswered".
 >>> [Outcome(o).label for o in probe_outcomes(conversation, timeout_us=3_000_000,
 ...                                           answers=answers)][0]
 'established'
->>> return_traffic(conversation, answers=answers).tolist()  # the server's data
-[False, False, False, True, False]
+>>> return_traffic(conversation, answers=answers).tolist()  # server's data; client's ACKs
+[0, 0, 2, 1, 2]
 """
 
 from __future__ import annotations
@@ -617,6 +617,11 @@ TCP_CLOSE_DELAY = 5.0
 
 # what a packet is to conversation tracking
 CONV_NONE, CONV_SYN, CONV_TCP, CONV_UDP, CONV_ECHO_REQUEST, CONV_ECHO_REPLY = range(6)
+#: What :func:`return_traffic` says of a packet: a probe or other event (0), the other
+#: side's later packet of a conversation (1), the starter's own later packet (2: the
+#: client's ACKs and data after its SYN, the next datagrams or echo requests of a
+#: conversation already answered; what a firewall that logs new connections never logs).
+EVENT, RETURN, CONTINUES = 0, 1, 2
 _FIN = 0x01
 # conversation flags: FIN seen from side a, from side b, an RST seen
 _C_FIN_A, _C_FIN_B, _C_RST = 1, 2, 4
@@ -693,12 +698,12 @@ def conversation_filter(  # pragma: no cover - jit
     Return traffic needs packets from both sides of a conversation (the starter and the
     reply), answers to probes left out (they are the probes' outcomes).  One pass sets,
     per packet, the bit of its key's hash and its direction; a second keeps the packets
-    whose key has both bits: in a scan capture, where almost nothing is answered but by
-    the answers, that leaves almost nothing to track.  With ``answers_count`` (the live
-    capture, whose later rounds may bring the rest of a conversation) the answers that
-    accept (SYN-ACK, UDP, echo reply) set their bit too, and the ``n_entries``
-    conversations already in the table set both.  Only packets with ``since < ts <=
-    until`` are kept.
+    whose key has both bits: in a scan capture, where few probes are answered, that
+    leaves little to track.  With ``answers_count`` the answers that accept (SYN-ACK,
+    UDP, echo reply) set their bit too (so the starter's later packets of an answered
+    conversation are judged), and the ``n_entries`` conversations already in the table
+    (the live capture's, whose later rounds bring the rest) set both.  Only packets with
+    ``since < ts <= until`` are kept.
     """
     n = ts.shape[0]
     slots = np.int64(4)
@@ -766,7 +771,8 @@ def track_conversations(  # pragma: no cover - jit
     n_entries: int,
 ) -> tuple:  # fmt: skip
     """Walk the packets ``order[start:]`` (capture-time order) through the conversation
-    table, marking return traffic in ``returning``; return (position reached, entries).
+    table, marking return traffic (:data:`RETURN`) and the starter's later packets
+    (:data:`CONTINUES`) in ``returning``; return (position reached, entries).
 
     Stops early, at the position of the packet that would need a new entry, when the
     entry arrays are full: the caller grows the table (dropping expired conversations)
@@ -775,13 +781,15 @@ def track_conversations(  # pragma: no cover - jit
 
     * TCP SYN without ACK/RST: never return traffic; (re)starts ``c`` with ``s`` as the
       initiator.  Any other TCP packet: return traffic when ``c`` is alive and ``s`` is
-      not its initiator; refreshes an alive ``c`` and notes FINs and RSTs; a dead or
-      unknown ``c`` stays so (its start was not seen: mid-stream).
-    * UDP: return traffic when ``c`` is alive and ``s`` is not its initiator; otherwise
-      a dead or unknown ``c`` starts with ``s`` as the initiator.
-    * Echo request: never return traffic; (re)starts ``c`` unless ``s`` already is its
-      initiator.  Echo reply: return traffic when ``c`` is alive and ``s`` is not its
-      initiator.
+      not its initiator, a continuation when it is; refreshes an alive ``c`` and notes
+      FINs and RSTs; a dead or unknown ``c`` stays so (its start was not seen:
+      mid-stream).
+    * UDP: return traffic when ``c`` is alive and ``s`` is not its initiator, a
+      continuation when it is; otherwise a dead or unknown ``c`` starts with ``s`` as
+      the initiator.
+    * Echo request: a continuation when ``c`` is alive and ``s`` is its initiator,
+      otherwise (re)starts ``c``.  Echo reply: return traffic when ``c`` is alive and
+      ``s`` is not its initiator.
     """
     cap = e_h.shape[0]
     mask = slot_h.shape[0] - 1
@@ -812,8 +820,7 @@ def track_conversations(  # pragma: no cover - jit
             start_new = True
         elif kind == CONV_TCP:
             if alive:
-                if side != e_init[e]:
-                    returning[i] = True
+                returning[i] = RETURN if side != e_init[e] else CONTINUES
                 e_last[e] = t
                 fl = flags[i]
                 if fl & _RST:
@@ -823,12 +830,15 @@ def track_conversations(  # pragma: no cover - jit
         elif kind == CONV_UDP or kind == CONV_ECHO_REPLY:  # noqa: SIM109 (numba)
             if alive:
                 if side != e_init[e]:
-                    returning[i] = True
+                    returning[i] = RETURN
+                elif kind == CONV_UDP:
+                    returning[i] = CONTINUES
                 e_last[e] = t
             elif kind == CONV_UDP:
                 start_new = True
         elif kind == CONV_ECHO_REQUEST:
             if alive and side == e_init[e]:
+                returning[i] = CONTINUES
                 e_last[e] = t
             else:
                 start_new = True
@@ -941,8 +951,9 @@ def return_traffic(
     answers: np.ndarray,
     conversations: Conversations | None = None,
 ) -> np.ndarray:
-    """One flag per packet: True for return traffic of a conversation the other side
-    started in the capture (see ``docs/pcap-reader.md``).
+    """One code per packet: :data:`RETURN` for return traffic of a conversation the
+    other side started in the capture, :data:`CONTINUES` for a later packet of the side
+    that started it, :data:`EVENT` for the rest (see ``docs/pcap-reader.md``).
 
     ``cols`` as for :func:`probe_outcomes`; ``answers`` is the mask that function filled
     (answers are the probes' outcomes, never return traffic, and do not refresh a
@@ -951,7 +962,7 @@ def return_traffic(
     """
     ts = np.ascontiguousarray(cols["ts"], np.int64)
     n = ts.shape[0]
-    returning = np.zeros(n, np.bool_)
+    returning = np.zeros(n, np.uint8)
     if n == 0:
         return returning
     conv = conversations if conversations is not None else Conversations()
@@ -964,8 +975,10 @@ def return_traffic(
         _column(cols, "icmp_ident", n, np.uint32), _column(cols, "verdict", n, np.uint8),
     )  # fmt: skip
     live = conv.live
+    # the answers that accept count as the other side (a SYN-ACK makes the scanner's RST
+    # after it a later packet of that conversation, not a probe)
     order = conversation_filter(ts, *args, np.ascontiguousarray(answers, np.bool_),
-                                conv.since_us, conv.until_us, live, conv.entries["h"],
+                                conv.since_us, conv.until_us, True, conv.entries["h"],
                                 conv.n_entries if live else 0)  # fmt: skip
     if order.shape[0] == 0:
         return returning

@@ -35,7 +35,8 @@ capture file.
 
 **Return traffic across micro-batches.**  The server's side of a conversation the client
 started (data, ACKs, FIN, later UDP replies) is counted under the pcap reader's
-``RETURN_REASON`` and not stored, as in a file.  A conversation lasts far longer than
+``RETURN_REASON`` and not stored, as in a file, and so are the client's own later packets
+of an answered conversation (``CONTINUES_REASON``).  A conversation lasts far longer than
 the re-read window, so its state is kept between rounds: one
 :class:`~portradar.ingest.probe_outcome.Conversations` (``live=True``) for the input's
 life, and each round it judges only the packets stored for the first time (timestamps
@@ -88,7 +89,7 @@ import pyarrow.compute as pc
 from portradar.errors import InputError
 from portradar.events.schema import empty_batch
 from portradar.ingest import pcap_kernel as kernel
-from portradar.ingest.pcap import ANSWER_REASON, RETURN_REASON, PcapReader
+from portradar.ingest.pcap import ANSWER_REASON, PcapReader
 from portradar.ingest.probe_outcome import Conversations
 from portradar.ingest.reader import ReadOptions, ReadStats
 
@@ -264,7 +265,8 @@ class PacketCapture:
         n_fresh = int(np.count_nonzero(fresh))
         batch = empty_batch()
         if n_fresh:
-            batch, answer_ts, returns = self._decode(window[:complete], cut)
+            batch, answer_ts, folded = self._decode(window[:complete], cut)
+            returns = sum(folded.values())
             t = pc.cast(batch.column("ts"), pa.int64())
             keep = pc.and_(pc.greater(t, self._cut), pc.less_equal(t, cut))
             batch = batch.filter(keep)
@@ -273,8 +275,9 @@ class PacketCapture:
             answers = int(np.count_nonzero((answer_ts > self._cut) & (answer_ts <= cut)))
             if answers:
                 self.stats.skipped[ANSWER_REASON] += answers
-            if returns:  # only the fresh packets are judged: each is counted once
-                self.stats.skipped[RETURN_REASON] += returns
+            for reason, count in folded.items():  # only the fresh packets are judged:
+                if count:  # each is counted once
+                    self.stats.skipped[reason] += count
             no_event = n_fresh - batch.num_rows - answers - returns
             if no_event > 0:  # frames that are not IP, or cut short: counted, never stored
                 self.stats.skip("frame gave no event (not IP, or headers cut short)",
@@ -317,9 +320,11 @@ class PacketCapture:
                              f"(record length {detail})")
         return ts_us[:n], data_off[:n] - 16, data_off[:n] + caplen[:n]
 
-    def _decode(self, records: bytes, cut: int) -> tuple[pa.RecordBatch, np.ndarray, int]:
+    def _decode(self, records: bytes, cut: int,
+                ) -> tuple[pa.RecordBatch, np.ndarray, dict[str, int]]:
         """The window's events, the capture times of the answers counted instead, and how
-        many fresh packets (``self._cut < ts <= cut``) were return traffic."""
+        many fresh packets (``self._cut < ts <= cut``) were return traffic or a starter's
+        later packets, by reason."""
         stats = ReadStats(source=self.stats.source)  # re-decoded context: not counted twice
         options = ReadOptions(sensor=self.sensor, probe_timeout=self.probe_timeout)
         # the conversations judge (and remember) only the packets stored this round
@@ -327,11 +332,11 @@ class PacketCapture:
         reader = PcapReader(decode_threads=1, conversations=self.conversations)
         chunks = list(reader.read(
             io.BytesIO(self._header + records), start_offset=0, options=options, stats=stats))
-        returns = int(reader.return_ts.shape[0])
+        folded = dict(reader.folded)
         batches = [c.batch for c in chunks if c.batch.num_rows]
         if not batches:
-            return empty_batch(), reader.answer_ts, returns
+            return empty_batch(), reader.answer_ts, folded
         if len(batches) == 1:
-            return batches[0], reader.answer_ts, returns
+            return batches[0], reader.answer_ts, folded
         return (pa.Table.from_batches(batches).combine_chunks().to_batches()[0],
-                reader.answer_ts, returns)
+                reader.answer_ts, folded)
