@@ -13,35 +13,24 @@ Debian ``chromium`` package and ``pip install playwright``; never ``playwright i
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from conftest import need_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 REPO = Path(__file__).resolve().parent.parent
 #: A laptop screen (the most common laptop resolution in StatCounter's 2024 figures).
 VIEWPORT: ViewportSize = {"width": 1366, "height": 768}
 #: How long one page may take to render (API answers included), ms.
 READY_MS = 20_000
 
-if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-    pytest.skip(f"{CHROMIUM} not installed (Debian package chromium)", allow_module_level=True)
-try:
-    from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
-except ImportError:
-    pytest.skip("playwright (pip) not installed", allow_module_level=True)
+need_chromium()  # skips the module without Chromium or Playwright
+from playwright.sync_api import Browser, Page, ViewportSize  # noqa: E402
 
 
 def _artifacts() -> Path:
@@ -49,12 +38,6 @@ def _artifacts() -> Path:
     out = Path(root) / "screenshots" if root else REPO / "test-artifacts" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -82,34 +65,14 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(store_path: Path) -> Iterator[str]:
-    import uvicorn
+    import web_store
 
     from portradar.store.duckdb_store import Store
     from portradar.web.app import WebSettings, create_app
 
     store = Store.open(str(store_path))
-    app = create_app(store, settings=WebSettings())
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                        lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    yield from web_store.serve(create_app(store, settings=WebSettings()))
     store.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 class Watch:

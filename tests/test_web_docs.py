@@ -11,38 +11,20 @@ Skips when ``/usr/bin/chromium`` or Playwright is missing.
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import web_store
+from conftest import need_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 VIEWPORT: ViewportSize = {"width": 1366, "height": 768}
 READY_MS = 30_000
 
-if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-    pytest.skip(f"{CHROMIUM} not installed (Debian package chromium)", allow_module_level=True)
-try:
-    from playwright.sync_api import (
-        Browser,
-        BrowserContext,
-        Page,
-        ViewportSize,
-        sync_playwright,
-    )
-    from playwright.sync_api import Error as PlaywrightError
-except ImportError:
-    pytest.skip("playwright (pip) not installed", allow_module_level=True)
+need_chromium()  # skips the module without Chromium or Playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize  # noqa: E402
+from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 
 from portradar.store.duckdb_store import Store  # noqa: E402
 from portradar.web import auth  # noqa: E402
@@ -55,28 +37,8 @@ WHOAMI_OP = "#operations-session-whoami_api_v1_whoami_get"
 ACK_OP = "#operations-alerts-ack_alert_api_v1_alerts__alert_id__ack_post"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve(store: Store, settings: WebSettings) -> Iterator[str]:
-    import uvicorn
-
-    app = create_app(store, settings=settings)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                        lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    yield from web_store.serve(create_app(store, settings=settings))
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +61,6 @@ def guarded(store: Store) -> Iterator[tuple[str, str]]:
     token = auth.add_token(store, "boss", "admin")
     for url in _serve(store, WebSettings(require_auth=True, prepare=False)):
         yield url, token
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 class Record:
