@@ -15,8 +15,9 @@ packets' size.  Once the whole capture is decoded, probes are paired with replie
 (:mod:`~portradar.ingest.probe_outcome`) and the events are yielded in batches of
 :data:`BATCH_ROWS`.  The answers that decided a probe's outcome (:data:`ANSWER_REASON`)
 and the return traffic of conversations the other side started in the capture
-(:data:`RETURN_REASON`: the server's data, ACKs and FIN, later UDP and echo replies) are
-counted, never errors, and not stored: only what starts a conversation, and what the
+(:data:`RETURN_REASON`: the server's data, ACKs and FIN, later UDP and echo replies), and
+the starter's own later packets of an answered conversation (:data:`CONTINUES_REASON`)
+are counted, never errors, and not stored: only what starts a conversation, and what the
 capture cannot place in one, is an event (see :class:`PcapReader`).  Pairing needs the
 whole capture, so only the last chunk carries an ``offset`` (the end of the last
 complete record): a capture is committed whole.
@@ -320,8 +321,6 @@ class PcapReader:
         #: Capture times (µs) of the answers the last read counted instead of storing
         #: (the live capture, which re-reads a window of context, counts the new ones).
         self.answer_ts = np.zeros(0, np.int64)
-        #: The same for the return traffic (only packets the conversations judged).
-        self.return_ts = np.zeros(0, np.int64)
         #: Packets of the last read counted under RETURN_REASON and CONTINUES_REASON.
         self.folded: dict[str, int] = {}
 
@@ -635,7 +634,6 @@ class PcapReader:
                                  quotes=quotes, answers=answers)
         pf = _pflog_columns(_concatenate(decoded.pflog), n) if decoded.pflog else {}
         self.answer_ts = np.zeros(0, np.int64)
-        self.return_ts = np.zeros(0, np.int64)
         self.folded = {}
         if not self.keep_answers:
             n_answers = int(np.count_nonzero(answers))
@@ -649,9 +647,7 @@ class PcapReader:
                 n_return = int(np.count_nonzero(kinds == RETURN))
                 n_continues = int(np.count_nonzero(kinds == CONTINUES))
                 if n_return or n_continues:
-                    folded = kinds != 0
-                    self.return_ts = np.asarray(cols["ts"], np.int64)[folded]
-                    drop = answers | folded
+                    drop = answers | (kinds != 0)
                     self.folded = {RETURN_REASON: n_return, CONTINUES_REASON: n_continues}
             if n_answers:
                 # the target's answers are the probes' outcomes, not probes of their own
