@@ -61,11 +61,12 @@ import pyarrow.compute as pc
 
 from portradar.errors import StoreError
 from portradar.events.addresses import key_to_text
-from portradar.scan.arrow_arrays import null_mask, strings, to_arrow, to_numpy
+from portradar.scan.arrow_arrays import strings, to_arrow, to_numpy
 from portradar.scan.backscatter import Backscatter
 from portradar.scan.benign import BenignList
 from portradar.scan.campaigns import Campaigns
 from portradar.scan.cidr_set import CidrSet
+from portradar.scan.event_load import ChunkedLoad, may_answer
 from portradar.scan.fanout import RULES as FANOUT_RULES
 from portradar.scan.fanout import FanOut, psad_danger_level
 from portradar.scan.fingerprint import TOOLS, tool_of
@@ -88,7 +89,7 @@ from portradar.scan.probes import (
 from portradar.scan.replies import DEFAULT_REPLY_WINDOW, reply_rowids
 from portradar.scan.scan_shape import SHAPES, scan_shape
 from portradar.scan.scan_type import TYPES, scan_type
-from portradar.scan.segment_set import count_per_row, is_member, nonzero, probe, table
+from portradar.scan.segment_set import count_per_row, is_member, table
 from portradar.scan.slow_scan import SlowScan
 from portradar.scan.source_profile import (
     light_profile,
@@ -375,7 +376,7 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
             _insert(con, "scan_profiles", result.profiles)
             summary.flagged += _insert_scanners(con, result.rows, config)
 
-    held_raw: _Native | None = None
+    held_load: ChunkedLoad | None = None
     with ThreadPoolExecutor(max_workers=ANALYSIS_THREADS) as pool:
         for first_part in range(0, parts, per_load):
             # a query loads one part, or several split apart in numpy (LOAD_EVENTS)
@@ -384,38 +385,29 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
             where = scope if (first_part, last_part) == (0, parts) else \
                 f"{scope} AND {net} % {parts} >= {first_part} AND {net} % {parts} < {last_part}"
             if native:
-                # the common case: the columns as stored; the main thread only finds each
-                # part's rows, and a worker gathers and widens them (_analyse_rows)
-                loaded = con.sql(
-                    f"SELECT {_NATIVE_COLUMNS} FROM {table} e WHERE {where}").to_arrow_table()
-                # the workers turn the columns into numpy (sources first), then run the
-                # reply check, while this thread finds each part's rows
-                names = ["src_hi", "src_lo", *(n for n in loaded.column_names
-                                               if n not in ("src_hi", "src_lo"))]
-                converting = {name: pool.submit(_native_column, loaded.column(name))
-                              for name in names}
-                check = pool.submit(_may_answer_loaded, converting) if one_load else None
-                part_rows = list(_part_rows({name: converting[name].result()
-                                             for name in ("src_hi", "src_lo")},
-                                            parts, first_part, last_part))
-                raw = {name: converting[name].result() for name in loaded.column_names}
-                del loaded, converting
+                # the common case: the columns as stored, read in DuckDB's chunks (no
+                # copy); the main thread only finds each part's rows, and a worker
+                # gathers and widens them (_analyse_rows)
+                loaded = ChunkedLoad(con.sql(
+                    f"SELECT {_NATIVE_COLUMNS} FROM {table} e WHERE {where}").to_arrow_table())
+                check = pool.submit(loaded.may_answer) if one_load else None
+                part_rows = list(loaded.part_rows(parts, first_part, last_part))
                 if check is not None and check.result() and _answering(con, table):
                     # a source is also a destination: replies to find, the general path
                     answering, native = True, False
-                    del raw, part_rows
+                    del loaded, part_rows
                 else:
-                    summary.events += len(raw["ts"][0])
+                    summary.events += loaded.n
                     for rows in part_rows:
-                        pending.append(pool.submit(_analyse_rows, raw, rows, config, dark,
+                        pending.append(pool.submit(_analyse_rows, loaded, rows, config, dark,
                                                    benign))
                         del rows
                         while len(pending) > ANALYSIS_THREADS or \
                                 (pending and pending[0].done()):
                             collect(pending.popleft().result())
                     if one_load:  # campaign-only members' events are read from it
-                        held_raw = raw
-                    del raw, part_rows
+                        held_load = loaded
+                    del loaded, part_rows
                     continue
             cols = _fetch(con, f"SELECT {load if answering else no_rid} FROM {table} e "
                                f"WHERE {where}")
@@ -438,8 +430,8 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
         while pending:
             collect(pending.popleft().result())
     lonely = None
-    if held_raw is not None:
-        held = held_raw
+    if held_load is not None:
+        held = held_load
 
         def lonely(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, np.ndarray], np.ndarray]:
             return _lonely_from_load(con, held), _NONE  # no source answers: no replies
@@ -448,33 +440,18 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
     return summary
 
 
-def _lonely_from_load(con: duckdb.DuckDBPyConnection, raw: _Native) -> dict[str, np.ndarray]:
+def _lonely_from_load(con: duckdb.DuckDBPyConnection, load: ChunkedLoad) -> dict[str, np.ndarray]:
     """The events of the sources in ``_lonely`` from a load of every event, in the load
     columns, instead of a query scanning the table again (0.04 s at the end of the run)."""
     members = con.execute("SELECT src_hi, src_lo FROM _lonely").fetchall()
     hi = np.array([m[0] for m in members], np.uint64)
     lo = np.array([m[1] for m in members], np.uint64)
-    src_hi, src_lo = raw["src_hi"][0], raw["src_lo"][0]
-    keys = np.zeros(16, np.uint64)
-    while True:  # the members' set, as for the reply check (_may_answer)
-        mask = np.uint64(keys.size - 1)
-        n, lo4, hi4 = _destination_set(hi, lo, keys, mask)
-        if n >= 0:
-            break
-        keys = np.zeros(keys.size * 8, np.uint64)
-    found = np.zeros(src_lo.size, np.bool_)
-    _sources_in(src_hi, src_lo, keys, mask, np.uint64(lo4), np.uint64(hi4), found)
-    rows = np.flatnonzero(found)
-    wanted = set(zip(hi.tolist(), lo.tolist(), strict=True))  # equal hashes, other pairs
-    exact = [r for r, pair in zip(rows.tolist(), zip(src_hi[rows].tolist(),
-                                                     src_lo[rows].tolist(), strict=True),
-                                  strict=True) if pair in wanted]
-    return _load_columns(raw, np.array(exact, np.int64))
+    return load.take(load.sources_in(hi, lo), _LOAD_DTYPES)
 
 
 #: The columns of ``event_rows`` as stored (no casts, nulls kept), for the parts of a
 #: full or incremental run: the main thread only runs the query, and the analysis
-#: thread turns them into the load's dtypes (:func:`_load_columns`).  Measured on the
+#: thread turns them into the load's dtypes (:meth:`ChunkedLoad.take`).  Measured on the
 #: 5 M-event benchmark, 5 part queries: 0.87-1.08 CPU-s against 1.17-1.47 with the
 #: casts and ``coalesce`` in SQL, and the chunks' concatenation (0.5-0.65 s) leaves the
 #: thread that talks to DuckDB.
@@ -486,100 +463,6 @@ _LOAD_DTYPES: dict[str, Any] = {
     "proto": np.int16, "sport": np.int32, "dport": np.int32, "tcp_flags": np.int16,
     "icmp_type": np.int16, "outcome": np.int8, "packets": np.int64, "ttl": np.int16,
     "ip_id": np.int32, "tcp_window": np.int32, "tcp_seq": np.int64, "sensor": np.int32}
-
-
-_Native = dict[str, tuple[np.ndarray, np.ndarray | None]]
-
-
-def _native_columns(table: pa.Table, pool: ThreadPoolExecutor | None = None) -> _Native:
-    """The columns of a :data:`_NATIVE_COLUMNS` query as numpy, in their stored dtypes
-    (times as µs), each with its null mask (``None`` without nulls); column by column
-    in the ``pool``'s threads when given (5 M rows: 0.10-0.14 s against 0.16-0.65 in
-    one thread, most of it joining DuckDB's chunks)."""
-    if pool is None:
-        return {name: _native_column(table.column(name)) for name in table.column_names}
-    return dict(zip(table.column_names, pool.map(_native_column, table.columns), strict=True))
-
-
-def _native_column(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
-    if pa.types.is_timestamp(col.type):
-        col = col.cast(pa.int64())
-    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if arr.null_count:  # (buffer views: pyarrow's to_numpy would import pandas)
-        zero = to_arrow(np.zeros(1, to_numpy(arr.slice(0, 0)).dtype))[0]
-        return to_numpy(pc.fill_null(arr, zero)), null_mask(arr)
-    return to_numpy(arr), None
-
-
-def _load_columns(raw: _Native, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The given rows of :func:`_native_columns` in the load's dtypes and conventions
-    (-1 for null), as :func:`_fetch` gives them: one gather per column."""
-    out: dict[str, np.ndarray] = {}
-    rows = np.asarray(rows, np.int64)
-    for name, (values, nulls) in raw.items():
-        taken = np.empty(rows.size, _LOAD_DTYPES.get(name, values.dtype))
-        if nulls is None:
-            _take(values, rows, taken)
-        else:
-            _take_or_minus_one(values, nulls, rows, taken)
-        out[name] = taken
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _take(values, rows, out):  # pragma: no cover
-    """``out[:] = values[rows]`` in ``out``'s dtype: one pass, no GIL (numpy's gather,
-    dtype change and masked fill of nulls took 0.51 s for the benchmark's 5 M rows)."""
-    for j in range(rows.shape[0]):
-        out[j] = values[rows[j]]
-
-
-@numba.njit(cache=True, nogil=True)
-def _take_or_minus_one(values, nulls, rows, out):  # pragma: no cover
-    """:func:`_take`, with -1 where ``nulls`` is set."""
-    for j in range(rows.shape[0]):
-        i = rows[j]
-        out[j] = -1 if nulls[i] else values[i]
-
-
-def _part_rows(raw: _Native, parts: int, first: int, last: int) -> Iterator[np.ndarray]:
-    """The rows of each part ``first`` to ``last - 1`` (by :data:`NET_KEY_SQL` modulo
-    ``parts``), in the load's order."""
-    n = raw["src_hi"][0].size
-    if last - first == 1:
-        yield np.arange(n)
-        return
-    order = np.empty(n, np.int64)
-    bounds = np.zeros(last - first + 1, np.int64)
-    _part_order(raw["src_hi"][0], raw["src_lo"][0], parts, first, order, bounds)
-    for p in range(last - first):
-        yield order[bounds[p]:bounds[p + 1]]
-
-
-@numba.njit(cache=True, nogil=True)
-def _part_order(src_hi, src_lo, parts, first, order, bounds):  # pragma: no cover
-    """Rows grouped by part (:data:`NET_KEY_SQL` modulo ``parts``, less ``first``), each
-    part's rows in load order: a counting sort (0.03 s for 5 M rows, against 0.3 s for
-    numpy's net keys and stable argsort).  The load holds parts ``first`` on only."""
-    n = src_hi.shape[0]
-    k = bounds.shape[0] - 1
-    part = np.empty(n, np.int32)
-    m = np.uint64(parts)
-    for i in range(n):
-        h = src_hi[i]
-        net = src_lo[i] >> np.uint64(8) if h == 0 else (h >> np.uint64(16)) | np.uint64(1 << 62)
-        p = np.int64(net % m) - first
-        if p < 0 or p >= k:  # not this load's part: cannot happen, never write out of bounds
-            p = 0
-        part[i] = p
-        bounds[p + 1] += 1
-    for p in range(k):
-        bounds[p + 1] += bounds[p]
-    at = bounds[:k].copy()
-    for i in range(n):
-        p = part[i]
-        order[at[p]] = i
-        at[p] += 1
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
@@ -620,72 +503,8 @@ def _may_answer(src_hi: np.ndarray, src_lo: np.ndarray, dst_hi: np.ndarray,
     """False when no (src_hi, src_lo) is any row's (dst_hi, dst_lo); True when one may
     be (a hash set of the destinations; equal hashes of different addresses give a True
     that :func:`_answering` then corrects).  0.04-0.05 s for the benchmark's 5 M rows."""
-    size = 1 << 12
-    while True:
-        keys = np.zeros(size, np.uint64)
-        mask = np.uint64(size - 1)
-        n, lo4, hi4 = _destination_set(dst_hi, dst_lo, keys, mask)
-        if n >= 0:
-            return bool(_any_source_in(src_hi, src_lo, keys, mask, np.uint64(lo4),
-                                       np.uint64(hi4)))
-        size *= 8  # more distinct destinations than half the table: a larger one
-
-
-def _may_answer_loaded(converting: dict[str, Future[tuple[np.ndarray, np.ndarray | None]]]
-                       ) -> bool:
-    """:func:`_may_answer` of a load whose columns other workers are converting (their
-    tasks were queued first, so they are running or done)."""
-    cols = [converting[name].result()[0] for name in ("src_hi", "src_lo", "dst_hi", "dst_lo")]
-    return _may_answer(*cols)
-
-
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-@numba.njit(cache=True, nogil=True)
-def _destination_set(dst_hi, dst_lo, keys, mask):  # pragma: no cover - jit
-    """Fill ``keys`` with the destinations' hashes; their count (-1 when more than half
-    the table), and the span of the destinations whose hi is 0 (IPv4)."""
-    n = 0
-    limit = keys.shape[0] // 2
-    lo4 = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
-    hi4 = np.uint64(0)
-    for i in range(dst_lo.shape[0]):
-        h = dst_hi[i]
-        lo = dst_lo[i]
-        if h == 0:
-            lo4 = min(lo4, lo)
-            hi4 = max(hi4, lo)
-        v = nonzero(lo ^ (h * _MIX))
-        slot = probe(keys, mask, v)
-        if keys[slot] == 0:
-            keys[slot] = v
-            n += 1
-            if n > limit:
-                return -1, lo4, hi4
-    return n, lo4, hi4
-
-
-@numba.njit(cache=True, nogil=True)
-def _any_source_in(src_hi, src_lo, keys, mask, lo4, hi4):  # pragma: no cover - jit
-    for i in range(src_lo.shape[0]):
-        if src_hi[i] == 0 and (src_lo[i] < lo4 or src_lo[i] > hi4):
-            continue  # outside every IPv4 destination's span: no look-up
-        v = nonzero(src_lo[i] ^ (src_hi[i] * _MIX))
-        if keys[probe(keys, mask, v)] == v:
-            return True
-    return False
-
-
-@numba.njit(cache=True, nogil=True)
-def _sources_in(src_hi, src_lo, keys, mask, lo4, hi4, out):  # pragma: no cover - jit
-    """:func:`_any_source_in` for every row: ``out`` marks the rows whose source may be
-    in the set."""
-    for i in range(src_lo.shape[0]):
-        if src_hi[i] == 0 and (src_lo[i] < lo4 or src_lo[i] > hi4):
-            continue
-        v = nonzero(src_lo[i] ^ (src_hi[i] * _MIX))
-        out[i] = keys[probe(keys, mask, v)] == v
+    return may_answer([(np.asarray(src_hi, np.uint64), np.asarray(src_lo, np.uint64))],
+                      [(np.asarray(dst_hi, np.uint64), np.asarray(dst_lo, np.uint64))])
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -734,11 +553,10 @@ def _warm_up(sample: pa.Table, config: ScanConfig, dark: CidrSet | None,
     all); both hold the GIL, the load query does not.  On the 5 M-event benchmark the
     first part's analysis started 1.15 s into the run without it."""
     try:
-        raw = _native_columns(sample)
-        n = len(raw["ts"][0])
-        order, bounds = np.empty(n, np.int64), np.zeros(3, np.int64)
-        _part_order(raw["src_hi"][0], raw["src_lo"][0], 2, 0, order, bounds)
-        _analyse_rows(raw, np.arange(n), config, dark, benign)
+        load = ChunkedLoad(sample)
+        list(load.part_rows(2, 0, 2))
+        load.may_answer()
+        _analyse_rows(load, np.arange(load.n), config, dark, benign)
     except Exception:  # the real analysis meets and reports the same error
         pass
 
@@ -749,12 +567,12 @@ def _analyse_list(cols: dict[str, np.ndarray], replies: np.ndarray, config: Scan
     return [_analyse(cols, replies, config, dark, benign, prefix64=prefix64)]
 
 
-def _analyse_rows(raw: _Native, rows: np.ndarray, config: ScanConfig, dark: CidrSet | None,
-                  benign: BenignList | None) -> list[_Analysis]:
+def _analyse_rows(load: ChunkedLoad, rows: np.ndarray, config: ScanConfig,
+                  dark: CidrSet | None, benign: BenignList | None) -> list[_Analysis]:
     """One part, the given rows of a :data:`_NATIVE_COLUMNS` load (no replies): its
     sources, then its IPv6 sources by /64 (a /64 lies in one network, so in one part)."""
-    cols = _load_columns(raw, rows)
-    del raw, rows
+    cols = load.take(rows, _LOAD_DTYPES)
+    del load, rows
     results = [_analyse(cols, _NONE, config, dark, benign, prefix64=False)]
     v6 = np.flatnonzero(cols["src_hi"] != 0)
     if v6.size:
