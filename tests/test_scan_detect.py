@@ -301,3 +301,78 @@ print("pandas" in sys.modules)
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
+
+
+def _campaign_rows() -> list[dict]:
+    rows = []
+    for i in range(4):  # a quiet network campaign (campaign-only verdicts)
+        rows += [ev(f"203.0.113.{10 + i}", "192.0.2.1", port, t=i * 60 + k)
+                 for k, port in enumerate((23, 2323))]
+    for i, src in enumerate(("198.51.100.1", "198.18.0.1", "198.19.0.1")):
+        rows += [ev(src, f"192.0.2.{h}", port, t=3600 + i * 600 + h)
+                 for h in range(1, 6) for port in (80, 8080, 8443)]
+    rows += [ev(OTHER, "192.0.2.1", 1000 + p, t=p) for p in range(30)]
+    return rows
+
+
+def _tables(store) -> dict[str, list]:
+    return {t: sorted(store.con.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+            for t in ("scanners", "scan_profiles", "campaigns", "campaign_members")}
+
+
+def test_verdicts_written_on_their_own_connection_equal_one_transaction(tmp_path):
+    """The verdicts are written by a second connection while the campaigns are
+    regrouped (three transactions); inside a caller's transaction (the watch service's
+    snapshot) everything runs on one connection.  Both store the same rows, on a first
+    run and on an incremental one that replaces some stored verdicts."""
+    more = [ev(SCANNER, f"192.0.2.{h}", 445, t=7000 + h) for h in range(1, 9)]
+    more += [ev("198.18.0.1", f"192.0.2.{h}", 8443, t=7100 + h) for h in range(6, 9)]
+    results = []
+    for nested in (False, True):
+        with Store.open(tmp_path / f"{nested}.duckdb") as store:
+            put(store, _campaign_rows())
+            runs = []
+            for rows in ([], more):
+                if rows:
+                    put(store, rows)
+                if nested:
+                    with store.transaction():
+                        runs.append(detect(store))
+                else:
+                    runs.append(detect(store))
+            assert [r.mode for r in runs] == ["full", "incremental"]
+            assert runs[0].campaigns == 2 and runs[1].flagged > 0
+            assert store.setting("scan.rowid") == str(
+                store.con.execute("SELECT max(rowid) FROM event_rows").fetchone()[0])
+            results.append(_tables(store))
+    assert results[0] == results[1]
+    found = {r[3]: r for r in results[0]["scanners"]}  # source -> row
+    assert SCANNER in found and "203.0.113.10" in found
+
+
+def test_a_failed_verdict_write_leaves_the_watermark_for_the_next_run(tmp_path, monkeypatch):
+    from portradar.errors import StoreError
+    from portradar.scan import detect as detect_module
+
+    with Store.open(tmp_path / "f.duckdb") as store:
+        put(store, _campaign_rows())
+        real = detect_module._insert_scanners
+
+        def broken(con, rows, config):
+            if rows is not None and rows.num_rows > 3:  # the writer's insert, not the
+                raise RuntimeError("disk full")        # campaign-only verdicts
+            return real(con, rows, config)
+
+        monkeypatch.setattr(detect_module, "_insert_scanners", broken)
+        with pytest.raises((StoreError, RuntimeError), match="disk full"):
+            detect(store)
+        assert store.setting("scan.rowid", "-1") in ("-1", "")
+        assert store.con.execute("SELECT count(*) FROM scanners").fetchone() == (0,)
+        monkeypatch.setattr(detect_module, "_insert_scanners", real)
+        again = detect(store)
+        assert again.mode == "full" and again.campaigns == 2
+        after = _tables(store)
+    with Store.open(tmp_path / "g.duckdb") as store:
+        put(store, _campaign_rows())
+        detect(store)
+        assert _tables(store) == after

@@ -51,17 +51,20 @@ class Campaigns:
         self.min_port_keys = min_port_keys
         self.min_targets = min_targets
 
-    def run(self, con: duckdb.DuckDBPyConnection) -> int:
+    def run(self, con: duckdb.DuckDBPyConnection, verdicts: str = "scanners") -> int:
         """Recompute ``campaigns`` and ``campaign_members`` from ``scan_profiles``.
 
-        Returns the number of campaigns.  Runs inside the caller's transaction.
+        ``verdicts`` names the relation the sources' verdicts are read from (``src_hi``,
+        ``src_lo``, ``prefix``, ``status`` and ``tool``): ``scanners``, or the tags the
+        detection passes while another connection rewrites ``scanners``.  Returns the
+        number of campaigns.  Runs inside the caller's transaction.
         """
         gap_us = int(self.gap * 1_000_000)
         m = int(self.min_members)
         # sources that may join: not loopback, unspecified or backscatter (few rows)
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _excluded AS
-               SELECT src_hi, src_lo FROM scanners
+            f"""CREATE OR REPLACE TEMP TABLE _excluded AS
+               SELECT src_hi, src_lo FROM {verdicts}
                WHERE prefix = 128 AND status IN ('loopback', 'unspecified', 'backscatter')"""
         )
         # rule 1: same /24 or /48, same day, same port set (``net_group``, hashed when the
@@ -75,10 +78,10 @@ class Campaigns:
                 ANTI JOIN _excluded x USING (src_hi, src_lo)"""
         )
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _cand AS
+            f"""CREATE OR REPLACE TEMP TABLE _cand AS
                SELECT p.src_hi, p.src_lo, p.first_seen, p.last_seen, p.port_keys, p.targets,
                       s.tool, p.port_sig, p.target_sig
-               FROM scan_profiles p JOIN scanners s USING (src_hi, src_lo)
+               FROM scan_profiles p JOIN {verdicts} s USING (src_hi, src_lo)
                WHERE p.flagged AND s.prefix = 128 AND s.status IN ('scanner', 'benign')"""
         )
         # rules 2 and 3: flagged sources chained in time on a shared signature

@@ -464,13 +464,14 @@ class Probes:
             value = columns.get(name)
             if value is None:
                 return np.full(sel.size, default, dtype)
-            return np.asarray(value)[sel].astype(dtype, copy=False)
+            # np.take: 10-30 % faster than fancy indexing for these 1-D gathers
+            return np.take(np.asarray(value), sel).astype(dtype, copy=False)
 
         proto = take("proto", np.int16, 0)
         flags = take("tcp_flags", np.int16)
         icmp_type = take("icmp_type", np.int16)
         probes = cls(
-            key_hi=src_hi[sel], key_lo=key_lo[sel], ts=ts_all[sel],
+            key_hi=np.take(src_hi, sel), key_lo=np.take(key_lo, sel), ts=np.take(ts_all, sel),
             dst_hi=take("dst_hi", np.uint64, 0), dst_lo=take("dst_lo", np.uint64, 0),
             proto=proto, port=port_key(proto, take("dport", np.int32), icmp_type),
             flags=flags, cls=packet_class(proto, flags, icmp_type),
@@ -478,7 +479,7 @@ class Probes:
             ttl=take("ttl", np.int16), ip_id=take("ip_id", np.int32),
             window=take("tcp_window", np.int32), seq=take("tcp_seq", np.int64),
             sport=take("sport", np.int32), sensor=take("sensor", np.int32, 0),
-            skey=skey_all[sel],
+            skey=np.take(skey_all, sel),
         )
         skey = probes.skey
         cut = np.flatnonzero(skey[1:] != skey[:-1]) + 1

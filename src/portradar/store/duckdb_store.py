@@ -140,6 +140,12 @@ class Store:
         self.close()
 
     # -- writing -------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a :meth:`transaction` is open (a nested one joins it)."""
+        return self._in_transaction
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """All or nothing, including on KeyboardInterrupt."""
