@@ -41,7 +41,6 @@ at twice it); a campaign-only member gets 0.8; a verdict takes its detectors' ma
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -99,6 +98,7 @@ from portradar.scan.source_profile import (
     profile,
 )
 from portradar.scan.trw import SCANNER, ThresholdRandomWalk
+from portradar.scan.verdict_writer import Scope, VerdictWriter
 from portradar.store.duckdb_store import Store
 
 #: Bumped when a change of the detectors makes stored verdicts stale.
@@ -273,18 +273,20 @@ def _detect(store: Store, config: ScanConfig, full: bool, partition_events: int,
     # Three transactions (the verdicts are derived data; the watermark moves in the last
     # one, so a run cut short anywhere is redone whole by the next): profiles and
     # campaigns on this connection, while a second connection replaces the verdicts
-    # (ScannerWriter: one insert of them all, compressed as it goes, on the core the
-    # campaigns' SQL leaves idle), then the campaigns' own verdicts and the watermark.
-    # In one transaction the verdicts' commit (0.4-0.5 s for the benchmark's 195,000)
-    # waited for the campaigns, on one core.
-    writer: ScannerWriter | None = None
+    # (verdict_writer.py: large inserts, compressed as they go, partly while the last
+    # parts are analysed and on the core the campaigns' SQL leaves idle), then the
+    # campaigns' own verdicts and the watermark.  In one transaction the verdicts'
+    # commit (0.4-0.5 s for the benchmark's 195,000) waited for the campaigns, on one
+    # core.
+    run: _RunOutput | None = None
+    alone = not store.in_transaction  # else one connection: the caller's snapshot
     try:
         with store.transaction():
-            summary, run = _run(store, config, mode, partition_events, load_events)
-            writer = ScannerWriter(store, run.verdicts, run.scope, config)
+            summary, run = _run(store, config, mode, partition_events, load_events,
+                                own=alone)
+            run.writer.finish()
             groups = _regroup(store, config, run.scope, run.verdicts)
-        summary.flagged = writer.wait()
-        writer = None
+        summary.flagged = run.writer.wait()
         with store.transaction():
             summary.campaigns = _campaign_verdicts(store, config, run.dark, run.benign,
                                                    groups, lonely_events=run.lonely)
@@ -292,8 +294,8 @@ def _detect(store: Store, config: ScanConfig, full: bool, partition_events: int,
             store.set_setting(_META_LEDGER, str(ledger))
             store.set_setting(_META_CONFIG, fingerprint)
     finally:
-        if writer is not None:  # never leave it writing behind an error
-            writer.wait(check=False)
+        if run is not None:  # never leave it writing behind an error
+            run.writer.wait(check=False)
     con.execute("DROP TABLE IF EXISTS _affected")
     return summary
 
@@ -344,48 +346,48 @@ class _RunOutput:
 
     verdicts: list[pa.Table]
     scope: Scope
+    writer: VerdictWriter
     dark: CidrSet | None
     benign: BenignList | None
     lonely: Callable[[duckdb.DuckDBPyConnection],
                      tuple[dict[str, np.ndarray], np.ndarray]] | None = None
 
 
-@dataclass
-class Scope:
-    """The sources a run recomputes, whose stored verdicts it replaces: the networks
-    of ``nets`` (an incremental run), or every source with events left (a full run:
-    verdicts on sources whose events retention purged, last seen before the oldest
-    event kept, stay)."""
-
-    table: str
-    nets: np.ndarray | None = None
-
-    def verdicts_sql(self, nets: str) -> str:
-        """The condition on ``scanners`` rows, ``nets`` naming a relation of the
-        networks (an incremental run)."""
-        if self.nets is not None:
-            return f"{NET_KEY_SQL.format(e='scanners')} IN (SELECT net FROM {nets})"
-        return f"coalesce(prefix = 64 OR last_seen >= (SELECT min(ts) FROM {self.table}), FALSE)"
-
-
 def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
-         load_events: int) -> tuple[DetectionSummary, _RunOutput]:
+         load_events: int, *, own: bool) -> tuple[DetectionSummary, _RunOutput]:
     con = store.con
     summary = DetectionSummary(mode=mode)
-    table, load = event_table(con)
+    table, _ = event_table(con)
     if mode == "incremental":
         nets = "(SELECT net FROM _affected)"
-        scope = f"{NET_KEY_SQL.format(e='e')} IN {nets}"
         con.execute(f"DELETE FROM scan_profiles WHERE {NET_KEY_SQL.format(e='scan_profiles')} "
                     f"IN {nets}")
         affected = con.execute("SELECT net FROM _affected").fetchnumpy()["net"]
-        recomputed = Scope(table, np.asarray(affected, np.uint64))
+        recomputed = Scope(table, NET_KEY_SQL, np.asarray(affected, np.uint64))
     else:
-        scope = "TRUE"
         oldest = f"(SELECT min(ts) FROM {table})"
         con.execute(f"DELETE FROM scan_profiles WHERE last_seen >= {oldest}")
-        recomputed = Scope(table)
+        recomputed = Scope(table, NET_KEY_SQL)
     verdicts: list[pa.Table] = []
+    # the verdicts go to the writer as the parts are analysed (verdict_writer.py)
+    writer = VerdictWriter(con, recomputed, lambda cur, rows: _insert_scanners(cur, rows, config),
+                           own=own)
+    try:
+        return _analyse_all(store, config, mode, partition_events, load_events, summary,
+                            _RunOutput(verdicts, recomputed, writer, None, None))
+    except BaseException:
+        writer.wait(check=False)  # told to roll back
+        raise
+
+
+def _analyse_all(store: Store, config: ScanConfig, mode: str, partition_events: int,
+                 load_events: int, summary: DetectionSummary,
+                 out: _RunOutput) -> tuple[DetectionSummary, _RunOutput]:
+    con = store.con
+    table, load = event_table(con)
+    verdicts, writer = out.verdicts, out.writer
+    scope = "TRUE" if out.scope.nets is None else \
+        f"{NET_KEY_SQL.format(e='e')} IN (SELECT net FROM _affected)"
     if mode == "incremental":
         # the new events' networks: their own events only
         n_events = _count(con, f"SELECT count(*) FROM {table} e WHERE {scope}") \
@@ -428,7 +430,8 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
                 summary.partitions += 1
             _insert(con, "scan_profiles", result.profiles)
             if result.rows is not None and result.rows.num_rows:
-                verdicts.append(result.rows)
+                verdicts.append(result.rows)  # their tags, for the campaigns
+                writer.add(result.rows)
 
     held_load: ChunkedLoad | None = None
     with ThreadPoolExecutor(max_workers=ANALYSIS_THREADS) as pool:
@@ -490,7 +493,8 @@ def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
         def lonely(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, np.ndarray], np.ndarray]:
             return _lonely_from_load(con, held), _NONE  # no source answers: no replies
 
-    return summary, _RunOutput(verdicts, recomputed, dark, benign, lonely)
+    out.dark, out.benign, out.lonely = dark, benign, lonely
+    return summary, out
 
 
 def _lonely_from_load(con: duckdb.DuckDBPyConnection, load: ChunkedLoad) -> dict[str, np.ndarray]:
@@ -1338,20 +1342,19 @@ def _campaigns(store: Store, config: ScanConfig, dark: CidrSet | None,
 
 def _regroup(store: Store, config: ScanConfig, scope: Scope,
              verdicts: list[pa.Table]) -> int:
-    """:meth:`Campaigns.run` while :class:`ScannerWriter` replaces the verdicts on its
+    """:meth:`Campaigns.run` while the :class:`VerdictWriter` replaces the verdicts on its
     own connection: the campaigns read the verdicts' status and tool from the stored
     ones this run does not replace (this transaction still sees them as they were) and
     from the new ``verdicts``."""
     con = store.con
     tags = "src_hi, src_lo, prefix, status, tool"
-    if scope.nets is not None:
-        con.register("_scope_nets", pa.table({"net": to_arrow(scope.nets)}))
+    named = scope.register(con, "_scope_nets")
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _verdict_tags AS SELECT {tags} FROM scanners
                 WHERE detector <> 'campaign' AND NOT ({scope.verdicts_sql('_scope_nets')})""")
     finally:
-        if scope.nets is not None:
+        if named:
             con.unregister("_scope_nets")
     if verdicts:
         new = pa.concat_tables([t.select(["src_hi", "src_lo", "prefix", "status", "tool"])
@@ -1365,70 +1368,6 @@ def _regroup(store: Store, config: ScanConfig, scope: Scope,
         return Campaigns(**config.campaigns).run(con, verdicts="_verdict_tags")
     finally:
         con.execute("DROP TABLE IF EXISTS _verdict_tags")
-
-
-class ScannerWriter:
-    """Replaces a run's verdicts in ``scanners`` on a connection of its own, in a
-    thread, in a transaction of its own: deletes the stored verdicts of the run's
-    :class:`Scope` and every campaign-only verdict (the campaigns are regrouped), then
-    inserts the new ones with one statement.
-
-    One statement matters: DuckDB compresses the rows of a large insert as it goes,
-    while many small inserts leave their rows to the commit (measured on the
-    benchmark's 195,727 verdicts: 0.42 s for one insert and 0.007 s for its commit,
-    against 0.3-0.45 s of 17 inserts and then 0.34-0.45 s of commit).
-    """
-
-    def __init__(self, store: Store, verdicts: list[pa.Table], scope: Scope,
-                 config: ScanConfig) -> None:
-        self._error: BaseException | None = None
-        self.flagged = 0
-        self._thread: threading.Thread | None = None
-        if store.in_transaction:
-            # inside the caller's transaction (the watch service's snapshot): the same
-            # connection, at once; another one would see neither its tables nor rows
-            self._write(store.con, verdicts, scope, config, own=False)
-            return
-        self._thread = threading.Thread(
-            target=self._write, args=(store.con.cursor(), verdicts, scope, config),
-            name="scan-verdicts", daemon=True)
-        self._thread.start()
-
-    def _write(self, cur: duckdb.DuckDBPyConnection, verdicts: list[pa.Table], scope: Scope,
-               config: ScanConfig, *, own: bool = True) -> None:
-        try:
-            if own:
-                cur.execute("BEGIN TRANSACTION")
-            if scope.nets is not None:
-                cur.register("_scope_nets", pa.table({"net": to_arrow(scope.nets)}))
-            try:
-                cur.execute(f"""DELETE FROM scanners WHERE detector = 'campaign'
-                                OR {scope.verdicts_sql('_scope_nets')}""")
-            finally:
-                if scope.nets is not None:
-                    cur.unregister("_scope_nets")
-            if verdicts:
-                rows = pa.concat_tables(verdicts, promote_options="default")
-                self.flagged = _insert_scanners(cur, rows, config)
-            if own:
-                cur.execute("COMMIT")
-        except BaseException as exc:  # reported by wait(), in the caller's thread
-            self._error = exc
-            if own:
-                with contextlib.suppress(duckdb.Error):
-                    cur.execute("ROLLBACK")
-        finally:
-            if own:
-                cur.close()
-
-    def wait(self, *, check: bool = True) -> int:
-        """Wait for the verdicts to be committed; their count.  Raises what the
-        writer met (unless ``check`` is False)."""
-        if self._thread is not None:
-            self._thread.join()
-        if check and self._error is not None:
-            raise self._error
-        return self.flagged
 
 
 def _campaign_verdicts(store: Store, config: ScanConfig, dark: CidrSet | None,
