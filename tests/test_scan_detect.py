@@ -320,11 +320,21 @@ def _tables(store) -> dict[str, list]:
             for t in ("scanners", "scan_profiles", "campaigns", "campaign_members")}
 
 
-def test_verdicts_written_on_their_own_connection_equal_one_transaction(tmp_path):
+def test_verdicts_written_on_their_own_connection_equal_one_transaction(tmp_path, monkeypatch):
     """The verdicts are written by a second connection while the campaigns are
     regrouped (three transactions); inside a caller's transaction (the watch service's
     snapshot) everything runs on one connection.  Both store the same rows, on a first
     run and on an incremental one that replaces some stored verdicts."""
+    from portradar.scan import verdict_writer
+
+    owns: list[bool] = []
+    real_init = verdict_writer.VerdictWriter.__init__
+
+    def init(self, *args, **kwargs):
+        owns.append(kwargs.get("own", True))
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(verdict_writer.VerdictWriter, "__init__", init)
     more = [ev(SCANNER, f"192.0.2.{h}", 445, t=7000 + h) for h in range(1, 9)]
     more += [ev("198.18.0.1", f"192.0.2.{h}", 8443, t=7100 + h) for h in range(6, 9)]
     results = []
@@ -345,6 +355,7 @@ def test_verdicts_written_on_their_own_connection_equal_one_transaction(tmp_path
             assert store.setting("scan.rowid") == str(
                 store.con.execute("SELECT max(rowid) FROM event_rows").fetchone()[0])
             results.append(_tables(store))
+    assert owns == [True, True, False, False]  # a writer thread, then the caller's one
     assert results[0] == results[1]
     found = {r[3]: r for r in results[0]["scanners"]}  # source -> row
     assert SCANNER in found and "203.0.113.10" in found
