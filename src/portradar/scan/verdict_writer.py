@@ -3,8 +3,8 @@
 A run replaces the stored verdicts (table ``scanners``) of the sources it recomputed,
 its :class:`Scope`.  :class:`VerdictWriter` does that on a connection of its own, in
 a thread and a transaction of its own: it deletes the old verdicts when the run starts,
-collects the new ones as the analysed parts hand them over, and inserts and commits
-them when the run says it is done.
+inserts the new ones as the analysed parts hand them over, and commits when the run
+says it is done.
 Meanwhile the detection's own connection writes the profiles and regroups the
 campaigns (:func:`portradar.scan.detect._regroup`), and the last transaction adds the
 campaign-only verdicts and moves the watermark, so a run cut short anywhere is redone
@@ -12,14 +12,15 @@ whole by the next one.
 
 Why a writer of its own: in one transaction, the commit compressed and wrote the
 benchmark's 195,727 verdicts (0.4-0.5 s, one core) after the campaigns' SQL (0.25 s,
-one core), with the other core idle; here they overlap.  Why one insert, at the end:
-DuckDB compresses the rows of an insert of a whole row group (122,880 rows) or more as
-it goes (on the benchmark: one insert of all the verdicts 0.42 s, its commit 0.007 s),
-while the rows of smaller inserts are left to the commit (17 inserts of one part's
-verdicts each, 0.3-0.45 s, then 0.34-0.45 s of commit).  Inserting a row group's worth
-early, while the last parts were analysed, was measured and dropped: it slowed those
-parts and left row groups that the next checkpoint merged (0.2-0.3 s, paid at the next
-commit or at close), the same work moved elsewhere.
+one core), with the other core idle; here they overlap.  Why whole row groups: DuckDB
+compresses the rows of an insert of a whole row group (122,880 rows) or more as it goes
+(on the benchmark: one insert of all the verdicts 0.42 s, its commit 0.007 s), while
+the rows of smaller inserts are left to the commit (17 inserts of one part's verdicts
+each, 0.3-0.45 s, then 0.34-0.45 s of commit).  So the writer inserts exactly as many
+whole row groups as the parts have handed over, while the last parts are analysed, and
+the rest at the end.  Whole ones matter: inserting whatever had come once a row
+group's worth was there left partial row groups in the middle of the table, which the
+next checkpoint merged (0.2-0.3 s, paid at the next commit or at close).
 
 Inside a caller's transaction (the watch service reads one snapshot), another
 connection would see neither the caller's tables nor its rows: the writer then runs
@@ -75,14 +76,19 @@ class Scope:
 Insert = Callable[[duckdb.DuckDBPyConnection, pa.Table], int]
 
 
+#: Rows of one DuckDB row group.
+ROW_GROUP = 122_880
+
+
 class VerdictWriter:
     """Replaces the verdicts of a run's :class:`Scope`: :meth:`add` each part's
     verdicts, :meth:`finish` when there are no more, :meth:`wait` for the commit.
 
     ``insert(con, rows)`` writes verdict rows (the detection's SQL for the evidence
     texts).  The writer deletes the stored verdicts it replaces as soon as it starts,
-    and inserts the new ones with one statement at :meth:`finish`; ``own`` False does
-    both on ``con`` itself at :meth:`finish`, in the caller's transaction.
+    inserts whole row groups of the new ones as they come and the rest at
+    :meth:`finish`; ``own`` False does it all on ``con`` itself at :meth:`finish`, in
+    the caller's transaction.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, scope: Scope, insert: Insert, *,
@@ -91,6 +97,9 @@ class VerdictWriter:
         self._scope = scope
         self._insert = insert
         self._rows: list[pa.Table] = []
+        self._count = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._finished = threading.Event()
         self._abort = False
         self._error: BaseException | None = None
@@ -104,7 +113,11 @@ class VerdictWriter:
     def add(self, rows: pa.Table | None) -> None:
         """Verdicts of one analysed part."""
         if rows is not None and rows.num_rows:
-            self._rows.append(rows)
+            with self._lock:
+                self._rows.append(rows)
+                self._count += rows.num_rows
+                if self._count >= ROW_GROUP and self._thread is not None:
+                    self._wake.set()
 
     def finish(self) -> None:
         """No more verdicts: insert them and commit (at once when ``own`` is False)."""
@@ -139,16 +152,31 @@ class VerdictWriter:
             if named:
                 cur.unregister("_scope_nets")
 
-    def _write(self, cur: duckdb.DuckDBPyConnection) -> None:
-        rows, self._rows = self._rows, []
-        if rows:
-            self.flagged = self._insert(cur, pa.concat_tables(rows, promote_options="default"))
+    def _write(self, cur: duckdb.DuckDBPyConnection, whole_groups: bool = False) -> None:
+        with self._lock:
+            rows, self._rows = self._rows, []
+            self._count = 0
+            if not rows:
+                return
+            table = pa.concat_tables(rows, promote_options="default")
+            if whole_groups:  # whole row groups now, the rest later
+                keep = table.num_rows // ROW_GROUP * ROW_GROUP
+                if keep < table.num_rows:
+                    self._rows = [table.slice(keep)]
+                    self._count = table.num_rows - keep
+                table = table.slice(0, keep)
+        if table.num_rows:
+            self.flagged += self._insert(cur, table)
 
     def _run(self, cur: duckdb.DuckDBPyConnection) -> None:
         try:
             cur.execute("BEGIN TRANSACTION")
             self._delete(cur)
-            self._finished.wait()
+            while not self._finished.is_set():
+                self._wake.wait(0.05)
+                if self._wake.is_set() and not self._finished.is_set():
+                    self._wake.clear()
+                    self._write(cur, whole_groups=True)
             if self._abort:
                 raise RuntimeError("detection stopped before its verdicts were written")
             self._write(cur)
