@@ -296,6 +296,10 @@ def _detect(store: Store, config: ScanConfig, full: bool, partition_events: int,
     finally:
         if run is not None:  # never leave it writing behind an error
             run.writer.wait(check=False)
+            if run.warm_up is not None:
+                # long done, except when this run compiled the kernels (the first after
+                # installing): their cache is then complete for the next run
+                run.warm_up.join()
     con.execute("DROP TABLE IF EXISTS _affected")
     return summary
 
@@ -351,6 +355,7 @@ class _RunOutput:
     benign: BenignList | None
     lonely: Callable[[duckdb.DuckDBPyConnection],
                      tuple[dict[str, np.ndarray], np.ndarray]] | None = None
+    warm_up: threading.Thread | None = None
 
 
 def _run(store: Store, config: ScanConfig, mode: str, partition_events: int,
@@ -414,8 +419,9 @@ def _analyse_all(store: Store, config: ScanConfig, mode: str, partition_events: 
     if parts > 1 and ANALYSIS_THREADS > 1 and table == "event_rows":
         sample = con.sql(f"SELECT {_NATIVE_COLUMNS} FROM {table} e LIMIT {WARM_UP_EVENTS}"
                          ).to_arrow_table()
-        threading.Thread(target=_warm_up, args=(sample, config, dark, benign), daemon=True,
-                         name="scan-warm-up").start()
+        out.warm_up = threading.Thread(target=_warm_up, args=(sample, config, dark, benign),
+                                       daemon=True, name="scan-warm-up")
+        out.warm_up.start()
     # the main thread talks to DuckDB (load, insert) while worker threads analyse the
     # parts already loaded: the kernels release the GIL, so loading, inserting and the
     # analyses overlap on a multi-core machine (the detectors are per part, no sharing)
@@ -613,7 +619,13 @@ def _warm_up(sample: pa.Table, config: ScanConfig, dark: CidrSet | None,
         load = ChunkedLoad(sample)
         list(load.part_rows(2, 0, 2))
         load.may_answer()
-        _analyse_rows(load, np.arange(load.n), config, dark, benign)
+        results = _analyse_rows(load, np.arange(load.n), config, dark, benign)
+        # what the run's tail calls only when the data asks for it (campaign-only
+        # members, light sources with peers): loaded here, not on the critical path
+        one = np.zeros(1, np.uint64)
+        load.take(load.sources_in(one, one), _LOAD_DTYPES)
+        light_profile(one, one, one, np.zeros(1, np.int64), one, one, presorted=True)
+        del results
     except Exception:  # the real analysis meets and reports the same error
         pass
 
