@@ -129,6 +129,7 @@ class VerdictWriter:
                 self._error = exc
             return
         self._finished.set()
+        self._wake.set()
 
     def wait(self, *, check: bool = True) -> int:
         """Wait for the verdicts to be committed; their count.  Raises what the
@@ -138,6 +139,7 @@ class VerdictWriter:
             if not check and not self._finished.is_set():
                 self._abort = True
                 self._finished.set()
+                self._wake.set()
             self._thread.join()
         if check and self._error is not None:
             raise self._error
@@ -172,11 +174,12 @@ class VerdictWriter:
         try:
             cur.execute("BEGIN TRANSACTION")
             self._delete(cur)
-            while not self._finished.is_set():
-                self._wake.wait(0.05)
-                if self._wake.is_set() and not self._finished.is_set():
-                    self._wake.clear()
-                    self._write(cur, whole_groups=True)
+            while True:
+                self._wake.wait()  # set by add() (a row group's worth) and finish()
+                self._wake.clear()
+                if self._finished.is_set():
+                    break
+                self._write(cur, whole_groups=True)
             if self._abort:
                 raise RuntimeError("detection stopped before its verdicts were written")
             self._write(cur)
