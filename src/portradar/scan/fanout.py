@@ -57,7 +57,7 @@ import numpy as np
 import pyarrow as pa
 
 from portradar.scan.cidr_set import CidrSet
-from portradar.scan.probes import Probes, mix64, small_isin
+from portradar.scan.probes import Probes, small_isin
 
 #: Entry kinds in the bottom-k sketches.
 PAIR, PORT, DARK = 0, 1, 2
@@ -134,7 +134,7 @@ class FanOut:
     def _from_probes(self, probes: Probes) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         ordered, starts = probes.grouped()
         counted = ordered.failed()
-        pair = mix64(ordered.dkey ^ mix64(ordered.port.astype(np.uint64) + np.uint64(1)))
+        pair = ordered.port_pairs()
         port = ordered.port.astype(np.uint64)
         ported = small_isin(ordered.proto, (6, 17, 132, 136)) & (ordered.port >= 0)
         if self.dark is not None:

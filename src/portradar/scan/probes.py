@@ -378,6 +378,7 @@ class Probes:
     skey: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     dkey: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     _grouped: tuple[Probes, np.ndarray] | None = field(default=None, repr=False)
+    _port_pairs: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.skey.shape[0] != self.ts.shape[0]:
@@ -387,6 +388,15 @@ class Probes:
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+    def port_pairs(self) -> np.ndarray:
+        """A 64-bit hash of each row's (destination, port key): the distinct (host,
+        port) pairs the fan-out and the slow-scan window count, computed once per frame
+        for both (5 vectorised passes over the frame each)."""
+        if self._port_pairs is None:
+            self._port_pairs = mix64(self.dkey ^ mix64(self.port.astype(np.uint64)
+                                                       + np.uint64(1)))
+        return self._port_pairs
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -503,7 +513,7 @@ class Probes:
     def take(self, index: np.ndarray) -> Probes:
         """The rows at ``index`` (an integer array or a boolean mask)."""
         values = {f.name: getattr(self, f.name)[index] for f in fields(self)
-                  if f.name != "_grouped"}
+                  if not f.name.startswith("_")}
         return Probes(**values)
 
     def probes_only(self) -> Probes:

@@ -45,7 +45,7 @@ import numpy as np
 import pyarrow as pa
 
 from portradar.scan.keyed_state import KeyedState
-from portradar.scan.probes import Probes, mix64
+from portradar.scan.probes import Probes
 
 
 class SlowScan:
@@ -82,7 +82,7 @@ class SlowScan:
         key_hi, key_lo, skey = probes.source_keys()
         rows = self._state.locate(skey, key_hi, key_lo)
         c = self._state.columns
-        pair = mix64(ordered.dkey ^ mix64(ordered.port.astype(np.uint64) + np.uint64(1)))
+        pair = ordered.port_pairs()
         counted = ordered.failed()
         base = len(self._hash)
         # each source keeps at most threshold entries, and no more than it had plus its rows
