@@ -1360,26 +1360,26 @@ def _regroup(store: Store, config: ScanConfig, scope: Scope,
     from the new ``verdicts``."""
     con = store.con
     tags = "src_hi, src_lo, prefix, status, tool"
+    # a view, not a copy: the campaigns' two reads of it scan the rows where they are
     named = scope.register(con, "_scope_nets")
+    new = pa.concat_tables([t.select(["src_hi", "src_lo", "prefix", "status", "tool"])
+                            for t in verdicts]) if verdicts else \
+        pa.table({"src_hi": pa.array([], pa.uint64()), "src_lo": pa.array([], pa.uint64()),
+                  "prefix": pa.array([], pa.uint8()), "status": pa.array([], pa.string()),
+                  "tool": pa.array([], pa.string())})
+    con.register("_new_tags", new)
     try:
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _verdict_tags AS SELECT {tags} FROM scanners
-                WHERE detector <> 'campaign' AND NOT ({scope.verdicts_sql('_scope_nets')})""")
-    finally:
-        if named:
-            con.unregister("_scope_nets")
-    if verdicts:
-        new = pa.concat_tables([t.select(["src_hi", "src_lo", "prefix", "status", "tool"])
-                                for t in verdicts])
-        con.register("_new_tags", new)
-        try:
-            con.execute(f"INSERT INTO _verdict_tags SELECT {tags} FROM _new_tags")
-        finally:
-            con.unregister("_new_tags")
-    try:
+            f"""CREATE OR REPLACE TEMP VIEW _verdict_tags AS
+                SELECT {tags} FROM scanners
+                WHERE detector <> 'campaign' AND NOT ({scope.verdicts_sql('_scope_nets')})
+                UNION ALL SELECT {tags} FROM _new_tags""")
         return Campaigns(**config.campaigns).run(con, verdicts="_verdict_tags")
     finally:
-        con.execute("DROP TABLE IF EXISTS _verdict_tags")
+        con.execute("DROP VIEW IF EXISTS _verdict_tags")
+        con.unregister("_new_tags")
+        if named:
+            con.unregister("_scope_nets")
 
 
 def _campaign_verdicts(store: Store, config: ScanConfig, dark: CidrSet | None,
