@@ -514,10 +514,9 @@ def _lonely_from_load(con: duckdb.DuckDBPyConnection, load: ChunkedLoad) -> dict
 
 #: The columns of ``event_rows`` as stored (no casts, nulls kept), for the parts of a
 #: full or incremental run: the main thread only runs the query, and the analysis
-#: thread turns them into the load's dtypes (:meth:`ChunkedLoad.take`).  Measured on the
-#: 5 M-event benchmark, 5 part queries: 0.87-1.08 CPU-s against 1.17-1.47 with the
-#: casts and ``coalesce`` in SQL, and the chunks' concatenation (0.5-0.65 s) leaves the
-#: thread that talks to DuckDB.
+#: thread turns them into the load's dtypes (:meth:`ChunkedLoad.take`, straight from
+#: DuckDB's chunks).  Measured on the 5 M-event benchmark, 5 part queries: 0.87-1.08
+#: CPU-s against 1.17-1.47 with the casts and ``coalesce`` in SQL.
 _NATIVE_COLUMNS = """e.ts, e.src_hi, e.src_lo, e.dst_hi, e.dst_lo, e.proto, e.sport, e.dport,
     e.tcp_flags, e.icmp_type, e.outcome, e.packets, e.ttl, e.ip_id, e.tcp_window, e.tcp_seq,
     e.sensor_id AS sensor"""
