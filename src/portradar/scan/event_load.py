@@ -119,46 +119,49 @@ class ChunkedLoad:
 
     def sources_in(self, src_hi: np.ndarray, src_lo: np.ndarray) -> np.ndarray:
         """The rows (ascending) whose source is one of the given (exact)."""
-        keys, mask, state = address_set(src_hi, src_lo)
+        keys, mask, state = address_set([(np.asarray(src_hi, np.uint64),
+                                          np.asarray(src_lo, np.uint64))])
         found = np.zeros(self.n, np.bool_)
         for c, (hi, lo) in enumerate(self._pairs("src")):
             start = int(self.starts[c])
             sources_in(hi, lo, keys, mask, state, found[start:start + hi.size])
         rows = np.flatnonzero(found)
         got = self.take(rows, names=["src_hi", "src_lo"])
-        wanted = set(zip(np.asarray(src_hi).tolist(), np.asarray(src_lo).tolist(),
-                         strict=True))  # equal hashes of other addresses drop out here
-        exact = [pair in wanted for pair in zip(got["src_hi"].tolist(),
-                                                got["src_lo"].tolist(), strict=True)]
-        return rows[np.array(exact, np.bool_)] if rows.size else rows
+        # equal hashes of other addresses drop out here: exact pairs, compared as one
+        # 16-byte value each
+        exact = np.isin(_pair_values(got["src_hi"], got["src_lo"]),
+                        _pair_values(src_hi, src_lo))
+        return rows[exact]
 
 
 def may_answer(sources: list[tuple[np.ndarray, np.ndarray]],
                destinations: list[tuple[np.ndarray, np.ndarray]]) -> bool:
     """False when no source (hi, lo) is a destination; True when one may be (a hash
     set of the destinations, so equal hashes of different addresses give a True)."""
-    size = 1 << 12
+    keys, mask, state = address_set(destinations, size=1 << 12)
+    return any(any_source_in(hi, lo, keys, mask, state) for hi, lo in sources)
+
+
+def address_set(pairs: list[tuple[np.ndarray, np.ndarray]], size: int = 16
+                ) -> tuple[np.ndarray, np.uint64, np.ndarray]:
+    """A hash set of the addresses (hi, lo) of every pair of arrays (``keys``,
+    ``mask``) and its ``state`` (count, IPv4 span) for :func:`any_source_in` and
+    :func:`sources_in`; ``size`` slots to start with, eight times more until they are
+    at most half full."""
     while True:
         keys = np.zeros(size, np.uint64)
         mask = np.uint64(size - 1)
         state = np.array([0, -1, 0], np.int64)  # count, IPv4 span (as uint64 bits)
-        if all(destination_set(hi, lo, keys, mask, state) for hi, lo in destinations):
-            return any(any_source_in(hi, lo, keys, mask, state) for hi, lo in sources)
-        size *= 8  # more distinct destinations than half the table: a larger one
-
-
-def address_set(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.uint64, np.ndarray]:
-    """A hash set of the addresses (``keys``, ``mask``) and its ``state`` (count, IPv4
-    span) for :func:`any_source_in` and :func:`sources_in`."""
-    size = 16
-    while True:
-        keys = np.zeros(size, np.uint64)
-        mask = np.uint64(size - 1)
-        state = np.array([0, -1, 0], np.int64)
-        if destination_set(np.asarray(hi, np.uint64), np.asarray(lo, np.uint64), keys, mask,
-                           state):
+        if all(destination_set(hi, lo, keys, mask, state) for hi, lo in pairs):
             return keys, mask, state
         size *= 8
+
+
+def _pair_values(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """(hi, lo) pairs as one structured value each, for exact set operations."""
+    out = np.empty(len(hi), [("hi", np.uint64), ("lo", np.uint64)])
+    out["hi"], out["lo"] = hi, lo
+    return out
 
 
 def _chunk(arr: pa.Array) -> Chunk:
