@@ -82,9 +82,8 @@ from portradar.scan.probes import (
     is_multicast,
     mix64,
     packet_class,
-    port_key,
     small_isin,
-    source_time_order,
+    source_rows,
 )
 from portradar.scan.replies import DEFAULT_REPLY_WINDOW, reply_rowids
 from portradar.scan.scan_shape import SHAPES, scan_shape
@@ -92,8 +91,8 @@ from portradar.scan.scan_type import TYPES, scan_type
 from portradar.scan.segment_set import count_per_row, is_member, table
 from portradar.scan.slow_scan import SlowScan
 from portradar.scan.source_profile import (
+    light_groups,
     light_profile,
-    light_signatures,
     probes_until,
     profile,
 )
@@ -680,10 +679,7 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
     least = min(trw.min_probes, fan.min_probes, slow.min_probes)
     # one stable sort of the probes by source (rows come in time order, so each source's
     # rows stay in time order): it sizes the sources and orders both kinds for their pass
-    probe_idx = np.flatnonzero(probe_mask)
-    ordered = probe_idx[source_time_order(skey[probe_idx], np.asarray(cols["ts"])[probe_idx])]
-    del probe_idx
-    okey = skey[ordered]
+    okey, ordered = source_rows(skey, np.flatnonzero(probe_mask), np.asarray(cols["ts"]))
     cut = np.flatnonzero(okey[1:] != okey[:-1]) + 1
     sizes = np.diff(np.concatenate([[0], cut, [okey.size]])) if okey.size else cut
     del okey, cut
@@ -1159,7 +1155,7 @@ def _backscatter_rows(back: Backscatter, frame: Probes, prof: dict[str, np.ndarr
 
 class _Light:
     """The light sources of a part (too few probes for any detector): for each, what
-    campaign rule 1 needs to count its peers (:func:`light_signatures`); the rest of its
+    campaign rule 1 needs to count its peers (:func:`light_groups`); the rest of its
     profile (:func:`light_profile`) only for those with enough peers (6 of the 1.6 M on
     the benchmark), instead of for all (0.21 -> 0.1 CPU-s)."""
 
@@ -1167,19 +1163,11 @@ class _Light:
                  src_hi: np.ndarray, key_lo: np.ndarray) -> None:
         self.cols, self.small, self.skey = cols, small, skey
         self.src_hi, self.key_lo = src_hi, key_lo
-        proto = np.asarray(cols["proto"])[small]
-        port = port_key(proto, np.asarray(cols["dport"])[small],
-                        np.asarray(cols["icmp_type"])[small])
-        self.pkey = port.astype(np.int64).astype(np.uint64) | \
-            (proto.astype(np.uint64) << np.uint64(32))
-        self.starts, self.first_ts, self.port_sig = light_signatures(
-            skey[small], np.asarray(cols["ts"])[small], self.pkey)
-        first = small[self.starts[:-1]]
-        self.key_hi, self.key_lo_first = src_hi[first], key_lo[first]
-        outcome = np.asarray(cols["outcome"])[small]
-        self.answered_only = answered_only(
-            np.logical_or.reduceat(_SUCCESS[outcome], self.starts[:-1]),
-            np.logical_or.reduceat(_FAILURE[outcome], self.starts[:-1]))
+        g = light_groups(small, skey, cols["ts"], cols["proto"], cols["dport"],
+                         cols["icmp_type"], cols["outcome"])
+        self.starts, self.first_ts, self.port_sig = g["starts"], g["first_ts"], g["port_sig"]
+        self.pkey, self.answered_only = g["pkey"], g["answered_only"]
+        self.key_hi, self.key_lo_first = src_hi[g["first"]], key_lo[g["first"]]
 
     def profile(self, sources: np.ndarray) -> dict[str, np.ndarray]:
         """:func:`light_profile` of the given sources (indices, ascending)."""

@@ -296,7 +296,8 @@ def _varying_bits(keys):  # pragma: no cover - jit
     return v
 
 
-def radix_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def radix_sort(keys: np.ndarray, rows: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Stable sort of uint64 keys: (sorted keys, the argsort), by LSD radix in 11-bit digits.
 
     numpy's stable sort of 64-bit integers is a timsort, three times slower than its
@@ -307,23 +308,55 @@ def radix_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     against 0.83 s for a pass that gathered ``keys[order[i]]`` and 0.88 s for numpy's
     stable argsort).
 
+    ``rows``, when given, are the row numbers of the keys (ascending): the argsort is
+    returned as those rows instead of positions, with no gather.
+
     >>> k, o = radix_sort(np.array([5, 3, 5, 1, 3], np.uint64))
     >>> k.tolist(), o.tolist()
     ([1, 3, 3, 5, 5], [3, 1, 4, 0, 2])
+    >>> radix_sort(np.array([5, 3, 5], np.uint64), rows=np.array([10, 20, 30]))[1].tolist()
+    [20, 10, 30]
     """
     keys = np.ascontiguousarray(keys, np.uint64)
-    order = np.arange(keys.shape[0], dtype=np.int64)
+    order = np.arange(keys.shape[0], dtype=np.int64) if rows is None else \
+        np.ascontiguousarray(rows, np.int64)
     if keys.shape[0] < 2:
-        return keys.copy(), order
+        return keys.copy(), order.copy()
     high = keys >= np.uint64(1 << 63)
     if high.any() and not high.all():
         # IPv6 keys (top bit set, hashed) vary in all 64 bits: sort the two kinds apart
         # so the IPv4 rows keep their three passes; all IPv4 keys come first in any case
         low_idx, high_idx = np.flatnonzero(~high), np.flatnonzero(high)
-        k1, o1 = radix_sort(keys[low_idx])
-        k2, o2 = radix_sort(keys[high_idx])
-        return np.concatenate([k1, k2]), np.concatenate([low_idx[o1], high_idx[o2]])
-    return _radix_sort(keys, order, _varying_bits(keys))
+        k1, o1 = radix_sort(keys[low_idx], order[low_idx])
+        k2, o2 = radix_sort(keys[high_idx], order[high_idx])
+        return np.concatenate([k1, k2]), np.concatenate([o1, o2])
+    varying = int(_varying_bits(keys))
+    width, index_bits = varying.bit_length(), int(max(order[-1], 1)).bit_length()
+    if width + index_bits <= 64 and (rows is None or (
+            order[0] >= 0 and bool((order[1:] > order[:-1]).all()))):
+        return _packed_sort(keys, order, width, index_bits)
+    return _radix_sort(keys, order, np.uint64(varying))
+
+
+def _packed_sort(keys: np.ndarray, rows: np.ndarray, width: int,
+                 index_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`radix_sort` when the bits that vary between the keys (``width``, the
+    rest being equal in every key) and the row numbers (ascending, ``index_bits``
+    each) fit in 64 bits, as IPv4 source keys and a part's row numbers do (32 + 20):
+    one value per row, (varying bits, row), sorted by numpy's unstable sort, which the
+    ascending rows in the low bits make stable.  numpy sorts 64-bit integers with SIMD
+    (x86-simd-sort): measured on a part's 626,000 probe keys, 6 ms against 21-29 ms
+    for the radix passes, which move a key and a row number each, 16 bytes, three
+    times."""
+    low = np.uint64((1 << width) - 1)
+    shift = np.uint64(index_bits)
+    packed = (keys & low) << shift
+    packed |= rows.astype(np.uint64)
+    packed.sort()
+    order = (packed & np.uint64((1 << index_bits) - 1)).astype(np.int64)
+    packed >>= shift
+    packed |= keys[0] & ~low  # the bits every key shares
+    return packed, order
 
 
 def radix_argsort(keys: np.ndarray) -> np.ndarray:
@@ -345,6 +378,26 @@ def source_time_order(skey: np.ndarray, ts: np.ndarray) -> np.ndarray:
     if not ts.size or (ts[1:] >= ts[:-1]).all():
         return radix_argsort(skey)
     return np.lexsort((ts, skey))
+
+
+def source_rows(skey: np.ndarray, rows: np.ndarray, ts: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The given rows (ascending) ordered by (source key, time), and their keys: what
+    ``skey[rows][order]`` and ``rows[order]`` give for ``order`` =
+    :func:`source_time_order` of those rows, without gathering either.
+
+    >>> keys, rows = source_rows(np.array([2, 1, 2, 1], np.uint64), np.array([0, 1, 2]),
+    ...                          np.array([5, 6, 7, 8]))
+    >>> keys.tolist(), rows.tolist()
+    ([1, 2, 2], [1, 0, 2])
+    """
+    rows = np.asarray(rows, np.int64)
+    keys = skey[rows]
+    at = ts[rows]
+    if not at.size or (at[1:] >= at[:-1]).all():
+        return radix_sort(keys, rows)
+    order = np.lexsort((at, keys))
+    return keys[order], rows[order]
 
 
 # --- the frame ---------------------------------------------------------------------------

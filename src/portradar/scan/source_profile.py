@@ -32,7 +32,7 @@ import numba
 import numpy as np
 
 from portradar.scan.fingerprint import MARK_BITS, probe_marks
-from portradar.scan.probes import N_CLASSES, Probes, mix64, small_isin
+from portradar.scan.probes import N_CLASSES, Probes, _port_key_one, mix64, small_isin
 from portradar.scan.segment_set import clear, nonzero, probe, table
 
 _MARKS = np.array(list(MARK_BITS.values()), np.int64)
@@ -104,46 +104,102 @@ def light_profile(skey: np.ndarray, key_hi: np.ndarray, key_lo: np.ndarray, ts: 
             "target_sig": out_sig[:, 1]}
 
 
-def light_signatures(skey: np.ndarray, ts: np.ndarray,
-                     pkey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For rows sorted by ``skey``: each source's first row (``starts``, one more entry
-    than sources), its first time and its port-set signature, as :func:`light_profile`
-    computes them: all campaign rule 1 needs to tell whether a light source has peers
-    (most have none, and their other columns are never written).
+def light_groups(rows: np.ndarray, skey: np.ndarray, ts: np.ndarray, proto: np.ndarray,
+                 dport: np.ndarray, icmp_type: np.ndarray, outcome: np.ndarray
+                 ) -> dict[str, np.ndarray]:
+    """What campaign rule 1 needs of each light source to tell whether it has peers
+    (most have none, and their other columns are never written), in one pass over the
+    given ``rows`` of a part's columns, each source's rows together:
 
-    >>> s, first, sig = light_signatures(np.array([1, 1, 2], np.uint64),
-    ...                                  np.array([5, 3, 4]), np.array([7, 7, 9], np.uint64))
-    >>> s.tolist(), first.tolist()
-    ([0, 2, 3], [3, 4])
-    >>> bool(sig[0] == light_profile(np.array([1], np.uint64), np.zeros(1, np.uint64),
-    ...      np.zeros(1, np.uint64), np.array([5]), np.array([7], np.uint64),
+    * ``starts``: each source's first position in ``rows`` (one more entry than sources);
+    * ``first`` (its first row), ``first_ts`` and ``port_sig``, as :func:`light_profile`
+      computes them, and ``answered_only`` (see ``detect.answered_only``: some probe
+      answered, none refused or ignored; outcome codes 3, 5 against 1, 2, 4);
+    * ``pkey``: each row's (protocol, port key), as :func:`light_profile` takes it.
+
+    One compiled pass instead of gathering five columns, computing the keys and two
+    ``reduceat`` (0.15 to 0.04 CPU-s for the benchmark's 1.7 M light rows).
+
+    >>> g = light_groups(np.array([2, 0, 1]), np.array([5, 5, 9], np.uint64),
+    ...                  np.array([30, 10, 20]), np.array([6, 6, 6], np.int16),
+    ...                  np.array([22, 80, 22], np.int32), np.array([-1, -1, -1], np.int16),
+    ...                  np.array([5, 3, 1], np.int8))
+    >>> g["starts"].tolist(), g["first"].tolist(), g["first_ts"].tolist()
+    ([0, 1, 3], [2, 0], [20, 10])
+    >>> g["answered_only"].tolist()  # row 2 was blocked; rows 0 and 1 answered
+    [False, True]
+    >>> bool(g["port_sig"][0] == light_profile(np.array([9], np.uint64), np.zeros(1, np.uint64),
+    ...      np.zeros(1, np.uint64), np.array([20]), g["pkey"][:1],
     ...      np.array([0], np.uint64))["port_sig"][0])
     True
     """
-    cut = np.flatnonzero(skey[1:] != skey[:-1]) + 1
-    starts = np.concatenate([[0], cut, [skey.size]]).astype(np.int64) if skey.size \
-        else np.zeros(1, np.int64)
-    n = len(starts) - 1
-    first_ts = np.zeros(n, np.int64)
-    port_sig = np.zeros(n, np.uint64)
+    n = rows.shape[0]
+    starts = np.empty(n + 1, np.int64)
+    first_ts = np.empty(n, np.int64)
+    port_sig = np.empty(n, np.uint64)
+    answered = np.empty(n, np.bool_)
+    pkey = np.empty(n, np.uint64)
+    g = 0
     if n:
-        keys, mask = table(int(np.diff(starts).max()))
+        width = _widest_group(np.asarray(rows, np.int64), skey)
+        keys, mask = table(width)
         used = np.empty(keys.size, np.int64)
-        _light_sig(starts, np.asarray(ts, np.int64), np.asarray(pkey, np.uint64), keys, mask,
-                   used, first_ts, port_sig)
-    return starts, first_ts, port_sig
+        g = _light_groups(np.asarray(rows, np.int64), skey, ts, proto, dport, icmp_type,
+                          outcome, keys, mask, used, starts, first_ts, port_sig, answered,
+                          pkey)
+    starts = starts[:g + 1] if n else np.zeros(1, np.int64)
+    return {"starts": starts, "first": np.asarray(rows, np.int64)[starts[:-1]],
+            "first_ts": first_ts[:g], "port_sig": port_sig[:g], "answered_only": answered[:g],
+            "pkey": pkey}
 
 
 @numba.njit(cache=True, nogil=True)
-def _light_sig(starts, ts, pkey, keys, mask, used, first_ts, port_sig):  # pragma: no cover
-    for g in range(starts.shape[0] - 1):
-        s = starts[g]
-        e = starts[g + 1]
-        lo = ts[s]
-        for i in range(s + 1, e):
-            lo = min(lo, ts[i])
-        first_ts[g] = lo
-        _, port_sig[g] = _distinct_xor(pkey, s, e, keys, mask, used)
+def _widest_group(rows, skey):  # pragma: no cover - jit
+    """The most rows of one source in ``rows`` (each source's rows together)."""
+    most = 1
+    run = 1
+    for i in range(1, rows.shape[0]):
+        if skey[rows[i]] == skey[rows[i - 1]]:
+            run += 1
+            most = max(most, run)
+        else:
+            run = 1
+    return most
+
+
+@numba.njit(cache=True, nogil=True)
+def _light_groups(rows, skey, ts, proto, dport, icmp_type, outcome, keys, mask, used,
+                  starts, first_ts, port_sig, answered, pkey):  # pragma: no cover - jit
+    n = rows.shape[0]
+    g = 0
+    s = 0
+    for i in range(n + 1):
+        if i == n or (i > 0 and skey[rows[i]] != skey[rows[i - 1]]):
+            # the source of rows s..i-1 ends: its signatures
+            lo = ts[rows[s]]
+            success = False
+            failure = False
+            for j in range(s, i):
+                r = rows[j]
+                lo = min(lo, ts[r])
+                oc = outcome[r]
+                if oc == 3 or oc == 5:  # accepted, established
+                    success = True
+                elif oc == 1 or oc == 2 or oc == 4:  # blocked, rejected, unanswered
+                    failure = True
+            starts[g] = s
+            first_ts[g] = lo
+            _, port_sig[g] = _distinct_xor(pkey, s, i, keys, mask, used)
+            answered[g] = success and not failure
+            g += 1
+            s = i
+        if i < n:
+            r = rows[i]
+            p = proto[r]
+            k = np.int64(_port_key_one(p, dport[r], icmp_type[r]))
+            pkey[i] = np.uint64(k) | (np.uint64(p) << np.uint64(32))
+    starts[g] = n
+    return g
 
 
 @numba.njit(cache=True, nogil=True)
