@@ -91,19 +91,25 @@ class Campaigns:
         ):
             con.execute(
                 f"""INSERT INTO _camp
+                    WITH _base AS MATERIALIZED (
+                        SELECT c.*, {sig} AS sig
+                        FROM _cand c ANTI JOIN _camp x USING (src_hi, src_lo)
+                        WHERE {extra})
                     SELECT src_hi, src_lo, rule_no, grp FROM (
                     SELECT src_hi, src_lo, {rule_no} AS rule_no,
                            hash(sig, sum(new_group) OVER (PARTITION BY sig
                                 ORDER BY first_seen, src_hi, src_lo
                                 ROWS UNBOUNDED PRECEDING)) AS grp
                     FROM (
-                        SELECT c.*, {sig} AS sig,
+                        SELECT c.*,
                                CASE WHEN epoch_us(first_seen) > max(epoch_us(last_seen))
-                                    OVER (PARTITION BY {sig} ORDER BY first_seen, src_hi, src_lo
+                                    OVER (PARTITION BY sig ORDER BY first_seen, src_hi, src_lo
                                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
                                     + {gap_us} THEN 1 ELSE 0 END AS new_group
-                        FROM _cand c ANTI JOIN _camp x USING (src_hi, src_lo)
-                        WHERE {extra}))
+                        -- a signature fewer than m sources share forms no group: the
+                        -- windows sort only the others
+                        FROM _base c SEMI JOIN (SELECT sig FROM _base GROUP BY sig
+                                                HAVING count(*) >= {m}) USING (sig)))
                     QUALIFY count(*) OVER (PARTITION BY grp) >= {m}"""
             )
         con.execute("DELETE FROM campaign_members")
