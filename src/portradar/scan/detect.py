@@ -74,14 +74,18 @@ from portradar.scan.loopback import STATUS as SPECIAL_STATUS
 from portradar.scan.loopback import special_source
 from portradar.scan.probes import (
     CLASS_NAMES,
+    OTHER_KIND,
     PROBE_CLASSES,
+    PROBE_KIND,
     REPLY_CLASSES,
+    REPLY_KIND,
     Probes,
     address_key,
     is_ipv4,
     is_multicast,
     mix64,
     packet_class,
+    probe_kinds,
     small_isin,
     source_rows,
 )
@@ -655,18 +659,18 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
     """Every detector over one load of events (one partition)."""
     src_hi = np.asarray(cols["src_hi"], np.uint64)
     src_lo = np.asarray(cols["src_lo"], np.uint64)
-    cls = packet_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"])
-    ok = ~is_multicast(cols["dst_hi"], cols["dst_lo"])
-    if replies.size:
+    kind = probe_kinds(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["dst_hi"],
+                       cols["dst_lo"])
+    if replies.size:  # the replies found are neither probes nor backscatter
         rid = np.asarray(cols["rid"], np.int64)
         pos = np.searchsorted(replies, rid)
         pos[pos >= replies.size] = 0
-        ok &= replies[pos] != rid
+        kind[replies[pos] == rid] = OTHER_KIND
     if prefix64:
-        ok &= ~is_ipv4(src_hi, src_lo)
-    probe_mask = ok & small_isin(cls, PROBE_CLASSES)
-    reply_like = ok & small_isin(cls, REPLY_CLASSES)
-    del ok
+        kind[is_ipv4(src_hi, src_lo)] = OTHER_KIND
+    probe_mask = kind == PROBE_KIND
+    reply_like = kind == REPLY_KIND
+    del kind
     key_lo = src_lo if not prefix64 else np.where(is_ipv4(src_hi, src_lo), src_lo,
                                                   np.uint64(0))
     skey = address_key(src_hi, key_lo)
@@ -706,7 +710,6 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
             light = _Light(cols, small_rows, skey, src_hi, key_lo)
             n_sources += light.first_ts.size
         profiles = _profile_table(prof, det, light, int(config.campaigns.get("min_members", 3)))
-    del cls
     if reply_like.any():
         # backscatter: reply-like packets, with the probes of the sources that sent them
         mine = is_member(skey, skey[reply_like])  # repeats are one entry of the set
