@@ -170,34 +170,46 @@ def _widest_group(rows, skey):  # pragma: no cover - jit
 @numba.njit(cache=True, nogil=True)
 def _light_groups(rows, skey, ts, proto, dport, icmp_type, outcome, keys, mask, used,
                   starts, first_ts, port_sig, answered, pkey):  # pragma: no cover - jit
+    """One pass over ``rows``, each row's columns read once (they are scattered over the
+    part: a second read is a second cache miss); a source of one row, most of them,
+    needs no hash table."""
     n = rows.shape[0]
     g = 0
     s = 0
+    prev = skey[rows[0]]
+    lo = ts[rows[0]]
+    success = False
+    failure = False
     for i in range(n + 1):
-        if i == n or (i > 0 and skey[rows[i]] != skey[rows[i - 1]]):
-            # the source of rows s..i-1 ends: its signatures
-            lo = ts[rows[s]]
-            success = False
-            failure = False
-            for j in range(s, i):
-                r = rows[j]
-                lo = min(lo, ts[r])
-                oc = outcome[r]
-                if oc == 3 or oc == 5:  # accepted, established
-                    success = True
-                elif oc == 1 or oc == 2 or oc == 4:  # blocked, rejected, unanswered
-                    failure = True
-            starts[g] = s
-            first_ts[g] = lo
-            _, port_sig[g] = _distinct_xor(pkey, s, i, keys, mask, used)
-            answered[g] = success and not failure
-            g += 1
-            s = i
         if i < n:
             r = rows[i]
-            p = proto[r]
-            k = np.int64(_port_key_one(p, dport[r], icmp_type[r]))
-            pkey[i] = np.uint64(k) | (np.uint64(p) << np.uint64(32))
+            k = skey[r]
+            t = ts[r]
+        if i == n or k != prev:  # the source of rows s..i-1 ends
+            starts[g] = s
+            first_ts[g] = lo
+            if i - s == 1:
+                port_sig[g] = _mix(pkey[s])
+            else:
+                _, port_sig[g] = _distinct_xor(pkey, s, i, keys, mask, used)
+            answered[g] = success and not failure
+            g += 1
+            if i == n:
+                break
+            s = i
+            prev = k
+            lo = t
+            success = False
+            failure = False
+        lo = min(lo, t)
+        oc = outcome[r]
+        if oc == 3 or oc == 5:  # accepted, established
+            success = True
+        elif oc == 1 or oc == 2 or oc == 4:  # blocked, rejected, unanswered
+            failure = True
+        p = proto[r]
+        pkey[i] = np.uint64(np.int64(_port_key_one(p, dport[r], icmp_type[r]))) | \
+            (np.uint64(p) << np.uint64(32))
     starts[g] = n
     return g
 
