@@ -123,3 +123,20 @@ def test_merge_equals_one_pass(seed, n, split):
 def test_merge_refuses_different_parameters():
     with pytest.raises(ValueError):
         FanOut(threshold=25).merge(FanOut(threshold=10))
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"threshold": 5, "port_threshold": 3}, {"dark_threshold": 2, "dark_hosts": 1},
+    {"threshold": 3, "dark_threshold": 4, "dark_hosts": 2, "port_threshold": 2,
+     "idle_timeout": 60.0}])
+def test_the_scans_own_counts_equal_the_entries_counted_again(params):
+    """One update keeps the counts and rule times the scan found (``_fast``); a merged
+    state counts its entries again (``_rules``): both must give the same result."""
+    rows = _traffic(5, 400)
+    f = FanOut(dark=CidrSet.parse(["192.0.2.8/29"]), **params)
+    f.update(probes(rows))
+    assert f._fast is not None
+    fast = f.result().to_pylist()
+    f._fast = None
+    assert f.result().to_pylist() == fast
+    assert any(r["flagged"] for r in fast) and len({r["rule"] for r in fast}) >= 1

@@ -103,6 +103,10 @@ class FanOut:
                            np.int64)
         self._ep = _empty_episodes()
         self._en = _empty_entries()
+        # per episode (pairs, ports, dark hosts, flagged_ts, rule), computed by the scan
+        # while the state is one scan's output (a detection's part); None after a merge,
+        # when the entries are counted again (_episode_arrays)
+        self._fast: tuple[np.ndarray, ...] | None = None
 
     @property
     def min_probes(self) -> int:
@@ -117,7 +121,7 @@ class FanOut:
         """Add a batch of probes (any order; each batch is sorted by source and time)."""
         if not len(probes):
             return
-        self._absorb(self._from_probes(probes))
+        self._absorb(*self._from_probes(probes))
 
     def merge(self, other: FanOut) -> FanOut:
         """A new detector holding both states, as if one had seen all the events."""
@@ -127,11 +131,12 @@ class FanOut:
             raise ValueError("cannot merge fan-out states with different parameters")
         out = FanOut(self.threshold, self.dark_threshold, self.dark_hosts, self.port_threshold,
                      self.idle_timeout, self.dark)
-        out._ep, out._en = self._ep, self._en
-        out._absorb((other._ep, other._en))
+        out._ep, out._en, out._fast = self._ep, self._en, self._fast
+        out._absorb(other._ep, other._en, other._fast)
         return out
 
-    def _from_probes(self, probes: Probes) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def _from_probes(self, probes: Probes) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                                    tuple[np.ndarray, ...]]:
         ordered, starts = probes.grouped()
         counted = ordered.failed()
         pair = ordered.port_pairs()
@@ -148,24 +153,28 @@ class FanOut:
         # never written are never touched
         n_counted = int(np.count_nonzero(counted))
         out = _alloc_out(n_counted, n_counted * min(3, int(self._k.sum())))
+        rule_params = np.array([self.threshold, self.port_threshold, self.dark_hosts,
+                                self.dark_threshold], np.int64)
         n_ep, n_en = _scan(starts, ordered.ts, counted, pair, port, ported, ordered.dkey,
-                           is_dark, idle, self._k, True, out)
+                           is_dark, idle, self._k, True, out, rule_params)
         ep_src, start, end, attempts = (a[:n_ep] for a in out[:4])
-        en_ep, en_kind, en_hash, en_ts = (a[:n_en] for a in out[4:])
+        en_ep, en_kind, en_hash, en_ts = (a[:n_en] for a in out[4:8])
+        fast = tuple(a[:n_ep] for a in out[8:])
         first = starts[:-1]
         ep = {"skey": ordered.skey[first][ep_src], "key_hi": ordered.key_hi[first][ep_src],
               "key_lo": ordered.key_lo[first][ep_src], "start": start, "end": end,
               "attempts": attempts}
         en = {"ep": en_ep, "kind": en_kind, "hash": en_hash, "ts": en_ts}
-        return ep, en
+        return ep, en, fast
 
-    def _absorb(self, new: tuple[dict[str, np.ndarray], dict[str, np.ndarray]]) -> None:
-        ep2, en2 = new
+    def _absorb(self, ep2: dict[str, np.ndarray], en2: dict[str, np.ndarray],
+                fast: tuple[np.ndarray, ...] | None = None) -> None:
         if not len(self._ep["skey"]):
-            self._ep, self._en = ep2, en2
+            self._ep, self._en, self._fast = ep2, en2, fast
             return
         if not len(ep2["skey"]):
             return
+        self._fast = None  # merged episodes: their counts come from the entries
         n1 = len(self._ep["skey"])
         ep = {k: np.concatenate([self._ep[k], ep2[k]]) for k in self._ep}
         en = {k: np.concatenate([self._en[k], en2[k] + (n1 if k == "ep" else 0)])
@@ -205,6 +214,10 @@ class FanOut:
     # -- results ----------------------------------------------------------------------
     def _episode_arrays(self) -> dict[str, np.ndarray]:
         ep, en = self._ep, self._en
+        if self._fast is not None:  # what the scan counted, the same as below
+            pairs, ports, darks, flagged_ts, rule = self._fast
+            return {**ep, "pairs": pairs, "ports": ports, "dark_hosts": darks,
+                    "flagged_ts": flagged_ts, "rule": rule}
         n = len(ep["skey"])
         counts = np.bincount(en["ep"] * 3 + en["kind"], minlength=3 * n).reshape(n, 3) \
             if n else np.zeros((0, 3), np.int64)
@@ -232,6 +245,15 @@ class FanOut:
                     for name in ("key_hi", "key_lo", "skey", "flagged", "flagged_ts", "rule",
                                  "episodes", "attempts", "pairs", "ports", "dark_hosts")}
         first = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+        if first.size == skey.size:  # one episode per source: it is the source's row
+            flagged = a["flagged_ts"] >= 0
+            return {
+                "key_hi": a["key_hi"], "key_lo": a["key_lo"], "skey": skey,
+                "flagged": flagged, "flagged_ts": a["flagged_ts"],
+                "rule": np.where(flagged, a["rule"], 0), "episodes": np.ones(skey.size, np.int64),
+                "attempts": a["attempts"], "pairs": a["pairs"], "ports": a["ports"],
+                "dark_hosts": a["dark_hosts"],
+            }
         big = np.iinfo(np.int64).max
         ft = np.where(a["flagged_ts"] < 0, big, a["flagged_ts"])
         earliest = np.minimum.reduceat(ft, first)
@@ -282,7 +304,10 @@ def _empty_entries() -> dict[str, np.ndarray]:
 def _alloc_out(n_ep: int, n_en: int) -> tuple[np.ndarray, ...]:
     return (np.empty(n_ep, np.int64), np.empty(n_ep, np.int64), np.empty(n_ep, np.int64),
             np.empty(n_ep, np.int64), np.empty(n_en, np.int64), np.empty(n_en, np.int8),
-            np.empty(n_en, np.uint64), np.empty(n_en, np.int64))
+            np.empty(n_en, np.uint64), np.empty(n_en, np.int64),
+            # per episode: pairs, ports, dark hosts, flagged_ts, rule
+            np.empty(n_ep, np.int64), np.empty(n_ep, np.int64), np.empty(n_ep, np.int64),
+            np.empty(n_ep, np.int64), np.empty(n_ep, np.int64))
 
 
 def _empty_result() -> pa.Table:
@@ -310,12 +335,15 @@ def _add_item(items, count, k, h):  # pragma: no cover - jit
 
 @numba.njit(cache=True, nogil=True)
 def _scan(starts, ts, counted, pair, port, ported, dkey, is_dark, idle, k, fill,
-          out):  # pragma: no cover - jit
-    """Split each source's failed probes into episodes and fill the bottom-k sketches.
+          out, rule_params):  # pragma: no cover - jit
+    """Split each source's failed probes into episodes and fill the bottom-k sketches;
+    each episode's sketch sizes and the rule it fired (as :func:`_rules` finds them in
+    the entries: the items are added in time order, so the n-th is the n-th first seen).
 
     With ``fill`` False only counts episodes and entries (to size ``out``).
     """
-    ep_src, ep_start, ep_end, ep_att, en_ep, en_kind, en_hash, en_ts = out
+    ep_src, ep_start, ep_end, ep_att, en_ep, en_kind, en_hash, en_ts = out[:8]
+    ep_pairs, ep_ports, ep_darks, ep_flagged, ep_rule = out[8:]
     pairs = np.empty(k[0], np.uint64)
     ports = np.empty(k[1], np.uint64)
     darks = np.empty(k[2], np.uint64)
@@ -337,6 +365,11 @@ def _scan(starts, ts, counted, pair, port, ported, dkey, is_dark, idle, k, fill,
                 if fill:
                     ep_src[n_ep] = g
                     ep_end[n_ep] = last
+                    ep_pairs[n_ep] = npair
+                    ep_ports[n_ep] = nport
+                    ep_darks[n_ep] = ndark
+                    ep_flagged[n_ep], ep_rule[n_ep] = _episode_rule(
+                        npair, nport, ndark, pair_ts, port_ts, dark_ts, rule_params)
                     for q in range(npair):
                         en_ep[n_en] = n_ep
                         en_kind[n_en] = PAIR
@@ -382,6 +415,33 @@ def _scan(starts, ts, counted, pair, port, ported, dkey, is_dark, idle, k, fill,
                 if added:
                     dark_ts[ndark - 1] = ts[i]
     return n_ep, n_en
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _episode_rule(npair, nport, ndark, pair_ts, port_ts, dark_ts,
+                  rule_params):  # pragma: no cover - jit
+    """When an episode was flagged (-1: never) and the rule's code, from the first-seen
+    times of its items: :func:`_rules_kernel` for one episode."""
+    threshold, port_threshold, dark_hosts, dark_threshold = (
+        rule_params[0], rule_params[1], rule_params[2], rule_params[3])
+    t_pair = pair_ts[threshold - 1] if npair >= threshold else -1
+    t_pair_dark = pair_ts[dark_threshold - 1] if npair >= dark_threshold else -1
+    t_port = port_ts[port_threshold] if nport >= port_threshold + 1 else -1
+    t_dark = dark_ts[dark_hosts - 1] if ndark >= dark_hosts else -1
+    best = -1
+    c = 0
+    if t_pair >= 0:
+        best = t_pair
+        c = 1
+    if t_port >= 0 and (best < 0 or t_port < best):
+        best = t_port
+        c = 2
+    if t_dark >= 0 and t_pair_dark >= 0:
+        td = max(t_dark, t_pair_dark)
+        if best < 0 or td < best:
+            best = td
+            c = 3
+    return best, c
 
 
 @numba.njit(cache=True, nogil=True)
