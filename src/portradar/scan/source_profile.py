@@ -32,7 +32,7 @@ import numba
 import numpy as np
 
 from portradar.scan.fingerprint import MARK_BITS, probe_marks
-from portradar.scan.probes import N_CLASSES, Probes, _port_key_one, mix64, small_isin
+from portradar.scan.probes import N_CLASSES, Probes, _port_key_one, small_isin
 from portradar.scan.segment_set import clear, nonzero, probe, table
 
 _MARKS = np.array(list(MARK_BITS.values()), np.int64)
@@ -44,9 +44,9 @@ def profile(probes: Probes) -> dict[str, np.ndarray]:
     ordered, starts = probes.grouped()
     n_src = len(starts) - 1
     key_hi, key_lo, skey = probes.source_keys()
-    proto = ordered.proto.astype(np.uint64)
-    pkey = ordered.port.astype(np.int64).astype(np.uint64) | (proto << np.uint64(32))
-    pair = mix64(ordered.dkey ^ mix64(pkey + np.uint64(1)))
+    pkey = np.empty(len(ordered), np.uint64)
+    pair = np.empty(len(ordered), np.uint64)
+    _port_keys_and_pairs(ordered.proto, ordered.port, ordered.dkey, pkey, pair)
     marks = probe_marks(ordered)
     out_i = np.zeros((n_src, 19), np.int64)
     out_cls = np.zeros((n_src, N_CLASSES), np.int64)
@@ -57,7 +57,7 @@ def profile(probes: Probes) -> dict[str, np.ndarray]:
         used = np.empty(keys.size, np.int64)
         _profile(starts, ordered.ts, ordered.dkey, pkey, pair, ordered.proto, ordered.cls,
                  ordered.outcome, ordered.packets, ordered.ttl, ordered.sport, ordered.window,
-                 marks, _MARKS, ordered.sensor.astype(np.uint64), keys, mask, used, out_i,
+                 marks, _MARKS, ordered.sensor, keys, mask, used, out_i,
                  out_cls, out_marks, out_sig)
     names = ("probes", "packets", "first_ts", "last_ts", "hosts", "port_keys", "pairs",
              "protocols", "sensors", "ttls", "answered", "established", "rejected",
@@ -66,6 +66,17 @@ def profile(probes: Probes) -> dict[str, np.ndarray]:
     out.update(key_hi=key_hi, key_lo=key_lo, skey=skey, classes=out_cls, marks=out_marks,
                port_sig=out_sig[:, 0], target_sig=out_sig[:, 1])
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _port_keys_and_pairs(proto, port, dkey, pkey, pair):  # pragma: no cover - jit
+    """Each probe's (protocol, port key) and the hash of its (destination, that), in one
+    pass: ``pkey = port | proto << 32`` (the port's int64 bits) and ``pair =
+    mix64(dkey ^ mix64(pkey + 1))``."""
+    for i in range(proto.shape[0]):
+        k = np.uint64(np.int64(port[i])) | (np.uint64(proto[i]) << np.uint64(32))
+        pkey[i] = k
+        pair[i] = _mix(dkey[i] ^ _mix(k + np.uint64(1)))
 
 
 def light_profile(skey: np.ndarray, key_hi: np.ndarray, key_lo: np.ndarray, ts: np.ndarray,
