@@ -36,6 +36,8 @@ union of two idle-connected runs of events is idle-connected), counts add, and t
 earliest distinct items of a union are among the k earliest of each side.  So a state
 built per shard or per sensor and merged equals one pass over all the events
 (``tests/test_scan_fanout.py`` checks it), and the time each rule fired is exact.
+A state from one update keeps the sketch sizes and rule times its scan found; only a
+merged state counts its entries again (the two are tested to agree).
 
 >>> import numpy as np
 >>> from portradar.scan.probes import Probes

@@ -343,7 +343,10 @@ def _varying_bits(keys):  # pragma: no cover - jit
 
 def radix_sort(keys: np.ndarray, rows: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Stable sort of uint64 keys: (sorted keys, the argsort), by LSD radix in 11-bit digits.
+    """Stable sort of uint64 keys: (sorted keys, the argsort).  When the bits in which
+    the keys differ and the row numbers fit in 64 bits together (IPv4 source keys, any
+    part), one packed value per row sorted by numpy (:func:`_packed_sort`); else an LSD
+    radix sort in 11-bit digits, as follows.
 
     numpy's stable sort of 64-bit integers is a timsort, three times slower than its
     unstable one; grouping by source needs the stable order (rows of a source stay in
@@ -370,7 +373,7 @@ def radix_sort(keys: np.ndarray, rows: np.ndarray | None = None
     high = keys >= np.uint64(1 << 63)
     if high.any() and not high.all():
         # IPv6 keys (top bit set, hashed) vary in all 64 bits: sort the two kinds apart
-        # so the IPv4 rows keep their three passes; all IPv4 keys come first in any case
+        # so the IPv4 rows keep the packed sort; all IPv4 keys come first in any case
         low_idx, high_idx = np.flatnonzero(~high), np.flatnonzero(high)
         k1, o1 = radix_sort(keys[low_idx], order[low_idx])
         k2, o2 = radix_sort(keys[high_idx], order[high_idx])
