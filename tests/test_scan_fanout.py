@@ -140,3 +140,18 @@ def test_the_scans_own_counts_equal_the_entries_counted_again(params):
     f._fast = None
     assert f.result().to_pylist() == fast
     assert any(r["flagged"] for r in fast) and len({r["rule"] for r in fast}) >= 1
+
+
+def test_a_state_that_will_not_merge_gives_the_same_result_without_entries():
+    rows = _traffic(9, 400)
+    dark = CidrSet.parse(["192.0.2.8/29"])
+    full, lean = FanOut(dark=dark, threshold=5), FanOut(dark=dark, threshold=5, mergeable=False)
+    full.update(probes(rows))
+    lean.update(probes(rows))
+    assert lean.result().to_pylist() == full.result().to_pylist()
+    assert lean.episodes().to_pylist() == full.episodes().to_pylist()
+    assert lean.nbytes() < full.nbytes()
+    with pytest.raises(ValueError):
+        lean.merge(full)
+    with pytest.raises(ValueError):
+        lean.update(probes(rows))

@@ -675,7 +675,7 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
                                                   np.uint64(0))
     skey = address_key(src_hi, key_lo)
     trw = ThresholdRandomWalk(**config.trw)
-    fan = FanOut(**config.fanout, dark=dark)
+    fan = FanOut(**config.fanout, dark=dark, mergeable=False)  # one update, never merged
     slow = SlowScan(**config.slow_scan)
     # a source with fewer probes than any detector needs to fire (TRW's 4 failed first
     # contacts, by default) cannot be flagged on its own: the detectors never see it and
