@@ -107,3 +107,18 @@ def test_parameters_are_checked_and_thresholds_follow_the_paper():
         ThresholdRandomWalk(theta0=0.2, theta1=0.8)
     with pytest.raises(ValueError):
         ThresholdRandomWalk(alpha=0.5, beta=0.4)
+
+
+def test_one_batch_without_the_contact_set_gives_the_same_walk():
+    rng = np.random.default_rng(4)
+    rows = [ev(f"198.51.100.{rng.integers(1, 6)}", f"192.0.2.{rng.integers(1, 20)}",
+               int(rng.integers(1, 4)), t=float(i),
+               outcome=str(rng.choice(["blocked", "accepted", "rejected", "unanswered"])))
+            for i in range(300)]
+    full, lean = ThresholdRandomWalk(), ThresholdRandomWalk(keep_contacts=False)
+    full.update(probes(rows))
+    lean.update(probes(rows))
+    assert lean.result().to_pylist() == full.result().to_pylist()
+    assert lean.nbytes() < full.nbytes()
+    with pytest.raises(ValueError):  # a later batch would need the contacts seen
+        lean.update(probes(rows))

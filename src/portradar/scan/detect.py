@@ -674,7 +674,7 @@ def _analyse(cols: dict[str, np.ndarray], replies: np.ndarray, config: ScanConfi
     key_lo = src_lo if not prefix64 else np.where(is_ipv4(src_hi, src_lo), src_lo,
                                                   np.uint64(0))
     skey = address_key(src_hi, key_lo)
-    trw = ThresholdRandomWalk(**config.trw)
+    trw = ThresholdRandomWalk(**config.trw, keep_contacts=False)  # one batch
     fan = FanOut(**config.fanout, dark=dark, mergeable=False)  # one update, never merged
     slow = SlowScan(**config.slow_scan)
     # a source with fewer probes than any detector needs to fire (TRW's 4 failed first

@@ -78,10 +78,14 @@ class ThresholdRandomWalk:
         theta1: probability that a scanner's first contact succeeds (0.2).
         alpha: target false-positive rate (0.01).
         beta: target detection rate (0.99).
+        keep_contacts: keep the (source, destination) pairs seen, which a later batch
+            needs to tell a first contact.  A detection's part is one batch: it skips
+            them (two hashes and a copy of every probe's pair), and a second
+            :meth:`update` of such a walk raises.
     """
 
     def __init__(self, theta0: float = 0.8, theta1: float = 0.2, alpha: float = 0.01,
-                 beta: float = 0.99) -> None:
+                 beta: float = 0.99, *, keep_contacts: bool = True) -> None:
         if not (0 < theta1 < theta0 < 1):
             raise ValueError("need 0 < theta1 < theta0 < 1")
         if not (0 < alpha < beta < 1):
@@ -91,6 +95,8 @@ class ThresholdRandomWalk:
         self.step_failure = math.log((1 - theta1) / (1 - theta0))
         self.eta1 = math.log(beta / alpha)
         self.eta0 = math.log((1 - beta) / (1 - alpha))
+        self.keep_contacts = keep_contacts
+        self._updated = False
         self._state = KeyedState(
             {"llr": np.float64, "decision": np.int8, "contacts": np.int64,
              "failures": np.int64, "successes": np.int64, "probes": np.int64,
@@ -110,10 +116,15 @@ class ThresholdRandomWalk:
         """Walk every source of ``probes`` over its new first contacts, in time order."""
         if not len(probes):
             return
+        if self._updated and not self.keep_contacts:
+            raise ValueError("a walk built with keep_contacts=False takes one batch")
+        self._updated = True
         ordered, starts = probes.grouped()
-        pair = mix64(ordered.skey ^ mix64(ordered.dkey))
         contacts = self._contact_set()
-        if contacts.size:
+        pair: np.ndarray | None = None  # each probe's (source, destination) hash
+        if contacts.size or self.keep_contacts:
+            pair = np.asarray(mix64(ordered.skey ^ mix64(ordered.dkey)), np.uint64)
+        if contacts.size and pair is not None:
             pos = np.searchsorted(contacts, pair)
             pos[pos >= contacts.size] = 0
             seen = contacts[pos] == pair
@@ -133,7 +144,8 @@ class ThresholdRandomWalk:
               c["probes"], c["flagged_ts"], c["flagged_after"], c["flagged_probes"],
               c["cleared_ts"], c["cleared_after"], c["clearings"],
               self.step_success, self.step_failure, self.eta0, self.eta1)
-        self._pending.append(pair[~seen])
+        if pair is not None and self.keep_contacts:
+            self._pending.append(pair[~seen])
 
     def _contact_set(self) -> np.ndarray:
         if self._pending:
