@@ -93,8 +93,11 @@ class SlowScan:
                       c["flagged_probes"], c["probes"], c["peak"], c["offset"], c["count"],
                       self._hash, self._seen, out_hash, out_seen, base, self.threshold,
                       int(self.window * 1_000_000))
-        self._hash = np.concatenate([self._hash, out_hash[:used]])
-        self._seen = np.concatenate([self._seen, out_seen[:used]])
+        if base:
+            self._hash = np.concatenate([self._hash, out_hash[:used]])
+            self._seen = np.concatenate([self._seen, out_seen[:used]])
+        else:  # the first batch: its entries are the state, not copied
+            self._hash, self._seen = out_hash[:used], out_seen[:used]
         live = int(c["count"].sum())
         if len(self._hash) > 2 * live + 1024:
             self._compact()
