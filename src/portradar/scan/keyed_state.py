@@ -16,6 +16,13 @@ sources are appended and the columns re-sorted once per batch.
 >>> state.columns["count"][idx] += 10
 >>> state.skey.tolist(), state.columns["count"].tolist()
 ([3, 7, 9], [12, 1, 10])
+
+A first batch whose keys come sorted (a frame's sources) becomes the state as it is:
+
+>>> fresh = KeyedState({"count": np.int64}, defaults={"count": 5})
+>>> fresh.locate(np.array([3, 9], np.uint64), np.zeros(2, np.uint64),
+...              np.array([3, 9], np.uint64)).tolist(), fresh.columns["count"].tolist()
+([0, 1], [5, 5])
 """
 
 from __future__ import annotations
@@ -51,6 +58,15 @@ class KeyedState:
         """
         skey = np.asarray(skey, np.uint64)
         n = len(self)
+        if not n and not (skey[1:] <= skey[:-1]).any():
+            # the first batch, its keys sorted and distinct (a frame's sources): they
+            # are the state, in their order
+            self.skey = skey.copy()
+            self.key_hi = np.array(key_hi, np.uint64)
+            self.key_lo = np.array(key_lo, np.uint64)
+            self.columns = {name: np.full(skey.size, self._defaults.get(name, 0), dtype)
+                            for name, dtype in self._dtypes.items()}
+            return np.arange(skey.size)
         pos = np.searchsorted(self.skey, skey) if n else np.zeros(skey.shape, np.int64)
         found = pos < n
         found[found] = self.skey[pos[found]] == skey[found]
