@@ -1223,12 +1223,6 @@ def _profile_table(prof: dict[str, np.ndarray], det: dict[str, np.ndarray],
     })
 
 
-#: Outcome codes that answer a probe (accepted, established) and that refuse or ignore
-#: it (blocked, rejected, unanswered), indexed by the code (``Outcome``).
-_SUCCESS = np.array([False, False, False, True, False, True, False, False])
-_FAILURE = np.array([False, True, True, False, True, False, False, False])
-
-
 def answered_only(successes: np.ndarray, failures: np.ndarray) -> np.ndarray:
     """Sources that got an answer to a first contact and never a refusal or silence: a
     capture's or flow export's clients talking to services (the TRW clears them).  They
