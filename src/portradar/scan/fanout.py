@@ -90,8 +90,8 @@ class FanOut:
         dark: the user's dark (unused) address space, or None.
         mergeable: keep the sketch entries :meth:`merge` needs.  A detection's part
             is analysed by one update and never merged: it skips them (on the 5 M-line
-            benchmark, 17 MB written per part, and 35,000 page faults in all, for
-            nothing), and :meth:`merge` refuses such a state.
+            benchmark, 17 MB written per part for nothing), and :meth:`merge` and a
+            second :meth:`update` refuse such a state.
     """
 
     def __init__(self, threshold: int = 25, dark_threshold: int = 10, dark_hosts: int = 3,
@@ -443,6 +443,14 @@ def _episode_rule(npair, nport, ndark, pair_ts, port_ts, dark_ts,
     t_pair_dark = pair_ts[dark_threshold - 1] if npair >= dark_threshold else -1
     t_port = port_ts[port_threshold] if nport >= port_threshold + 1 else -1
     t_dark = dark_ts[dark_hosts - 1] if ndark >= dark_hosts else -1
+    return _first_rule(t_pair, t_pair_dark, t_port, t_dark)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _first_rule(t_pair, t_pair_dark, t_port, t_dark):  # pragma: no cover - jit
+    """The earliest rule to fire and when (-1, 0: none), from the time each count was
+    reached (-1: never): the pairs, the pairs with dark hosts, the ports, the dark
+    hosts (the dark rule needs both of its counts)."""
     best = -1
     c = 0
     if t_pair >= 0:
@@ -514,19 +522,5 @@ def _rules_kernel(n, en_ep, en_kind, en_ts, threshold, port_threshold, dark_host
                 t_dark[e] = en_ts[i + dark_hosts - 1]
         i = j + 1
     for e in range(n):
-        best = -1
-        c = 0
-        if t_pair[e] >= 0:
-            best = t_pair[e]
-            c = 1
-        if t_port[e] >= 0 and (best < 0 or t_port[e] < best):
-            best = t_port[e]
-            c = 2
-        if t_dark[e] >= 0 and t_pair_dark[e] >= 0:
-            td = max(t_dark[e], t_pair_dark[e])
-            if best < 0 or td < best:
-                best = td
-                c = 3
-        flagged[e] = best
-        code[e] = c
+        flagged[e], code[e] = _first_rule(t_pair[e], t_pair_dark[e], t_port[e], t_dark[e])
     return flagged, code
