@@ -139,7 +139,7 @@ def test_the_scans_own_counts_equal_the_entries_counted_again(params):
     fast = f.result().to_pylist()
     f._fast = None
     assert f.result().to_pylist() == fast
-    assert any(r["flagged"] for r in fast) and len({r["rule"] for r in fast}) >= 1
+    assert any(r["flagged"] for r in fast)  # rules fired: the comparison has content
 
 
 def test_a_state_that_will_not_merge_gives_the_same_result_without_entries():
