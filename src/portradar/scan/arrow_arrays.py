@@ -83,11 +83,3 @@ def to_numpy(arr: pa.Array) -> np.ndarray:
     return np.frombuffer(arr.buffers()[1], dtype, count=len(arr),
                          offset=arr.offset * dtype.itemsize)
 
-
-def null_mask(arr: pa.Array) -> np.ndarray:
-    """Where ``arr`` is null, as a numpy boolean array."""
-    validity = arr.buffers()[0]
-    if validity is None or not arr.null_count:
-        return np.zeros(len(arr), np.bool_)
-    bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
-    return bits[arr.offset:arr.offset + len(arr)] == 0
