@@ -232,14 +232,31 @@ def small_isin(values: np.ndarray, members: Any) -> np.ndarray:
 
 
 def is_multicast(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Multicast (224.0.0.0/4, ff00::/8) or limited broadcast (255.255.255.255)."""
-    hi = np.asarray(hi, np.uint64)
-    lo = np.asarray(lo, np.uint64)
-    v4 = (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
-    a = lo & np.uint64(0xFFFF_FFFF)
-    v4_multi = v4 & (((a >> np.uint64(28)) == np.uint64(0xE)) | (a == np.uint64(0xFFFF_FFFF)))
-    v6_multi = ~v4 & ((hi >> np.uint64(56)) == np.uint64(0xFF))
-    return v4_multi | v6_multi
+    """Multicast (224.0.0.0/4, ff00::/8) or limited broadcast (255.255.255.255).
+
+    >>> is_multicast(np.array([0, 0, 0xFF02 << 48], np.uint64),
+    ...              np.array([0xFFFF_E000_0001, 0xFFFF_0A00_0001, 1], np.uint64)).tolist()
+    [True, False, True]
+    """
+    hi = np.ascontiguousarray(hi, np.uint64).ravel()
+    lo = np.ascontiguousarray(lo, np.uint64).ravel()
+    out = np.empty(hi.shape[0], np.bool_)
+    _is_multicast_loop(hi, lo, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _is_multicast_one(hi, lo):  # pragma: no cover - jit
+    if hi == 0 and (lo >> np.uint64(32)) == np.uint64(0xFFFF):
+        a = lo & np.uint64(0xFFFF_FFFF)
+        return (a >> np.uint64(28)) == np.uint64(0xE) or a == np.uint64(0xFFFF_FFFF)
+    return (hi >> np.uint64(56)) == np.uint64(0xFF)
+
+
+@numba.njit(cache=True, nogil=True)
+def _is_multicast_loop(hi, lo, out):  # pragma: no cover - jit
+    for i in range(out.shape[0]):
+        out[i] = _is_multicast_one(hi[i], lo[i])
 
 
 #: :func:`probe_kinds` codes.
@@ -274,14 +291,7 @@ def probe_kinds(proto: np.ndarray, flags: np.ndarray, icmp_type: np.ndarray,
 def _probe_kinds_loop(proto, flags, icmp_type, dst_hi, dst_lo, table,
                       out):  # pragma: no cover - jit
     for i in range(out.shape[0]):
-        hi = dst_hi[i]
-        lo = dst_lo[i]
-        if hi == 0 and (lo >> np.uint64(32)) == np.uint64(0xFFFF):
-            a = lo & np.uint64(0xFFFF_FFFF)
-            multicast = (a >> np.uint64(28)) == np.uint64(0xE) or a == np.uint64(0xFFFF_FFFF)
-        else:
-            multicast = (hi >> np.uint64(56)) == np.uint64(0xFF)
-        if multicast:
+        if _is_multicast_one(dst_hi[i], dst_lo[i]):
             out[i] = 0
         else:
             out[i] = table[np.uint8(_packet_class_one(proto[i], flags[i], icmp_type[i]))]
